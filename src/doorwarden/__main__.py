@@ -1,0 +1,3 @@
+from doorwarden.cli import main
+
+main()

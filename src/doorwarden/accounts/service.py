@@ -1,0 +1,256 @@
+"""Accounts: creating users, sign-up (open or by invite), passwords, invites, notices."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from doorwarden.accounts import sessions
+from doorwarden.accounts.models import Invite, Role, SecurityNotice, User
+from doorwarden.accounts.secrets import (
+    MAX_PASSWORD_LENGTH,
+    MIN_PASSWORD_LENGTH,
+    hash_password,
+    new_secret,
+    secret_digest,
+    verify_password,
+)
+from doorwarden.audit.service import Actor, RequestContext, record
+from doorwarden.audit.tags import Tag
+from doorwarden.config import Settings, SignupMode
+from doorwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
+from doorwarden.legal.models import Agency, AgencyOfficer
+
+INVITE_LIFETIME = timedelta(days=7)
+
+
+def normalise_email(email: str) -> str:
+    return email.strip().lower()
+
+
+def actor_of(user: User) -> Actor:
+    return Actor(user_id=user.id, role=str(user.role))
+
+
+def check_password_policy(password: str, *, email: str) -> None:
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"Use at least {MIN_PASSWORD_LENGTH} characters.")
+    if len(password) > MAX_PASSWORD_LENGTH:
+        raise InvalidInput(f"Use at most {MAX_PASSWORD_LENGTH} characters.")
+    if password.strip().lower() == normalise_email(email):
+        raise InvalidInput("The password must not be your e-mail address.")
+
+
+async def get_user(db: AsyncSession, user_id: uuid.UUID) -> User:
+    user = await db.get(User, user_id)
+    if user is None:
+        raise NotFound("No such user.")
+    return user
+
+
+async def find_user_by_email(db: AsyncSession, email: str) -> User | None:
+    query = select(User).where(User.email == normalise_email(email))
+    return (await db.scalars(query)).first()
+
+
+async def create_user(
+    db: AsyncSession,
+    *,
+    email: str,
+    display_name: str,
+    password: str,
+    role: Role,
+    agency_id: uuid.UUID | None = None,
+) -> User:
+    email = normalise_email(email)
+    check_password_policy(password, email=email)
+    if (role is Role.agency_officer) != (agency_id is not None):
+        raise InvalidInput("An agency officer account needs an agency, and only it does.")
+    if await find_user_by_email(db, email) is not None:
+        raise Conflict("An account with this e-mail address already exists.")
+    user = User(
+        email=email,
+        display_name=display_name.strip(),
+        password_hash=await hash_password(password),
+        role=role,
+    )
+    db.add(user)
+    await db.flush()
+    if agency_id is not None:
+        if await db.get(Agency, agency_id) is None:
+            raise NotFound("No such agency.")
+        db.add(AgencyOfficer(user_id=user.id, agency_id=agency_id))
+    return user
+
+
+async def _claim_invite(db: AsyncSession, code: str, now: datetime) -> Invite:
+    query = select(Invite).where(Invite.code_hash == secret_digest(code.strip()))
+    invite = (await db.scalars(query.with_for_update())).first()
+    if invite is None or invite.used_at is not None or invite.expires_at <= now:
+        raise Forbidden("This invite code is not valid, already used or expired.")
+    return invite
+
+
+async def sign_up(
+    db: AsyncSession,
+    settings: Settings,
+    *,
+    email: str,
+    display_name: str,
+    password: str,
+    invite_code: str | None,
+    ctx: RequestContext,
+    now: datetime,
+) -> User:
+    invite = None
+    if invite_code:
+        invite = await _claim_invite(db, invite_code, now)
+    elif settings.signup_mode is SignupMode.invite:
+        raise Forbidden("Sign-up on this instance needs an invite code from its operator.")
+    user = await create_user(
+        db,
+        email=email,
+        display_name=display_name,
+        password=password,
+        role=invite.role if invite else Role.resident,
+        agency_id=invite.agency_id if invite else None,
+    )
+    if invite is not None:
+        invite.used_at, invite.used_by = now, user.id
+    record(
+        db,
+        tag=Tag.account_signup,
+        actor=actor_of(user),
+        ctx=ctx,
+        target_type="user",
+        target_id=user.id,
+        agency_id=invite.agency_id if invite else None,
+        extra={"role": str(user.role), "invite_id": str(invite.id) if invite else None},
+    )
+    return user
+
+
+async def create_invite(
+    db: AsyncSession,
+    *,
+    role: Role,
+    agency_id: uuid.UUID | None,
+    actor: User,
+    ctx: RequestContext,
+    now: datetime,
+) -> tuple[Invite, str]:
+    if role is Role.operator_admin:
+        raise InvalidInput(
+            "Operator admins are created on the server: doorwarden admin create-user."
+        )
+    if (role is Role.agency_officer) != (agency_id is not None):
+        raise InvalidInput("An agency officer invite needs an agency, and only it does.")
+    if agency_id is not None and await db.get(Agency, agency_id) is None:
+        raise NotFound("No such agency.")
+    code = new_secret("dwi_", 18)
+    invite = Invite(
+        code_hash=secret_digest(code),
+        role=role,
+        agency_id=agency_id,
+        created_by=actor.id,
+        created_at=now,
+        expires_at=now + INVITE_LIFETIME,
+    )
+    db.add(invite)
+    await db.flush()
+    record(
+        db,
+        tag=Tag.admin_invite_create,
+        actor=actor_of(actor),
+        ctx=ctx,
+        target_type="invite",
+        target_id=invite.id,
+        agency_id=agency_id,
+        extra={"role": str(role)},
+    )
+    return invite, code
+
+
+async def change_password(
+    db: AsyncSession,
+    *,
+    user: User,
+    current_password: str,
+    new_password: str,
+    keep_session_id: uuid.UUID | None,
+    ctx: RequestContext,
+    now: datetime,
+) -> int:
+    """Returns how many other sessions were ended."""
+    if not await verify_password(user.password_hash, current_password):
+        raise Forbidden("The current password is not correct.")
+    check_password_policy(new_password, email=user.email)
+    user.password_hash = await hash_password(new_password)
+    user.password_changed_at = now
+    ended = await sessions.end_other_sessions(db, user.id, keep=keep_session_id)
+    record(
+        db,
+        tag=Tag.account_password_change,
+        actor=actor_of(user),
+        ctx=ctx,
+        target_type="user",
+        target_id=user.id,
+        extra={"sessions_ended": ended},
+    )
+    return ended
+
+
+def add_notice(
+    db: AsyncSession, *, user_id: uuid.UUID, kind: str, message: str, now: datetime
+) -> None:
+    db.add(SecurityNotice(user_id=user_id, kind=kind, message=message, created_at=now))
+
+
+async def list_notices(
+    db: AsyncSession, user_id: uuid.UUID, *, unread_only: bool = False
+) -> Sequence[SecurityNotice]:
+    query = select(SecurityNotice).where(SecurityNotice.user_id == user_id)
+    if unread_only:
+        query = query.where(SecurityNotice.read_at.is_(None))
+    return (await db.scalars(query.order_by(SecurityNotice.created_at.desc()).limit(50))).all()
+
+
+async def mark_notices_read(db: AsyncSession, user_id: uuid.UUID, now: datetime) -> None:
+    await db.execute(
+        update(SecurityNotice)
+        .where(SecurityNotice.user_id == user_id, SecurityNotice.read_at.is_(None))
+        .values(read_at=now)
+    )
+
+
+async def list_users(db: AsyncSession, *, limit: int = 200, offset: int = 0) -> Sequence[User]:
+    return (
+        await db.scalars(select(User).order_by(User.created_at).limit(limit).offset(offset))
+    ).all()
+
+
+async def count_users(db: AsyncSession) -> int:
+    return int(await db.scalar(select(func.count()).select_from(User)) or 0)
+
+
+async def set_active(
+    db: AsyncSession, *, user: User, active: bool, actor: User, ctx: RequestContext
+) -> None:
+    if user.id == actor.id and not active:
+        raise InvalidInput("You cannot deactivate your own account.")
+    user.is_active = active
+    if not active:
+        await sessions.end_other_sessions(db, user.id, keep=None)
+    record(
+        db,
+        tag=Tag.admin_user_update,
+        actor=actor_of(actor),
+        ctx=ctx,
+        target_type="user",
+        target_id=user.id,
+        extra={"is_active": active},
+    )

@@ -1,0 +1,210 @@
+"""doorwarden command line: serve, db, admin. Every command has --help."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import os
+import sys
+import uuid
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from doorwarden import __version__
+from doorwarden.accounts.models import Role
+from doorwarden.cli.demo import demo
+from doorwarden.config import Settings, get_settings, settings_documentation
+
+app = typer.Typer(
+    name="doorwarden",
+    help="Self-hostable video doorbell and home security camera platform.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema: migrate, inspect.", no_args_is_help=True)
+admin_app = typer.Typer(
+    help="Instance administration from the server's shell.", no_args_is_help=True
+)
+app.add_typer(db_app, name="db")
+app.add_typer(admin_app, name="admin")
+app.command()(demo)
+
+
+def _version(value: bool) -> None:
+    if value:
+        print(f"doorwarden {__version__}")
+        raise typer.Exit
+
+
+@app.callback()
+def root(
+    _version_flag: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """doorwarden: cameras that record when they see motion, owned by their owners."""
+
+
+def load_settings() -> Settings:
+    try:
+        return get_settings()
+    except (ValidationError, ValueError) as exc:
+        print(f"Configuration error:\n{exc}", file=sys.stderr)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default: DOORWARDEN_BIND_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Bind port (default: DOORWARDEN_BIND_PORT).")
+    ] = None,
+) -> None:
+    """Run the web server. Refuses to start on an un-migrated database."""
+    import uvicorn  # noqa: PLC0415 - only this command serves
+
+    from doorwarden.db import SchemaNotCurrentError, check_schema_current, create_engine  # noqa: PLC0415
+    from doorwarden.main import create_app  # noqa: PLC0415
+
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    async def _check() -> None:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            await check_schema_current(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(_check())
+    except SchemaNotCurrentError as exc:
+        print(str(exc), file=sys.stderr)
+        raise typer.Exit(1) from exc
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.bind_host,
+        port=port or settings.bind_port,
+        proxy_headers=False,  # X-Forwarded-For is believed only from DOORWARDEN_TRUSTED_PROXIES
+        log_config=None,
+        access_log=False,  # our middleware logs each request with its request id
+    )
+
+
+@app.command()
+def settings() -> None:
+    """List every setting: environment variable, default and meaning."""
+    for row in settings_documentation():
+        print(
+            f"{row['env']}  (default: {row['default']!s})\n    {row['title']}: {row['description']}"
+        )
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+) -> None:
+    """Apply database migrations (safe to run on every deploy)."""
+    from doorwarden.db import upgrade_database  # noqa: PLC0415
+
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    asyncio.run(upgrade_database(settings.effective_database_url, revision))
+    print(f"Database is at {revision}.")
+
+
+@db_app.command("check")
+def db_check() -> None:
+    """Exit 0 when the database is at the migrations' head, 1 otherwise."""
+    from doorwarden.db import SchemaNotCurrentError, check_schema_current, create_engine  # noqa: PLC0415
+
+    settings = load_settings()
+
+    async def _check() -> None:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            await check_schema_current(engine)
+        finally:
+            await engine.dispose()
+
+    try:
+        asyncio.run(_check())
+    except SchemaNotCurrentError as exc:
+        print(str(exc), file=sys.stderr)
+        raise typer.Exit(1) from exc
+    print("Database is up to date.")
+
+
+@admin_app.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Option(help="E-mail address (the sign-in name).")],
+    role: Annotated[Role, typer.Option(help="Account role.")] = Role.operator_admin,
+    display_name: Annotated[str | None, typer.Option(help="Name shown in the UI.")] = None,
+    agency_id: Annotated[str | None, typer.Option(help="Agency id (agency_officer only).")] = None,
+    password_env: Annotated[
+        str | None,
+        typer.Option(help="Read the password from this environment variable instead of a prompt."),
+    ] = None,
+) -> None:
+    """Create an account (the first operator admin, or staff). Prompts for the password."""
+    from doorwarden.accounts import service  # noqa: PLC0415
+    from doorwarden.audit.service import SYSTEM, RequestContext, record  # noqa: PLC0415
+    from doorwarden.audit.tags import Tag  # noqa: PLC0415
+    from doorwarden.db import create_engine, create_sessionmaker  # noqa: PLC0415
+    from doorwarden.errors import DomainError  # noqa: PLC0415
+
+    settings = load_settings()
+    if password_env:
+        password = os.environ.get(password_env, "")
+        if not password:
+            print(f"Environment variable {password_env} is empty or unset.", file=sys.stderr)
+            raise typer.Exit(2)
+    else:
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Repeat password: ") != password:
+            print("The passwords differ.", file=sys.stderr)
+            raise typer.Exit(2)
+    try:
+        agency = uuid.UUID(agency_id) if agency_id else None
+    except ValueError as exc:
+        print("--agency-id is not a UUID.", file=sys.stderr)
+        raise typer.Exit(2) from exc
+
+    async def _create() -> uuid.UUID:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            async with create_sessionmaker(engine).begin() as db:
+                user = await service.create_user(
+                    db,
+                    email=email,
+                    display_name=display_name or email.split("@")[0],
+                    password=password,
+                    role=role,
+                    agency_id=agency,
+                )
+                record(
+                    db,
+                    tag=Tag.admin_user_create,
+                    actor=SYSTEM,
+                    ctx=RequestContext(client_address="cli", user_agent="doorwarden-cli"),
+                    target_type="user",
+                    target_id=user.id,
+                    extra={"role": str(role)},
+                )
+                return user.id
+        finally:
+            await engine.dispose()
+
+    try:
+        user_id = asyncio.run(_create())
+    except DomainError as exc:
+        print(f"Refused: {exc.message}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    print(f"Created {role.value} {email} ({user_id}).")

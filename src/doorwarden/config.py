@@ -1,0 +1,217 @@
+"""Settings: environment (prefix DOORWARDEN_), then an optional TOML file, then defaults.
+
+Every field carries a description; `doorwarden serve --help` and the docs are generated
+from the same source. A missing or well-known secret is refused unless the instance is
+explicitly in development mode, so a forgotten setting cannot ship a forgeable cookie.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_SECRET = "change-me"
+CONFIG_FILE_ENV = "DOORWARDEN_CONFIG"
+MIN_SECRET_LENGTH = 32
+
+
+class SignupMode(StrEnum):
+    open = "open"
+    invite = "invite"
+
+
+class Settings(BaseSettings):
+    """Instance settings. Unknown keys are rejected so a typo never silently falls back."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="DOORWARDEN_",
+        extra="forbid",
+        validate_default=True,
+    )
+
+    development: bool = Field(
+        False,
+        title="Development mode",
+        description="Allows a generated secret key, plain-HTTP cookies and readable console logs. "
+        "Never enable on an instance reachable by others.",
+    )
+    data_dir: Path = Field(
+        Path("data"),
+        title="Data directory",
+        description="Where the default SQLite database and local clip storage live.",
+    )
+    database_url: str | None = Field(
+        None,
+        title="Database URL",
+        description="SQLAlchemy async URL, e.g. postgresql+asyncpg://user@host/db. "
+        "Defaults to a SQLite file doorwarden.db in the data directory.",
+    )
+    secret_key: SecretStr = Field(
+        SecretStr(""),
+        title="Secret key",
+        description=f"At least {MIN_SECRET_LENGTH} random characters; signs CSRF tokens and "
+        "device cookies and encrypts TOTP secrets. Changing it signs every user out and "
+        "invalidates enrolled second factors.",
+    )
+    bind_host: str = Field(
+        "127.0.0.1", title="Bind address", description="Address the HTTP server listens on."
+    )
+    bind_port: int = Field(
+        8000, ge=1, le=65535, title="Bind port", description="Port the HTTP server listens on."
+    )
+    public_base_url: str = Field(
+        "http://127.0.0.1:8000",
+        title="Public base URL",
+        description="How browsers reach this instance; an https URL makes cookies Secure.",
+        pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
+    )
+    signup_mode: SignupMode = Field(
+        SignupMode.invite,
+        title="Sign-up mode",
+        description="'open' lets anyone create a resident account; 'invite' needs an invite "
+        "code created by an operator admin.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        title="Trusted proxies",
+        description="Client addresses of reverse proxies whose X-Forwarded-For is believed. "
+        "Empty: the socket peer is the client address (throttling and audit use it).",
+    )
+    session_idle_minutes: int = Field(
+        60 * 24 * 7,
+        ge=5,
+        title="Session idle timeout (minutes)",
+        description="A session unused for this long is ended.",
+    )
+    session_max_days: int = Field(
+        30,
+        ge=1,
+        le=365,
+        title="Session lifetime (days)",
+        description="A session is ended this long after sign-in, used or not.",
+    )
+    max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        title="Maximum request body (bytes)",
+        description="Larger API and form bodies are refused with 413 before they are read.",
+    )
+    login_account_failures: int = Field(
+        10,
+        ge=3,
+        le=100,
+        title="Failures before an account locks",
+        description="Failed sign-ins for one account, from anywhere, before it is locked.",
+    )
+    login_address_failures: int = Field(
+        30,
+        ge=3,
+        le=1000,
+        title="Failures before an address is blocked",
+        description="Failed sign-ins from one client address, for any account, before it "
+        "is blocked.",
+    )
+    login_window_minutes: int = Field(
+        15,
+        ge=1,
+        title="Throttle window (minutes)",
+        description="Failures older than this no longer count.",
+    )
+    login_lock_minutes: int = Field(
+        15,
+        ge=1,
+        title="First lock (minutes)",
+        description="Length of the first lock; each further lock doubles it, up to a day.",
+    )
+    log_json: bool | None = Field(
+        None,
+        title="JSON logs",
+        description="Structured JSON log lines; defaults to on outside development mode.",
+    )
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        if config_file:
+            path = Path(config_file)
+            if not path.is_file():
+                raise ValueError(f"{CONFIG_FILE_ENV}={config_file}: no such file")
+            with path.open("rb") as fh:
+                tomllib.load(fh)  # a syntax error names the file and line here
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
+        return tuple(sources)
+
+    @model_validator(mode="after")
+    def _refuse_weak_secret(self) -> Settings:
+        secret = self.secret_key.get_secret_value()
+        if self.development:
+            if not secret:
+                # Development only: a per-process secret (sessions end at restart).
+                self.secret_key = SecretStr(os.urandom(32).hex())
+            return self
+        if not secret or secret == DEFAULT_SECRET:
+            raise ValueError(
+                "DOORWARDEN_SECRET_KEY is missing or the default; set it to a random value "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(48))') or enable "
+                "development mode with DOORWARDEN_DEVELOPMENT=1"
+            )
+        if len(secret) < MIN_SECRET_LENGTH:
+            raise ValueError(
+                f"DOORWARDEN_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters"
+            )
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite+aiosqlite:///{(self.data_dir / 'doorwarden.db').resolve()}"
+
+    @property
+    def cookies_secure(self) -> bool:
+        return self.public_base_url.startswith("https://")
+
+    @property
+    def json_logs(self) -> bool:
+        return (not self.development) if self.log_json is None else self.log_json
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
+
+
+def settings_documentation() -> list[dict[str, Any]]:
+    """Every setting with its environment name, default and description (for docs/CLI)."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        default = field.default if field.default_factory is None else field.default_factory()  # type: ignore[call-arg]
+        rows.append(
+            {
+                "env": f"DOORWARDEN_{name.upper()}",
+                "title": field.title,
+                "default": "" if isinstance(default, SecretStr) else default,
+                "description": field.description,
+            }
+        )
+    return rows

@@ -1,0 +1,209 @@
+"""Request dependencies: database session, principal, authorisation, request context.
+
+`authorize(action, resource)` is how every route reaches the policy module. It marks the
+dependency with the action, so tests/functional/test_route_policy.py can find routes
+that make no policy decision and fail.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.params import Depends as DependsParam
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from doorwarden import policy
+from doorwarden.accounts import api_tokens, sessions
+from doorwarden.accounts.models import Role, User
+from doorwarden.audit.service import RequestContext
+from doorwarden.clock import Clock
+from doorwarden.config import Settings
+from doorwarden.errors import CsrfFailed, Forbidden, NotAuthenticated
+from doorwarden.households.service import memberships
+from doorwarden.legal.service import officer_agency
+from doorwarden.web import csrf
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+def get_clock(request: Request) -> Clock:
+    clock: Clock = request.app.state.clock
+    return clock
+
+
+async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
+    """One session per request; committed when the route returns, before the response
+    is sent (scope="function"), rolled back if it raised."""
+    async with request.app.state.sessionmaker() as db:
+        try:
+            yield db
+            await db.commit()
+        except BaseException:
+            await db.rollback()
+            raise
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+ClockDep = Annotated[Clock, Depends(get_clock)]
+SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
+
+
+def client_address(request: Request, settings: Settings) -> str:
+    peer = request.client.host if request.client else "unknown"
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded and peer in settings.trusted_proxies:
+        # The right-most address not added by one of our own proxies is the client.
+        for hop in reversed([h.strip() for h in forwarded.split(",") if h.strip()]):
+            if hop not in settings.trusted_proxies:
+                return hop[:64]
+    return peer[:64]
+
+
+def get_request_context(request: Request, settings: SettingsDep) -> RequestContext:
+    return RequestContext(
+        client_address=client_address(request, settings),
+        user_agent=request.headers.get("user-agent"),
+        request_id=getattr(request.state, "request_id", None),
+    )
+
+
+ContextDep = Annotated[RequestContext, Depends(get_request_context)]
+
+
+async def _principal_for(
+    db: AsyncSession, user: User, auth: policy.AuthMethod, session_id: uuid.UUID | None
+) -> policy.Principal:
+    households = await memberships(db, user.id) if user.role is Role.resident else {}
+    agency_id = await officer_agency(db, user.id) if user.role is Role.agency_officer else None
+    return policy.Principal(
+        user_id=user.id,
+        role=user.role,
+        households=households,
+        agency_id=agency_id,
+        auth=auth,
+        session_id=session_id,
+    )
+
+
+async def load_principal(
+    request: Request, db: SessionDep, settings: SettingsDep, clock: ClockDep
+) -> policy.Principal:
+    """Bearer token first (scripts), then the session cookie (browsers)."""
+    cached = getattr(request.state, "principal", None)
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    principal = policy.ANONYMOUS
+    user: User | None = None
+    authorization = request.headers.get("authorization", "")
+    if authorization:
+        scheme, _, secret = authorization.partition(" ")
+        found = (
+            await api_tokens.authenticate(db, secret.strip(), clock.now())
+            if scheme.lower() == "bearer"
+            else None
+        )
+        if found is None:
+            raise NotAuthenticated(
+                "The API token is not valid, expired or revoked.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        user = found[1]
+        principal = await _principal_for(db, user, policy.AuthMethod.token, None)
+    elif token := request.cookies.get(sessions.SESSION_COOKIE):
+        loaded = await sessions.load_session(db, settings, token, clock.now())
+        if loaded is not None and not loaded[0].mfa_pending:
+            session, user = loaded
+            principal = await _principal_for(db, user, policy.AuthMethod.session, session.id)
+    request.state.principal = principal
+    request.state.user = user
+    request.state.user_name = user.display_name if user is not None and principal.user_id else None
+    return principal
+
+
+PrincipalDep = Annotated[policy.Principal, Depends(load_principal)]
+
+
+def instance_resource() -> policy.Resource:
+    return policy.Instance()
+
+
+def household_resource(household_id: uuid.UUID) -> policy.Resource:
+    return policy.HouseholdResource(household_id)
+
+
+def member_resource(household_id: uuid.UUID, user_id: uuid.UUID) -> policy.Resource:
+    return policy.MemberResource(household_id, user_id)
+
+
+def agency_resource(agency_id: uuid.UUID) -> policy.Resource:
+    return policy.AgencyResource(agency_id)
+
+
+async def _check_csrf(request: Request, principal: policy.Principal, settings: Settings) -> None:
+    """Unsafe requests riding on ambient credentials (the session cookie) or coming from
+    a form must carry the CSRF token; bearer-token API calls carry no ambient credential."""
+    if request.method in SAFE_METHODS or principal.auth is policy.AuthMethod.token:
+        return
+    is_form = request.headers.get("content-type", "").startswith(
+        ("application/x-www-form-urlencoded", "multipart/form-data")
+    )
+    if principal.auth is policy.AuthMethod.none and not is_form:
+        return
+    supplied = request.headers.get(csrf.HEADER)
+    if supplied is None and is_form:
+        form = await request.form()
+        value = form.get(csrf.FIELD)
+        supplied = value if isinstance(value, str) else None
+    if not csrf.token_ok(settings, request, principal.session_id, supplied):
+        raise CsrfFailed(
+            "The form has expired or did not come from this site. Reload and try again."
+        )
+
+
+def authorize(
+    action: policy.Action, resource: Callable[..., policy.Resource] = instance_resource
+) -> Any:
+    """Depends(...) that asks the policy and returns the principal, or refuses."""
+
+    async def _authorize(
+        request: Request,
+        settings: SettingsDep,
+        principal: PrincipalDep,
+        # A default, not Annotated: the closure's `resource` is invisible to string annotations.
+        target: policy.Resource = Depends(resource),
+    ) -> policy.Principal:
+        decision = policy.decide(principal, action, target)
+        request.state.policy_decision = (action, decision)
+        if not decision.allowed:
+            if principal.is_anonymous:
+                raise NotAuthenticated("Sign in to continue.")
+            raise Forbidden("You are not allowed to do this.", details={"reason": decision.reason})
+        await _check_csrf(request, principal, settings)
+        return principal
+
+    _authorize.policy_action = action  # type: ignore[attr-defined]
+    return Depends(_authorize)
+
+
+def policy_action_of(dependency: DependsParam | None) -> policy.Action | None:
+    call = getattr(dependency, "dependency", None)
+    return getattr(call, "policy_action", None)
+
+
+async def current_user(request: Request, _principal: PrincipalDep) -> User:
+    """The signed-in User row. Routes still declare `authorize(...)` for the decision."""
+    user: User | None = getattr(request.state, "user", None)
+    if user is None:
+        raise NotAuthenticated("Sign in to continue.")
+    return user
+
+
+UserDep = Annotated[User, Depends(current_user)]

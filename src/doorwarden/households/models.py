@@ -1,0 +1,43 @@
+"""Households: the tenancy boundary. Every camera, clip and share belongs to exactly one."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import ForeignKey, String
+from sqlalchemy.orm import Mapped, mapped_column
+
+from doorwarden.db import Base, CreatedAt, UUIDPrimaryKey, str_enum, utcnow
+
+
+class HouseholdRole(StrEnum):
+    """owner: full control. shared: live view and history; no deletion, settings or users."""
+
+    owner = "owner"
+    shared = "shared"
+
+
+class Household(UUIDPrimaryKey, CreatedAt, Base):
+    __tablename__ = "households"
+
+    name: Mapped[str] = mapped_column(String(100))
+    address: Mapped[str] = mapped_column(String(300), default="")
+    latitude: Mapped[float | None]
+    longitude: Mapped[float | None]
+    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+
+
+class HouseholdMember(Base):
+    __tablename__ = "household_members"
+
+    household_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), primary_key=True
+    )
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True
+    )
+    role: Mapped[HouseholdRole] = mapped_column(str_enum(HouseholdRole))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    added_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))

@@ -1,0 +1,95 @@
+"""create_app() and its lifespan. Nothing is created at import time: the engine, the
+session factory and the clock live on app.state, made when the app is created."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from doorwarden import __version__
+from doorwarden.accounts import account_views as accounts_account_views
+from doorwarden.accounts import admin_router as accounts_admin_router
+from doorwarden.accounts import admin_views as accounts_admin_views
+from doorwarden.accounts import router as accounts_router
+from doorwarden.accounts import views as accounts_views
+from doorwarden.audit import router as audit_router
+from doorwarden.audit import views as audit_views
+from doorwarden.clock import Clock
+from doorwarden.config import Settings, get_settings
+from doorwarden.db import check_schema_current, create_engine, create_sessionmaker
+from doorwarden.health import router as health_router
+from doorwarden.households import router as households_router
+from doorwarden.households import views as households_views
+from doorwarden.http_errors import document_errors, install_error_handlers
+from doorwarden.legal import router as legal_router
+from doorwarden.legal import views as legal_views
+from doorwarden.logging import configure_logging
+from doorwarden.middleware import RequestMiddleware
+from doorwarden.web.render import STATIC_DIR
+
+API_DESCRIPTION = """
+The doorwarden JSON API. Authenticate with a session cookie (send `X-CSRF-Token` on
+unsafe requests) or with `Authorization: Bearer dwt_...` (create tokens on your account
+page). Every error has the shape `{"error": {"code", "message", "details"}}`.
+"""
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    engine: AsyncEngine | None = None,
+    clock: Clock | None = None,
+    check_schema: bool = True,
+) -> FastAPI:
+    settings = settings or get_settings()
+    configure_logging(json=settings.json_logs)
+    engine = engine or create_engine(settings.effective_database_url)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if check_schema:
+            await check_schema_current(engine)  # refuses to serve an un-migrated database
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    app = FastAPI(
+        title="doorwarden",
+        version=__version__,
+        description=API_DESCRIPTION,
+        lifespan=lifespan,
+        # Served by our own route below, so it too passes through the policy.
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.state.sessionmaker = create_sessionmaker(engine)
+    app.state.clock = clock or Clock()
+
+    install_error_handlers(app)
+    document_errors(app)
+    for router in (
+        health_router,
+        accounts_router.router,
+        accounts_admin_router.router,
+        households_router.router,
+        legal_router.router,
+        audit_router.router,
+        accounts_views.router,
+        accounts_account_views.router,
+        accounts_admin_views.router,
+        households_views.router,
+        legal_views.router,
+        audit_views.router,
+    ):
+        app.include_router(router)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+    app.add_middleware(RequestMiddleware, max_body_bytes=settings.max_body_bytes)
+    return app

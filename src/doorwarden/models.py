@@ -1,0 +1,8 @@
+"""One place that imports every domain's models, so metadata is complete for Alembic."""
+
+
+def import_all_models() -> None:
+    from doorwarden.accounts import models as _accounts  # noqa: F401, PLC0415
+    from doorwarden.audit import models as _audit  # noqa: F401, PLC0415
+    from doorwarden.households import models as _households  # noqa: F401, PLC0415
+    from doorwarden.legal import models as _legal  # noqa: F401, PLC0415

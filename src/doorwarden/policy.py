@@ -1,0 +1,264 @@
+"""Who may do what to which resource: the only authorisation code in doorwarden.
+
+Every route declares one `Action` (see `deps.authorize`); this module decides allow or
+deny for (principal, action, resource). Anything not granted below is denied, including
+an action that has no rule at all.
+
+Standing rules, enforced here and proven by tests/unit/test_policy.py and the route-by-role
+test:
+
+1. Footage (clips, thumbnails, live view, exports) is reachable only by members of the
+   household that owns it. Operator admins, legal reviewers, auditors and agency
+   officers have no rule that grants footage, and `decide` refuses footage actions to
+   every non-resident account before any rule is consulted. Agencies receive recorded
+   clips only through disclosure packages built by the legal process, never by these
+   actions, and never live view.
+2. Tenancy: a household resource is visible only to that household's members; an agency
+   resource only to that agency's officers (and to staff for administration).
+3. Shared users may view live and history, but not delete footage, change settings or
+   manage users.
+4. Account security (password, second factor, API tokens) needs an interactive session:
+   a leaked API token cannot mint more tokens or lock the owner out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from doorwarden.accounts.models import Role
+from doorwarden.households.models import HouseholdRole
+
+
+class AuthMethod(StrEnum):
+    none = "none"
+    session = "session"
+    token = "token"
+
+
+class Action(StrEnum):
+    # Open to everyone, signed in or not.
+    health_read = "health:read"
+    page_public = "page:public"
+    account_signup = "account:signup"
+    session_create = "session:create"
+    # One's own account.
+    session_end = "session:end"
+    account_read = "account:read"
+    account_security = "account:security"
+    # Households.
+    household_create = "household:create"
+    household_list = "household:list"
+    household_read = "household:read"
+    household_update = "household:update"
+    household_members_read = "household:members:read"
+    household_member_add = "household:member:add"
+    household_member_remove = "household:member:remove"
+    household_audit_read = "household:audit:read"
+    # Footage and cameras: the rules exist before the routes do.
+    clip_view = "clip:view"
+    clip_download = "clip:download"
+    clip_delete = "clip:delete"
+    clip_share = "clip:share"
+    live_view = "live:view"
+    device_manage = "device:manage"
+    # Agencies.
+    agency_create = "agency:create"
+    agency_list = "agency:list"
+    agency_read = "agency:read"
+    agency_verify = "agency:verify"
+    # Running the instance.
+    admin_users_read = "admin:users:read"
+    admin_user_update = "admin:user:update"
+    admin_invite_create = "admin:invite:create"
+    audit_read_all = "audit:read"
+
+
+# Actions that touch video or images from a camera. See rule 1.
+FOOTAGE_ACTIONS = frozenset(
+    {
+        Action.clip_view,
+        Action.clip_download,
+        Action.clip_delete,
+        Action.clip_share,
+        Action.live_view,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    user_id: uuid.UUID | None = None
+    role: Role | None = None
+    households: Mapping[uuid.UUID, HouseholdRole] = field(default_factory=dict)
+    agency_id: uuid.UUID | None = None
+    auth: AuthMethod = AuthMethod.none
+    session_id: uuid.UUID | None = None
+
+    @property
+    def is_anonymous(self) -> bool:
+        return self.user_id is None
+
+    def household_role(self, household_id: uuid.UUID) -> HouseholdRole | None:
+        return self.households.get(household_id)
+
+
+ANONYMOUS = Principal()
+
+
+# Resources: what the action is applied to. Built from the request path alone, so a
+# decision never depends on a database read that a route could forget to make.
+@dataclass(frozen=True)
+class Instance:
+    """The instance as a whole (sign-up, admin pages, one's own account)."""
+
+
+@dataclass(frozen=True)
+class HouseholdResource:
+    household_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class MemberResource:
+    household_id: uuid.UUID
+    user_id: uuid.UUID
+
+
+@dataclass(frozen=True)
+class AgencyResource:
+    agency_id: uuid.UUID
+
+
+Resource = Instance | HouseholdResource | MemberResource | AgencyResource
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reason: str
+
+
+def _allow(reason: str) -> Decision:
+    return Decision(True, reason)
+
+
+def _deny(reason: str) -> Decision:
+    return Decision(False, reason)
+
+
+Rule = Callable[[Principal, Resource], Decision]
+
+
+def _anyone(_p: Principal, _r: Resource) -> Decision:
+    return _allow("open to everyone")
+
+
+def _signed_in(p: Principal, _r: Resource) -> Decision:
+    return _allow("signed in") if not p.is_anonymous else _deny("sign in first")
+
+
+def _interactive(p: Principal, _r: Resource) -> Decision:
+    if p.auth is not AuthMethod.session:
+        return _deny("account security needs an interactive sign-in, not an API token")
+    return _allow("own account, interactive session")
+
+
+def _roles(*roles: Role) -> Rule:
+    def rule(p: Principal, _r: Resource) -> Decision:
+        if p.role in roles:
+            return _allow(f"role {p.role}")
+        return _deny(f"needs role {' or '.join(roles)}")
+
+    return rule
+
+
+def _household_id(r: Resource) -> uuid.UUID | None:
+    if isinstance(r, HouseholdResource | MemberResource):
+        return r.household_id
+    return None
+
+
+def _household(*roles: HouseholdRole) -> Rule:
+    """Residents with one of `roles` in the household the resource belongs to."""
+
+    def rule(p: Principal, r: Resource) -> Decision:
+        household_id = _household_id(r)
+        if household_id is None or p.role is not Role.resident:
+            return _deny("not a household resource or not a resident")
+        role = p.household_role(household_id)
+        if role is None:
+            return _deny("not a member of this household")
+        if role not in roles:
+            return _deny(f"household role {role} may not do this")
+        return _allow(f"household {role}")
+
+    return rule
+
+
+def _owner_or_self(p: Principal, r: Resource) -> Decision:
+    """Owners remove anyone; any member may leave (remove themselves)."""
+    if isinstance(r, MemberResource) and r.user_id == p.user_id:
+        return _household(HouseholdRole.owner, HouseholdRole.shared)(p, r)
+    return _household(HouseholdRole.owner)(p, r)
+
+
+def _agency_staff_or_own_officer(p: Principal, r: Resource) -> Decision:
+    if not isinstance(r, AgencyResource):
+        return _deny("not an agency resource")
+    if p.role in (Role.operator_admin, Role.legal_reviewer):
+        return _allow(f"role {p.role}")
+    if p.role is Role.agency_officer and p.agency_id == r.agency_id:
+        return _allow("officer of this agency")
+    return _deny("not an officer of this agency")
+
+
+MEMBERS = (HouseholdRole.owner, HouseholdRole.shared)
+OWNER = (HouseholdRole.owner,)
+
+RULES: Mapping[Action, Rule] = {
+    Action.health_read: _anyone,
+    Action.page_public: _anyone,
+    Action.account_signup: _anyone,  # open/invite-only is checked by the sign-up service
+    Action.session_create: _anyone,
+    Action.session_end: _signed_in,
+    Action.account_read: _signed_in,
+    Action.account_security: _interactive,
+    Action.household_create: _roles(Role.resident),
+    Action.household_list: _roles(Role.resident),
+    Action.household_read: _household(*MEMBERS),
+    Action.household_update: _household(*OWNER),
+    Action.household_members_read: _household(*MEMBERS),
+    Action.household_member_add: _household(*OWNER),
+    Action.household_member_remove: _owner_or_self,
+    Action.household_audit_read: _household(*OWNER),
+    Action.clip_view: _household(*MEMBERS),
+    Action.clip_download: _household(*MEMBERS),
+    Action.clip_delete: _household(*OWNER),
+    Action.clip_share: _household(*OWNER),
+    Action.live_view: _household(*MEMBERS),
+    Action.device_manage: _household(*OWNER),
+    Action.agency_create: _roles(Role.operator_admin),
+    Action.agency_list: _roles(Role.operator_admin, Role.legal_reviewer),
+    Action.agency_read: _agency_staff_or_own_officer,
+    Action.agency_verify: _roles(Role.operator_admin),
+    Action.admin_users_read: _roles(Role.operator_admin),
+    Action.admin_user_update: _roles(Role.operator_admin),
+    Action.admin_invite_create: _roles(Role.operator_admin),
+    # Auditors and operators read the audit trail: who did what, never the footage.
+    Action.audit_read_all: _roles(Role.auditor, Role.operator_admin),
+}
+
+OPEN_ACTIONS = frozenset(a for a, rule in RULES.items() if rule is _anyone)
+
+
+def decide(principal: Principal, action: Action, resource: Resource) -> Decision:
+    rule = RULES.get(action)
+    if rule is None:
+        return _deny(f"no rule for {action}: denied by default")
+    if action not in OPEN_ACTIONS and principal.is_anonymous:
+        return _deny("sign in first")
+    if action in FOOTAGE_ACTIONS and principal.role is not Role.resident:
+        return _deny("footage is for household members only; staff and agencies have no path")
+    return rule(principal, resource)

@@ -1,0 +1,167 @@
+"""Fixtures and factories: the app, HTTP clients signed in as each kind of principal,
+and the objects they own. Factories call the real services; nothing is mocked."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from doorwarden.accounts import api_tokens, service
+from doorwarden.accounts.models import Role, User
+from doorwarden.audit.service import RequestContext
+from doorwarden.clock import ManualClock
+from doorwarden.config import Settings, SignupMode
+from doorwarden.households import service as households
+from doorwarden.legal import service as legal
+from doorwarden.main import create_app
+
+SECRET = "test-secret-key-" + "k" * 40
+PASSWORD = "correct horse battery staple"
+BASE_URL = "http://testserver"
+CTX = RequestContext(client_address="192.0.2.1", user_agent="pytest")
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def settings(db_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        development=False,
+        secret_key=SECRET,
+        database_url=db_url,
+        data_dir=tmp_path,
+        signup_mode=SignupMode.open,
+        public_base_url=BASE_URL,
+    )
+
+
+@pytest.fixture
+async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[FastAPI]:
+    application = create_app(settings, clock=clock)
+    async with application.router.lifespan_context(application):
+        yield application
+
+
+def make_client(app: FastAPI, address: str = "198.51.100.7") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(address, 40000))
+    return httpx.AsyncClient(transport=transport, base_url=BASE_URL)
+
+
+@pytest.fixture
+async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
+    async with make_client(app) as c:
+        yield c
+
+
+@dataclass
+class Factory:
+    app: FastAPI
+    counter: int = 0
+
+    def email(self, stem: str = "user") -> str:
+        self.counter += 1
+        return f"{stem}{self.counter}-{uuid.uuid4().hex[:6]}@example.org"
+
+    async def user(
+        self,
+        role: Role = Role.resident,
+        *,
+        email: str | None = None,
+        password: str = PASSWORD,
+        agency_id: uuid.UUID | None = None,
+    ) -> User:
+        async with self.app.state.sessionmaker.begin() as db:
+            return await service.create_user(
+                db,
+                email=email or self.email(role.value),
+                display_name=role.value.title(),
+                password=password,
+                role=role,
+                agency_id=agency_id,
+            )
+
+    async def household(self, owner: User, name: str = "Home") -> uuid.UUID:
+        async with self.app.state.sessionmaker.begin() as db:
+            household = await households.create_household(
+                db,
+                owner=owner,
+                name=name,
+                address="1 Door Lane",
+                latitude=51.5,
+                longitude=-0.1,
+                time_zone="Europe/London",
+                ctx=CTX,
+            )
+            return household.id
+
+    async def share(self, household_id: uuid.UUID, owner: User, member: User) -> None:
+        async with self.app.state.sessionmaker.begin() as db:
+            await households.add_member(
+                db, household_id=household_id, email=member.email, actor=owner, ctx=CTX
+            )
+
+    async def agency(self, admin: User, name: str | None = None) -> uuid.UUID:
+        async with self.app.state.sessionmaker.begin() as db:
+            agency = await legal.create_agency(
+                db,
+                name=name or f"Agency {uuid.uuid4().hex[:6]}",
+                jurisdiction="Testshire",
+                actor=admin,
+                ctx=CTX,
+            )
+            return agency.id
+
+    async def api_token(self, user: User) -> str:
+        async with self.app.state.sessionmaker.begin() as db:
+            _, secret = await api_tokens.create_token(
+                db,
+                user=user,
+                name="script",
+                expires_at=None,
+                ctx=CTX,
+                now=self.app.state.clock.now(),
+            )
+            return secret
+
+    async def signed_in(
+        self, user: User, *, password: str = PASSWORD, address: str = "198.51.100.7"
+    ) -> httpx.AsyncClient:
+        """A client with the session cookie and the CSRF header, as a browser script has."""
+        c = make_client(self.app, address)
+        response = await c.post("/api/v1/session", json={"email": user.email, "password": password})
+        assert response.status_code == 200, response.text
+        c.headers["x-csrf-token"] = response.json()["csrf_token"]
+        return c
+
+    async def with_token(self, user: User) -> httpx.AsyncClient:
+        c = make_client(self.app)
+        c.headers["authorization"] = f"Bearer {await self.api_token(user)}"
+        return c
+
+
+@pytest.fixture
+def factory(app: FastAPI) -> Factory:
+    return Factory(app)
+
+
+def assert_error(
+    response: httpx.Response, status: int, code: str | None = None
+) -> dict[str, object]:
+    """The one error shape, with the expected status (and code)."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "details"}, body
+    assert isinstance(body["error"]["message"], str) and body["error"]["message"]
+    if code is not None:
+        assert body["error"]["code"] == code, body
+    return body["error"]  # type: ignore[no-any-return]

@@ -1,0 +1,117 @@
+"""The policy on its own: deny by default, tenancy, shared users, footage for households only."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from doorwarden import policy
+from doorwarden.accounts.models import Role
+from doorwarden.households.models import HouseholdRole
+from doorwarden.policy import Action, AuthMethod, Principal
+
+HOME, OTHER = uuid.uuid4(), uuid.uuid4()
+AGENCY, OTHER_AGENCY = uuid.uuid4(), uuid.uuid4()
+
+
+def resident(
+    role: HouseholdRole | None = HouseholdRole.owner, auth: AuthMethod = AuthMethod.session
+) -> Principal:
+    households = {HOME: role} if role else {}
+    return Principal(user_id=uuid.uuid4(), role=Role.resident, households=households, auth=auth)
+
+
+def staff(role: Role, **kwargs: object) -> Principal:
+    return Principal(user_id=uuid.uuid4(), role=role, auth=AuthMethod.session, **kwargs)  # type: ignore[arg-type]
+
+
+STAFF_ROLES = [Role.operator_admin, Role.legal_reviewer, Role.auditor, Role.agency_officer]
+
+
+def test_every_action_has_a_rule_and_unknown_actions_are_denied() -> None:
+    assert set(policy.RULES) == set(Action)
+    decision = policy.decide(resident(), "clip:teleport", policy.Instance())  # type: ignore[arg-type]
+    assert not decision.allowed
+    assert "denied by default" in decision.reason
+
+
+@pytest.mark.parametrize("action", sorted(policy.FOOTAGE_ACTIONS))
+@pytest.mark.parametrize("role", STAFF_ROLES)
+def test_no_staff_or_agency_role_reaches_footage_even_with_a_membership(
+    action: Action, role: Role
+) -> None:
+    # Even a principal forged to carry an owner membership is refused: the footage rule is
+    # checked on the account's role before any household rule.
+    forged = staff(role, households={HOME: HouseholdRole.owner}, agency_id=AGENCY)
+    for resource in (
+        policy.HouseholdResource(HOME),
+        policy.Instance(),
+        policy.AgencyResource(AGENCY),
+    ):
+        assert not policy.decide(forged, action, resource).allowed
+
+
+@pytest.mark.parametrize("action", [Action.clip_view, Action.clip_download, Action.live_view])
+def test_household_members_view_footage_of_their_own_household_only(action: Action) -> None:
+    for member in (resident(HouseholdRole.owner), resident(HouseholdRole.shared)):
+        assert policy.decide(member, action, policy.HouseholdResource(HOME)).allowed
+        assert not policy.decide(member, action, policy.HouseholdResource(OTHER)).allowed
+
+
+@pytest.mark.parametrize(
+    "action",
+    [
+        Action.clip_delete,
+        Action.clip_share,
+        Action.household_update,
+        Action.household_member_add,
+        Action.device_manage,
+        Action.household_audit_read,
+    ],
+)
+def test_shared_users_cannot_delete_change_settings_or_add_users(action: Action) -> None:
+    assert policy.decide(
+        resident(HouseholdRole.owner), action, policy.HouseholdResource(HOME)
+    ).allowed
+    assert not policy.decide(
+        resident(HouseholdRole.shared), action, policy.HouseholdResource(HOME)
+    ).allowed
+
+
+def test_members_may_leave_but_only_owners_remove_others() -> None:
+    shared = resident(HouseholdRole.shared)
+    assert shared.user_id is not None
+    leave = policy.MemberResource(HOME, shared.user_id)
+    assert policy.decide(shared, Action.household_member_remove, leave).allowed
+    someone_else = policy.MemberResource(HOME, uuid.uuid4())
+    assert not policy.decide(shared, Action.household_member_remove, someone_else).allowed
+    assert policy.decide(resident(), Action.household_member_remove, someone_else).allowed
+    foreign = policy.MemberResource(OTHER, uuid.uuid4())
+    assert not policy.decide(resident(), Action.household_member_remove, foreign).allowed
+
+
+def test_officers_see_their_own_agency_only() -> None:
+    officer = staff(Role.agency_officer, agency_id=AGENCY)
+    assert policy.decide(officer, Action.agency_read, policy.AgencyResource(AGENCY)).allowed
+    assert not policy.decide(
+        officer, Action.agency_read, policy.AgencyResource(OTHER_AGENCY)
+    ).allowed
+    assert not policy.decide(officer, Action.agency_list, policy.Instance()).allowed
+
+
+def test_account_security_needs_an_interactive_session() -> None:
+    assert policy.decide(resident(), Action.account_security, policy.Instance()).allowed
+    token = resident(auth=AuthMethod.token)
+    assert not policy.decide(token, Action.account_security, policy.Instance()).allowed
+    assert policy.decide(token, Action.account_read, policy.Instance()).allowed
+
+
+def test_anonymous_gets_only_open_actions() -> None:
+    allowed = {a for a in Action if policy.decide(policy.ANONYMOUS, a, policy.Instance()).allowed}
+    assert allowed == {
+        Action.health_read,
+        Action.page_public,
+        Action.account_signup,
+        Action.session_create,
+    }
