@@ -18,7 +18,7 @@ from typing import Any
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, Enum, MetaData, TypeDecorator, event
+from sqlalchemy import DateTime, Enum, MetaData, String, TypeDecorator, event
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -61,6 +61,23 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class NulInText(ValueError):
+    """Text with a NUL character: PostgreSQL cannot store it, so no backend may."""
+
+
+class SafeString(TypeDecorator[str]):
+    """VARCHAR that refuses NUL on every write and comparison, on every backend, so a
+    stray "\u0000" from a client is a clear 400 rather than a PostgreSQL error."""
+
+    impl = String
+    cache_ok = True
+
+    def process_bind_param(self, value: str | None, dialect: Dialect) -> str | None:
+        if value is not None and "\x00" in value:
+            raise NulInText("text may not contain NUL characters")
+        return value
 
 
 def str_enum(enum_cls: type[PyEnum]) -> Enum:

@@ -10,9 +10,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse
+from sqlalchemy.exc import StatementError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
 
+from doorwarden.db import NulInText
 from doorwarden.errors import DomainError, NotAuthenticated
 
 log = structlog.get_logger("doorwarden.errors")
@@ -105,6 +107,19 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, domain_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
+
+    async def database_error(request: Request, exc: Exception) -> Response:
+        # Registered for this type so the NUL case is an ordinary 400, not a server error.
+        if isinstance(exc, StatementError) and isinstance(exc.orig, NulInText):
+            return error_response(
+                request, 400, "invalid_input", "Text may not contain NUL characters."
+            )
+        log.exception("database error", path=request.url.path)
+        return error_response(
+            request, 500, "internal_error", "Something went wrong on our side; it has been logged."
+        )
+
+    app.add_exception_handler(StatementError, database_error)
     app.add_exception_handler(Exception, unexpected)
 
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +20,8 @@ from pathlib import Path
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
+
+from tests.live_server import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -111,13 +112,6 @@ class ConsoleLog:
     errors: list[str] = field(default_factory=list)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def _server_env(data_dir: Path, port: int) -> dict[str, str]:
     # The developer's own DOORWARDEN_* settings must not leak into the test instance.
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOORWARDEN_")}
@@ -164,7 +158,7 @@ def chromium() -> Path:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[Server]:
     data_dir = tmp_path_factory.mktemp("doorwarden-e2e")
-    port = _free_port()
+    port = free_port()
     env = _server_env(data_dir, port)
     url = f"http://127.0.0.1:{port}"
     log_path = data_dir / "server.log"

@@ -21,13 +21,10 @@ from starlette.responses import Response
 from doorwarden.accounts import api_tokens, service, sessions, totp
 from doorwarden.accounts.models import User
 from doorwarden.accounts.schemas import TokenCreateIn
-from doorwarden.accounts.secrets import verify_password
 from doorwarden.accounts.views import PASSWORD_RULES
-from doorwarden.audit.service import record
-from doorwarden.audit.tags import Tag
 from doorwarden.clock import Clock
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, SettingsDep, UserDep, authorize
-from doorwarden.errors import DomainError, Forbidden, InvalidInput
+from doorwarden.errors import DomainError, InvalidInput
 from doorwarden.policy import Action, Principal
 from doorwarden.web.forms import (
     discard,
@@ -212,21 +209,13 @@ async def confirm_totp(
 ) -> Response:
     try:
         codes = await totp.confirm_enrolment(
-            db, settings.secret_key.get_secret_value(), user, code, clock.now()
+            db, settings.secret_key.get_secret_value(), user, code, clock.now(), ctx
         )
     except DomainError as exc:
         await discard(db, user)
         return await _enrolment_page(
             request, user, settings, status_code=exc.status_code, error=exc.message
         )
-    record(
-        db,
-        tag=Tag.account_totp_enable,
-        actor=service.actor_of(user),
-        ctx=ctx,
-        target_type="user",
-        target_id=user.id,
-    )
     return _recovery_codes_page(request, codes, first_time=True)
 
 
@@ -240,20 +229,12 @@ async def disable_totp(
     ctx: ContextDep,
     password: Annotated[str, Form(max_length=1024)] = "",
 ) -> Response:
-    if not await verify_password(user.password_hash, password):
-        exc = Forbidden("The password is not correct.")
+    try:
+        await totp.disable(db, user, password=password, ctx=ctx)
+    except DomainError as exc:
         return await _account_page(
             request, db, user, principal, clock, status_code=exc.status_code, totp_error=exc.message
         )
-    await totp.disable(db, user)
-    record(
-        db,
-        tag=Tag.account_totp_disable,
-        actor=service.actor_of(user),
-        ctx=ctx,
-        target_type="user",
-        target_id=user.id,
-    )
     return see_other("/account?done=totp-off")
 
 

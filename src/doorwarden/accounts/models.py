@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, String, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from doorwarden.db import Base, CreatedAt, UUIDPrimaryKey, str_enum, utcnow
+from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum, utcnow
 
 
 class Role(StrEnum):
@@ -30,9 +30,9 @@ class Role(StrEnum):
 class User(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "users"
 
-    email: Mapped[str] = mapped_column(String(254), unique=True)
-    display_name: Mapped[str] = mapped_column(String(100))
-    password_hash: Mapped[str] = mapped_column(String(255))
+    email: Mapped[str] = mapped_column(SafeString(254), unique=True)
+    display_name: Mapped[str] = mapped_column(SafeString(100))
+    password_hash: Mapped[str] = mapped_column(SafeString(255))
     role: Mapped[Role] = mapped_column(str_enum(Role))
     is_active: Mapped[bool] = mapped_column(default=True)
     password_changed_at: Mapped[datetime] = mapped_column(default=utcnow)
@@ -48,7 +48,7 @@ class UserSession(UUIDPrimaryKey, CreatedAt, Base):
 
     __tablename__ = "user_sessions"
 
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_hash: Mapped[str] = mapped_column(SafeString(64), unique=True)
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
@@ -56,8 +56,8 @@ class UserSession(UUIDPrimaryKey, CreatedAt, Base):
     expires_at: Mapped[datetime]
     # Password accepted, second factor still owed: the session grants nothing else.
     mfa_pending: Mapped[bool] = mapped_column(default=False)
-    client_address: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(512))
+    client_address: Mapped[str | None] = mapped_column(SafeString(64))
+    user_agent: Mapped[str | None] = mapped_column(SafeString(512))
 
 
 class ApiToken(UUIDPrimaryKey, CreatedAt, Base):
@@ -68,9 +68,9 @@ class ApiToken(UUIDPrimaryKey, CreatedAt, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    name: Mapped[str] = mapped_column(String(100))
-    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    prefix: Mapped[str] = mapped_column(String(16))
+    name: Mapped[str] = mapped_column(SafeString(100))
+    token_hash: Mapped[str] = mapped_column(SafeString(64), unique=True)
+    prefix: Mapped[str] = mapped_column(SafeString(16))
     last_used_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
@@ -82,7 +82,7 @@ class RecoveryCode(UUIDPrimaryKey, CreatedAt, Base):
     user_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("users.id", ondelete="CASCADE"), index=True
     )
-    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    code_hash: Mapped[str] = mapped_column(SafeString(64), unique=True)
     used_at: Mapped[datetime | None]
 
 
@@ -91,7 +91,7 @@ class Invite(UUIDPrimaryKey, CreatedAt, Base):
 
     __tablename__ = "invites"
 
-    code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    code_hash: Mapped[str] = mapped_column(SafeString(64), unique=True)
     role: Mapped[Role] = mapped_column(str_enum(Role))
     agency_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("agencies.id", ondelete="CASCADE")
@@ -111,7 +111,7 @@ class SecurityNotice(UUIDPrimaryKey, CreatedAt, Base):
     __table_args__ = (Index("ix_security_notices_user_id_read_at", "user_id", "read_at"),)
 
     user_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
-    kind: Mapped[str] = mapped_column(String(64))
+    kind: Mapped[str] = mapped_column(SafeString(64))
     message: Mapped[str] = mapped_column(Text)
     read_at: Mapped[datetime | None]
 
@@ -129,7 +129,7 @@ class LoginThrottle(Base):
     __tablename__ = "login_throttle"
 
     scope: Mapped[ThrottleScope] = mapped_column(str_enum(ThrottleScope), primary_key=True)
-    key: Mapped[str] = mapped_column(String(320), primary_key=True)
+    key: Mapped[str] = mapped_column(SafeString(320), primary_key=True)
     failures: Mapped[int] = mapped_column(default=0)
     window_started_at: Mapped[datetime] = mapped_column(default=utcnow)
     locked_until: Mapped[datetime | None]

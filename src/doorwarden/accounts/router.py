@@ -27,11 +27,8 @@ from doorwarden.accounts.schemas import (
     TotpEnrolmentOut,
     account_out,
 )
-from doorwarden.accounts.secrets import verify_password
-from doorwarden.audit.service import record
-from doorwarden.audit.tags import Tag
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, SettingsDep, UserDep, authorize
-from doorwarden.errors import Forbidden, InvalidInput
+from doorwarden.errors import InvalidInput
 from doorwarden.policy import Action, Principal
 from doorwarden.web import csrf
 
@@ -182,15 +179,7 @@ async def confirm_totp(
     ctx: ContextDep,
 ) -> RecoveryCodesOut:
     codes = await totp.confirm_enrolment(
-        db, settings.secret_key.get_secret_value(), user, body.code, clock.now()
-    )
-    record(
-        db,
-        tag=Tag.account_totp_enable,
-        actor=service.actor_of(user),
-        ctx=ctx,
-        target_type="user",
-        target_id=user.id,
+        db, settings.secret_key.get_secret_value(), user, body.code, clock.now(), ctx
     )
     return RecoveryCodesOut(recovery_codes=codes)
 
@@ -199,17 +188,7 @@ async def confirm_totp(
 async def disable_totp(
     body: TotpDisableIn, _p: AccountSecurity, user: UserDep, db: SessionDep, ctx: ContextDep
 ) -> None:
-    if not await verify_password(user.password_hash, body.password):
-        raise Forbidden("The password is not correct.")
-    await totp.disable(db, user)
-    record(
-        db,
-        tag=Tag.account_totp_disable,
-        actor=service.actor_of(user),
-        ctx=ctx,
-        target_type="user",
-        target_id=user.id,
-    )
+    await totp.disable(db, user, password=body.password, ctx=ctx)
 
 
 @router.post("/account/recovery-codes", response_model=RecoveryCodesOut)

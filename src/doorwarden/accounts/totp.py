@@ -18,9 +18,12 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.accounts.models import RecoveryCode, User
-from doorwarden.accounts.secrets import secret_digest
+from doorwarden.accounts.secrets import secret_digest, verify_password
+from doorwarden.accounts.service import actor_of
+from doorwarden.audit.service import RequestContext, record
+from doorwarden.audit.tags import Tag
 from doorwarden.crypto.secretbox import derive_key, open_sealed, seal
-from doorwarden.errors import Conflict, InvalidInput
+from doorwarden.errors import Conflict, Forbidden, InvalidInput
 
 ISSUER = "doorwarden"
 RECOVERY_CODES = 10
@@ -105,7 +108,12 @@ async def replace_recovery_codes(db: AsyncSession, user: User, now: datetime) ->
 
 
 async def confirm_enrolment(
-    db: AsyncSession, secret_key: str, user: User, code: str, now: datetime
+    db: AsyncSession,
+    secret_key: str,
+    user: User,
+    code: str,
+    now: datetime,
+    ctx: RequestContext,
 ) -> list[str]:
     if user.totp_enabled_at is not None:
         raise Conflict("Two-factor sign-in is already on.")
@@ -114,6 +122,14 @@ async def confirm_enrolment(
     if not verify_code(secret_key, user, code, now):
         raise InvalidInput("That code is not valid for this key. Check the time on your phone.")
     user.totp_enabled_at = now
+    record(
+        db,
+        tag=Tag.account_totp_enable,
+        actor=actor_of(user),
+        ctx=ctx,
+        target_type="user",
+        target_id=user.id,
+    )
     return await replace_recovery_codes(db, user, now)
 
 
@@ -138,8 +154,19 @@ async def remaining_recovery_codes(db: AsyncSession, user: User) -> int:
     return len((await db.scalars(query)).all())
 
 
-async def disable(db: AsyncSession, user: User) -> None:
+async def disable(db: AsyncSession, user: User, *, password: str, ctx: RequestContext) -> None:
+    """Turning the second factor off needs the password, so a borrowed session cannot."""
+    if not await verify_password(user.password_hash, password):
+        raise Forbidden("The password is not correct.")
     user.totp_secret_encrypted = None
     user.totp_enabled_at = None
     user.totp_last_step = None
     await db.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    record(
+        db,
+        tag=Tag.account_totp_disable,
+        actor=actor_of(user),
+        ctx=ctx,
+        target_type="user",
+        target_id=user.id,
+    )

@@ -13,10 +13,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String
+from sqlalchemy import JSON, BigInteger, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
-from doorwarden.db import Base, UUIDPrimaryKey, utcnow
+from doorwarden.db import Base, SafeString, UUIDPrimaryKey, utcnow
 
 
 class AuditEvent(UUIDPrimaryKey, Base):
@@ -28,15 +28,15 @@ class AuditEvent(UUIDPrimaryKey, Base):
     )
 
     occurred_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
-    tag: Mapped[str] = mapped_column(String(64), index=True)
+    tag: Mapped[str] = mapped_column(SafeString(64), index=True)
     actor_user_id: Mapped[uuid.UUID | None]
-    actor_role: Mapped[str | None] = mapped_column(String(32))
+    actor_role: Mapped[str | None] = mapped_column(SafeString(32))
     household_id: Mapped[uuid.UUID | None]
     agency_id: Mapped[uuid.UUID | None]
-    target_type: Mapped[str | None] = mapped_column(String(32))
-    target_id: Mapped[str | None] = mapped_column(String(64))
-    client_address: Mapped[str | None] = mapped_column(String(64))
-    user_agent: Mapped[str | None] = mapped_column(String(512))
-    request_id: Mapped[str | None] = mapped_column(String(64))
+    target_type: Mapped[str | None] = mapped_column(SafeString(32))
+    target_id: Mapped[str | None] = mapped_column(SafeString(64))
+    client_address: Mapped[str | None] = mapped_column(SafeString(64))
+    user_agent: Mapped[str | None] = mapped_column(SafeString(512))
+    request_id: Mapped[str | None] = mapped_column(SafeString(64))
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     log_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)

@@ -58,23 +58,9 @@ def load_settings() -> Settings:
         raise typer.Exit(2) from exc
 
 
-@app.command()
-def serve(
-    host: Annotated[
-        str | None, typer.Option(help="Bind address (default: DOORWARDEN_BIND_HOST).")
-    ] = None,
-    port: Annotated[
-        int | None, typer.Option(help="Bind port (default: DOORWARDEN_BIND_PORT).")
-    ] = None,
-) -> None:
-    """Run the web server. Refuses to start on an un-migrated database."""
-    import uvicorn  # noqa: PLC0415 - only this command serves
-
+def require_current_schema(settings: Settings) -> None:
+    """Exit 1, saying which command to run, unless the database is fully migrated."""
     from doorwarden.db import SchemaNotCurrentError, check_schema_current, create_engine  # noqa: PLC0415
-    from doorwarden.main import create_app  # noqa: PLC0415
-
-    settings = load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     async def _check() -> None:
         engine = create_engine(settings.effective_database_url)
@@ -88,6 +74,26 @@ def serve(
     except SchemaNotCurrentError as exc:
         print(str(exc), file=sys.stderr)
         raise typer.Exit(1) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[
+        str | None, typer.Option(help="Bind address (default: DOORWARDEN_BIND_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None, typer.Option(help="Bind port (default: DOORWARDEN_BIND_PORT).")
+    ] = None,
+) -> None:
+    """Run the web server. Refuses to start on an un-migrated database."""
+    import uvicorn  # noqa: PLC0415 - only this command serves
+
+    from doorwarden.main import create_app  # noqa: PLC0415
+
+    settings = load_settings()
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+
+    require_current_schema(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.bind_host,
@@ -123,22 +129,9 @@ def db_upgrade(
 @db_app.command("check")
 def db_check() -> None:
     """Exit 0 when the database is at the migrations' head, 1 otherwise."""
-    from doorwarden.db import SchemaNotCurrentError, check_schema_current, create_engine  # noqa: PLC0415
-
     settings = load_settings()
 
-    async def _check() -> None:
-        engine = create_engine(settings.effective_database_url)
-        try:
-            await check_schema_current(engine)
-        finally:
-            await engine.dispose()
-
-    try:
-        asyncio.run(_check())
-    except SchemaNotCurrentError as exc:
-        print(str(exc), file=sys.stderr)
-        raise typer.Exit(1) from exc
+    require_current_schema(settings)
     print("Database is up to date.")
 
 

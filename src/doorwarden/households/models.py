@@ -6,10 +6,10 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
-from doorwarden.db import Base, CreatedAt, UUIDPrimaryKey, str_enum, utcnow
+from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum, utcnow
 
 
 class HouseholdRole(StrEnum):
@@ -22,11 +22,11 @@ class HouseholdRole(StrEnum):
 class Household(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "households"
 
-    name: Mapped[str] = mapped_column(String(100))
-    address: Mapped[str] = mapped_column(String(300), default="")
+    name: Mapped[str] = mapped_column(SafeString(100))
+    address: Mapped[str] = mapped_column(SafeString(300), default="")
     latitude: Mapped[float | None]
     longitude: Mapped[float | None]
-    time_zone: Mapped[str] = mapped_column(String(64), default="UTC")
+    time_zone: Mapped[str] = mapped_column(SafeString(64), default="UTC")
 
 
 class HouseholdMember(Base):

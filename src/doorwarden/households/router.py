@@ -49,8 +49,6 @@ async def create_household(
     db: SessionDep,
     ctx: ContextDep,
 ) -> HouseholdOut:
-    if (body.latitude is None) != (body.longitude is None):
-        raise InvalidInput("Give both latitude and longitude, or neither.")
     household = await service.create_household(
         db,
         owner=user,

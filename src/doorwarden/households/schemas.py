@@ -5,7 +5,15 @@ import zoneinfo
 from datetime import datetime
 from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, EmailStr, Field, StringConstraints, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    EmailStr,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from doorwarden.households.models import HouseholdRole
 
@@ -31,6 +39,12 @@ class HouseholdIn(BaseModel):
     time_zone: Annotated[str, Field(max_length=64)] = "UTC"
 
     _zone = field_validator("time_zone")(_valid_zone)
+
+    @model_validator(mode="after")
+    def _both_coordinates_or_neither(self) -> HouseholdIn:
+        if (self.latitude is None) != (self.longitude is None):
+            raise ValueError("give both latitude and longitude, or neither")
+        return self
 
 
 class HouseholdPatch(BaseModel):

@@ -5,17 +5,17 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String
+from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
-from doorwarden.db import Base, CreatedAt, UUIDPrimaryKey, utcnow
+from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, utcnow
 
 
 class Agency(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "agencies"
 
-    name: Mapped[str] = mapped_column(String(200), unique=True)
-    jurisdiction: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(SafeString(200), unique=True)
+    jurisdiction: Mapped[str] = mapped_column(SafeString(200))
     # Set by an operator admin after checking the agency is what it says it is.
     verified_at: Mapped[datetime | None]
 
