@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -110,6 +111,24 @@ async def _postgres_reachable(url: str) -> str | None:
         await engine.dispose()
 
 
+def _start_local_postgres() -> bool:
+    """Start Debian's local cluster if it is installed but stopped (needs root)."""
+    ctl = shutil.which("pg_ctlcluster")
+    versions = (
+        sorted(Path("/etc/postgresql").glob("*/main")) if Path("/etc/postgresql").is_dir() else []
+    )
+    if ctl is None or not versions or os.geteuid() != 0:
+        return False
+    version = versions[-1].parent.name
+    started = subprocess.run(
+        [ctl, "--skip-systemctl-redirect", version, "main", "start"],
+        capture_output=True,
+        check=False,
+        timeout=60,
+    )
+    return started.returncode == 0
+
+
 @pytest.fixture(scope="session")
 async def databases(
     tmp_path_factory: pytest.TempPathFactory,
@@ -118,6 +137,8 @@ async def databases(
     manager: _SqliteDatabases | _PostgresDatabases
     if pg_url:
         problem = await _postgres_reachable(pg_url)
+        if problem is not None and _start_local_postgres():
+            problem = await _postgres_reachable(pg_url)
         if problem is not None:
             message = f"PostgreSQL at {_backend_label()} is not reachable ({problem})"
             if IN_CI:

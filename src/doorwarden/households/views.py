@@ -61,10 +61,9 @@ def _coordinate(value: str, label: str) -> float | None:
 def _household_fields(
     name: str, address: str, time_zone: str, latitude: str, longitude: str
 ) -> dict[str, Any]:
-    """The form as the API's input shape; an empty coordinate means none."""
+    """The form as the API's input shape (which checks that both coordinates or neither
+    are given); an empty coordinate means none."""
     lat, lon = _coordinate(latitude, "Latitude"), _coordinate(longitude, "Longitude")
-    if (lat is None) != (lon is None):
-        raise InvalidInput("Give both latitude and longitude, or neither.")
     return {
         "name": name,
         "address": address,
