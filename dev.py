@@ -5,11 +5,11 @@
     python3 dev.py test    # set up, then run the whole test suite (what CI runs)
 
 Setup makes .venv/ and installs the package with its development dependencies (again
-only when pyproject.toml changes). `test` also installs Debian's chromium for the
-browser tests where it can (root with apt-get), and runs the database tests a second
-time on PostgreSQL (DOORWARDEN_TEST_DATABASE_URL, default the local server's `test`
-database). Outside CI a missing browser or database skips those tests with the reason
-printed; with CI=true they are required.
+only when pyproject.toml changes). `test` also installs the Debian packages some
+tests need (chromium, GStreamer's RTSP server) where it can (root with apt-get), and
+runs the database tests a second time on PostgreSQL (DOORWARDEN_TEST_DATABASE_URL,
+default the local server's `test` database). Outside CI a missing package or database
+skips those tests with the reason printed; with CI=true they are required.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PYTHON = BIN / "python"
 STAMP = VENV / ".doorwarden-installed"
 DEFAULT_PG = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
-CHROMIUM = Path("/usr/bin/chromium")
 IN_CI = os.environ.get("CI") == "true"
 
 
@@ -61,24 +60,50 @@ def setup() -> None:
     STAMP.write_text(wanted)
 
 
-def ensure_chromium() -> None:
-    if CHROMIUM.exists():
+# Debian packages the tests use: the browser for the web tests, GStreamer's RTSP server
+# (run with Debian's own python3, which has `gi`) for the camera-stream tests.
+SYSTEM_PACKAGES = [
+    "chromium",
+    "ffmpeg",
+    "python3-gi",
+    "gstreamer1.0-rtsp",
+    "gir1.2-gst-rtsp-server-1.0",
+    "gstreamer1.0-plugins-base",
+    "gstreamer1.0-plugins-good",
+    "gstreamer1.0-plugins-bad",
+    "gstreamer1.0-plugins-ugly",
+    "gstreamer1.0-libav",
+]
+
+
+def _installed(package: str) -> bool:
+    query = shutil.which("dpkg-query")
+    if query is None:
+        return False
+    result = subprocess.run(
+        [query, "-W", "-f=${Status}", package], capture_output=True, text=True, check=False
+    )
+    return result.stdout.strip().endswith("installed")
+
+
+def ensure_system_packages() -> None:
+    missing = [p for p in SYSTEM_PACKAGES if not _installed(p)]
+    if not missing:
         return
     apt = shutil.which("apt-get")
     if apt and hasattr(os, "geteuid") and os.geteuid() == 0:
-        say("installing Debian's chromium for the browser tests")
+        say(f"installing Debian packages for the tests: {' '.join(missing)}")
         env = {"DEBIAN_FRONTEND": "noninteractive"}
         if run(apt, "update", "-q", env=env) == 0:
-            run(apt, "install", "-y", "-q", "chromium", env=env)
-    if not CHROMIUM.exists():
-        say(
-            "chromium is not installed (apt-get install chromium): browser tests will "
-            + ("FAIL (CI requires them)" if IN_CI else "be skipped")
-        )
+            run(apt, "install", "-y", "-q", "--no-install-recommends", *missing, env=env)
+    missing = [p for p in missing if not _installed(p)]
+    if missing:
+        consequence = "FAIL (CI requires them)" if IN_CI else "be skipped"
+        say(f"not installed: {' '.join(missing)}; the tests that need them will {consequence}")
 
 
 def test(extra: list[str]) -> int:
-    ensure_chromium()
+    ensure_system_packages()
     say("ruff")
     lint = run(BIN / "ruff", "check", "src", "tests", "bench")
     say("mypy")

@@ -1,0 +1,1 @@
+"""The camera agent: capture → motion → clip → seal → spool → upload. Never imports server code."""

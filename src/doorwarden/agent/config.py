@@ -1,0 +1,273 @@
+"""Agent configuration: one YAML or TOML file, validated by these models.
+
+Every field has a title and a description (the docs and `--check-config` come from
+them), and unknown keys are rejected. Polygons are in normalised image coordinates
+(0..1 from the top-left), so a zone drawn once survives a resolution change.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
+
+
+Polygon = Annotated[list[Point], Field(min_length=3, max_length=64)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FileSource(Strict):
+    kind: Literal["file"] = Field(title="Kind", description="Play a local video file.")
+    path: Path = Field(title="Path", description="Video file to read (any container FFmpeg reads).")
+    pace: bool = Field(
+        True,
+        title="Real-time pacing",
+        description="Deliver frames at the file's frame rate, like a live camera.",
+    )
+    loop: bool = Field(False, title="Loop", description="Start again at the end of the file.")
+
+
+class RtspSource(Strict):
+    kind: Literal["rtsp"] = Field(title="Kind", description="An RTSP or RTSPS camera stream.")
+    url: str = Field(
+        title="URL",
+        description="rtsp://user:pass@host:554/path or rtsps://...",
+        pattern=r"^rtsps?://",
+    )
+    reconnect_initial_s: float = Field(
+        1.0,
+        gt=0,
+        le=60,
+        title="First reconnect delay (s)",
+        description="Wait before the first reconnect attempt.",
+    )
+    reconnect_max_s: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        title="Longest reconnect delay (s)",
+        description="Delays double after each failure up to this.",
+    )
+    timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=120,
+        title="Read timeout (s)",
+        description="No data for this long counts as a dropped stream.",
+    )
+
+
+class V4l2Source(Strict):
+    kind: Literal["v4l2"] = Field(title="Kind", description="A local V4L2 capture device.")
+    device: str = Field("/dev/video0", title="Device", description="Device node.")
+    width: int | None = Field(None, ge=16, le=7680, title="Width", description="Requested width.")
+    height: int | None = Field(
+        None, ge=16, le=4320, title="Height", description="Requested height."
+    )
+    fps: float | None = Field(None, gt=0, le=240, title="Frame rate", description="Requested rate.")
+
+
+class SyntheticSource(Strict):
+    kind: Literal["synthetic"] = Field(
+        title="Kind", description="Generated H.264 video with a scripted scene (tests, benchmarks)."
+    )
+    width: int = Field(640, ge=64, le=3840, title="Width", description="Frame width.")
+    height: int = Field(360, ge=64, le=2160, title="Height", description="Frame height.")
+    fps: float = Field(10.0, gt=0, le=60, title="Frame rate", description="Frames per second.")
+    duration_s: float = Field(10.0, gt=0, le=3600, title="Duration (s)", description="Length.")
+    scene: Literal["static", "object", "lights", "noise", "sunset"] = Field(
+        "object",
+        title="Scene",
+        description="static: nothing happens; object: a box enters at enter_at_s; lights: the "
+        "whole image brightens at enter_at_s; noise: sensor noise only; sunset: slow dimming.",
+    )
+    enter_at_s: float = Field(
+        3.0, ge=0, title="Event time (s)", description="When the scene's event starts."
+    )
+    seed: int = Field(0, title="Seed", description="Random seed for noise.")
+    pace: bool = Field(False, title="Real-time pacing", description="Deliver at the frame rate.")
+
+
+SourceConfig = Annotated[
+    FileSource | RtspSource | V4l2Source | SyntheticSource, Field(discriminator="kind")
+]
+
+
+class MotionConfig(Strict):
+    analysis_fps: float = Field(
+        5.0,
+        gt=0,
+        le=30,
+        title="Analysis rate (frames/s)",
+        description="How many frames a second are analysed; below the stream rate.",
+    )
+    analysis_width: int = Field(
+        320,
+        ge=64,
+        le=1280,
+        title="Analysis width (px)",
+        description="Width of the small grey copy motion is computed on.",
+    )
+    threshold: int = Field(
+        25,
+        ge=1,
+        le=255,
+        title="Pixel threshold",
+        description="Luma difference from the background that counts as changed.",
+    )
+    min_area: float = Field(
+        0.002,
+        gt=0,
+        le=1,
+        title="Minimum area",
+        description="Smallest changed region, as a fraction of the image.",
+    )
+    sensitivity: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        title="Sensitivity",
+        description="0: only large, sustained motion; 1: the smallest change.",
+    )
+    zones: list[Polygon] = Field(
+        default_factory=list,
+        title="Motion zones",
+        description="Only motion inside these polygons counts; empty means the whole image.",
+    )
+    ignore: list[Polygon] = Field(
+        default_factory=list,
+        title="Ignore areas",
+        description="Motion inside these polygons never counts (a tree, a road).",
+    )
+
+
+class RecordConfig(Strict):
+    pre_roll_s: float = Field(
+        3.0,
+        ge=0,
+        le=30,
+        title="Pre-roll (s)",
+        description="Video kept from before the trigger (from the keyframe before it).",
+    )
+    post_roll_s: float = Field(
+        5.0,
+        ge=0,
+        le=120,
+        title="Post-roll (s)",
+        description="Recording continues this long after motion ends.",
+    )
+    min_clip_s: float = Field(
+        3.0, ge=0, le=600, title="Minimum clip (s)", description="Shorter events are extended."
+    )
+    max_clip_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        title="Maximum clip (s)",
+        description="A longer event is split into several clips.",
+    )
+    cooldown_s: float = Field(
+        5.0,
+        ge=0,
+        le=600,
+        title="Cool-down (s)",
+        description="After a clip ends, no new event starts for this long.",
+    )
+
+    @model_validator(mode="after")
+    def _lengths(self) -> RecordConfig:
+        if self.min_clip_s > self.max_clip_s:
+            raise ValueError("min_clip_s must not exceed max_clip_s")
+        return self
+
+
+class DetectorKind(StrEnum):
+    none = "none"
+    hog = "hog"
+    onnx = "onnx"
+
+
+class DetectConfig(Strict):
+    kind: DetectorKind = Field(
+        DetectorKind.hog,
+        title="Detector",
+        description="hog: OpenCV's people detector (bundled); onnx: a model file; none.",
+    )
+    model_path: Path | None = Field(
+        None, title="ONNX model", description="Path to the model (onnx only)."
+    )
+    labels: list[str] = Field(
+        default_factory=lambda: ["person"],
+        title="Labels",
+        description="Class names of the model's outputs, in order (onnx only).",
+    )
+    min_confidence: float = Field(
+        0.5, ge=0, le=1, title="Minimum confidence", description="Weaker detections are dropped."
+    )
+    alert: Literal["any_motion", "person_only"] = Field(
+        "any_motion",
+        title="Alert mode",
+        description="person_only: keep only events in which a person was detected.",
+    )
+
+    @model_validator(mode="after")
+    def _model(self) -> DetectConfig:
+        if (self.kind is DetectorKind.onnx) != (self.model_path is not None):
+            raise ValueError("model_path is required for kind 'onnx', and only for it")
+        # person_only without anything that can see a person would silently drop every event.
+        if self.alert == "person_only" and (
+            self.kind is DetectorKind.none
+            or (self.kind is DetectorKind.onnx and "person" not in self.labels)
+        ):
+            raise ValueError("alert 'person_only' needs a detector that reports 'person'")
+        return self
+
+
+class CameraConfig(Strict):
+    name: str = Field(
+        title="Name",
+        description="Unique within this agent, e.g. front-door.",
+        pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
+    )
+    source: SourceConfig = Field(title="Source", description="Where the video comes from.")
+    motion: MotionConfig = Field(
+        default_factory=MotionConfig, title="Motion detection", description="Motion settings."
+    )
+    privacy_zones: list[Polygon] = Field(
+        default_factory=list,
+        title="Privacy zones",
+        description="Blacked out in every clip, thumbnail and live frame; "
+        "the pixels never leave the agent.",
+    )
+    record: RecordConfig = Field(
+        default_factory=RecordConfig, title="Recording", description="Clip settings."
+    )
+    detect: DetectConfig = Field(
+        default_factory=DetectConfig, title="Detection", description="Smart detection."
+    )
+
+
+class AgentConfig(Strict):
+    spool_dir: Path = Field(
+        Path("spool"),
+        title="Spool directory",
+        description="Finished clips wait here, crash-safe, until uploaded.",
+    )
+    cameras: list[CameraConfig] = Field(
+        min_length=1, title="Cameras", description="The cameras this agent runs."
+    )
+
+    @field_validator("cameras")
+    @classmethod
+    def _unique_names(cls, cameras: list[CameraConfig]) -> list[CameraConfig]:
+        names = [c.name for c in cameras]
+        if len(names) != len(set(names)):
+            raise ValueError("camera names must be unique")
+        return cameras
