@@ -43,6 +43,10 @@ def test_version() -> None:
         ["admin"],
         ["admin", "create-user"],
         ["settings"],
+        ["agent"],
+        ["agent", "run"],
+        ["agent", "check-config"],
+        ["agent", "describe-config"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from doorwarden import __version__
 from doorwarden.accounts.models import Role
+from doorwarden.cli.agent import agent_app
 from doorwarden.cli.demo import demo
 from doorwarden.config import Settings, get_settings, settings_documentation
 
@@ -29,6 +30,7 @@ admin_app = typer.Typer(
 )
 app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
+app.add_typer(agent_app, name="agent")
 app.command()(demo)
 
 
