@@ -1,0 +1,33 @@
+"""The agent runs near the camera without the server: it never imports server code
+(../shared/DESIGN.md), so a small board needs neither the database drivers nor the web
+stack, and a server bug cannot reach the agent through an import."""
+
+from __future__ import annotations
+
+import json
+import pkgutil
+import subprocess
+import sys
+
+import doorwarden.agent
+
+AGENT_MODULES = sorted(
+    f"doorwarden.agent.{m.name}" for m in pkgutil.iter_modules(doorwarden.agent.__path__)
+)
+
+
+def test_agent_modules_import_nothing_from_the_server() -> None:
+    code = (
+        "import json, sys\n"
+        f"for name in {AGENT_MODULES!r}:\n"
+        "    __import__(name)\n"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith(('doorwarden', "
+        "'sqlalchemy', 'fastapi', 'starlette')))))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
+    )
+    loaded = json.loads(result.stdout)
+    outside = [m for m in loaded if m != "doorwarden" and not m.startswith("doorwarden.agent")]
+    assert len(AGENT_MODULES) >= 10
+    assert outside == []
