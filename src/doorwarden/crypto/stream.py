@@ -1,0 +1,161 @@
+"""Chunked AES-256-GCM (the STREAM construction): encrypt a clip as it is read.
+
+Layout: a 16-byte header, then chunks of `chunk_size` plaintext bytes each followed by
+its 16-byte GCM tag, then a last chunk shorter than `chunk_size` (possibly empty: always
+having one means the encryptor never has to hold a chunk back to learn whether it is the
+last, so aligned input is encrypted without a copy). The header is
+
+    b"DWS1" | chunk_size (u32, big-endian) | nonce prefix (8 random bytes)
+
+and every chunk is authenticated with the header as associated data and the nonce
+
+    nonce prefix[:7] | chunk index (u32, big-endian) | 1 if last chunk else 0
+
+so a chunk moved elsewhere (reordered, dropped, taken from another clip) fails its tag,
+and a stream cut at a chunk boundary is caught because its new last chunk was sealed as
+"not last". Each clip has a fresh key, so nonces never repeat under one key.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterable, Iterator
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from doorwarden.crypto.errors import ChunkError, MalformedError, TruncatedError
+
+MAGIC = b"DWS1"
+HEADER_BYTES = 16
+TAG_BYTES = 16
+DEFAULT_CHUNK = 256 * 1024  # big enough to amortise per-call cost, small to stream
+MAX_CHUNK = 16 * 1024 * 1024
+MAX_CHUNKS = 2**32
+
+
+def new_key() -> bytes:
+    return AESGCM.generate_key(bit_length=256)
+
+
+def _nonce(prefix: bytes, index: int, last: bool) -> bytes:
+    if index >= MAX_CHUNKS:
+        raise MalformedError("too many chunks for one clip")
+    return prefix[:7] + struct.pack(">IB", index, int(last))
+
+
+def _pieces(blocks: Iterable[bytes], size: int) -> Iterator[tuple[bytes, bool]]:
+    """`blocks` cut into pieces of exactly `size`, each with whether it is the last, the
+    last one being the remainder (possibly short or empty); for reading sealed streams,
+    where the last piece is only known once the input has ended."""
+    buf = bytearray()
+    pending: bytes | None = None
+    for block in blocks:
+        buf += block
+        while len(buf) >= size:
+            if pending is not None:
+                yield pending, False
+            pending = bytes(buf[:size])
+            del buf[:size]
+    if pending is not None:
+        if not buf:
+            yield pending, True
+            return
+        yield pending, False
+    yield bytes(buf), True
+
+
+def encrypt(
+    key: bytes, blocks: Iterable[bytes], chunk_size: int = DEFAULT_CHUNK
+) -> Iterator[bytes]:
+    """The sealed stream of `blocks`: the header first, then one bytes per chunk.
+
+    Blocks must not change after they are handed over (bytes from `read()` never do).
+    """
+    if not 1 <= chunk_size <= MAX_CHUNK:
+        raise MalformedError(f"chunk size must be 1..{MAX_CHUNK}")
+    header = MAGIC + struct.pack(">I", chunk_size) + os.urandom(8)
+    yield header
+    aead = AESGCM(key)
+    prefix = header[8:]
+    index = 0
+    buf = bytearray()
+    for block in blocks:
+        view = memoryview(block)
+        if buf:  # top up the partial chunk left by the previous block
+            take = min(chunk_size - len(buf), len(view))
+            buf += view[:take]
+            view = view[take:]
+            if len(buf) < chunk_size:
+                continue
+            yield aead.encrypt(_nonce(prefix, index, False), bytes(buf), header)
+            index += 1
+            buf.clear()
+        full = len(view) // chunk_size * chunk_size
+        for start in range(0, full, chunk_size):  # aligned: straight from the caller's block
+            yield aead.encrypt(
+                _nonce(prefix, index, False), view[start : start + chunk_size], header
+            )
+            index += 1
+        buf += view[full:]
+    yield aead.encrypt(_nonce(prefix, index, True), bytes(buf), header)
+
+
+def read_header(header: bytes) -> int:
+    """The chunk size a header announces; MalformedError for anything else."""
+    if len(header) != HEADER_BYTES or not header.startswith(MAGIC):
+        raise MalformedError("not a sealed clip (bad header)")
+    chunk_size = int.from_bytes(header[4:8], "big")
+    if not 1 <= chunk_size <= MAX_CHUNK:
+        raise MalformedError(f"chunk size {chunk_size} out of range")
+    return chunk_size
+
+
+def decrypt(key: bytes, blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """The plaintext of a sealed stream, chunk by chunk; raises on the first bad chunk.
+
+    A consumer must treat what it has received as void when this raises: the chunks
+    before were authentic, but the clip as a whole is not.
+    """
+    it = iter(blocks)
+    head = bytearray()
+    for block in it:
+        head += block
+        if len(head) >= HEADER_BYTES:
+            break
+    if len(head) < HEADER_BYTES:
+        raise TruncatedError("the sealed clip ends inside its header")
+    header = bytes(head[:HEADER_BYTES])
+    chunk_size = read_header(header)
+    aead = AESGCM(key)
+    prefix = header[8:]
+    sealed = _pieces(_flatten(head[HEADER_BYTES:], it), chunk_size + TAG_BYTES)
+    for index, (chunk, last) in enumerate(sealed):
+        if len(chunk) < TAG_BYTES:
+            raise TruncatedError("the sealed clip ends inside a chunk")
+        if last and len(chunk) == chunk_size + TAG_BYTES:
+            # A full last chunk: the stream was cut after it (the real last one is short).
+            if _authentic_as_middle(aead, prefix, index, chunk, header):
+                raise TruncatedError(f"the sealed clip was cut after chunk {index}")
+            raise ChunkError(f"chunk {index} failed authentication")
+        try:
+            yield aead.decrypt(_nonce(prefix, index, last), chunk, header)
+        except InvalidTag:
+            raise ChunkError(f"chunk {index} failed authentication") from None
+
+
+def _flatten(first: bytes | bytearray, rest: Iterator[bytes]) -> Iterator[bytes]:
+    if first:
+        yield bytes(first)
+    yield from rest
+
+
+def _authentic_as_middle(
+    aead: AESGCM, prefix: bytes, index: int, chunk: bytes, header: bytes
+) -> bool:
+    try:
+        aead.decrypt(_nonce(prefix, index, False), chunk, header)
+    except InvalidTag:
+        return False
+    return True
