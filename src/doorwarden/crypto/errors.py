@@ -34,3 +34,9 @@ class TruncatedError(SealError):
 
 class NotARecipientError(SealError):
     code = "not_a_recipient"
+
+
+class NotFoundInClipError(SealError):
+    """The clip has no such part (a thumbnail that was never recorded)."""
+
+    code = "not_in_clip"

@@ -36,6 +36,8 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "sha256": str,
     "ciphertext_size": int,
     "ciphertext_sha256": str,
+    "thumbnail_size": int,
+    "thumbnail_sha256": str,
     "previous": str,
     "labels": list,
     "motion_score": int,
@@ -58,6 +60,8 @@ class Manifest:
     sha256: str  # of the plaintext (the MP4)
     ciphertext_size: int
     ciphertext_sha256: str
+    thumbnail_size: int  # of the sealed thumbnail (same clip key, its own stream); 0: none
+    thumbnail_sha256: str  # of the sealed thumbnail's bytes (SHA-256 of b"" when none)
     previous: str  # hash of the device's previous manifest, GENESIS for the first
     labels: tuple[str, ...]
     motion_score: int  # per-mille of the analysed area at the peak
@@ -80,6 +84,8 @@ class Manifest:
             "sha256": self.sha256,
             "ciphertext_size": self.ciphertext_size,
             "ciphertext_sha256": self.ciphertext_sha256,
+            "thumbnail_size": self.thumbnail_size,
+            "thumbnail_sha256": self.thumbnail_sha256,
             "previous": self.previous,
             "labels": list(self.labels),
             "motion_score": self.motion_score,
@@ -108,10 +114,13 @@ class Manifest:
                 raise MalformedError(f"manifest.{name}: wrong type")
         if data["version"] != VERSION:
             raise MalformedError(f"manifest.version: {data['version']} is not supported")
-        for name in ("sha256", "ciphertext_sha256", "previous"):
+        for name in ("sha256", "ciphertext_sha256", "thumbnail_sha256", "previous"):
             if not _HEX64.match(data[name]):
                 raise MalformedError(f"manifest.{name}: not a lowercase SHA-256 hex digest")
-        for name in ("sequence", "duration_ms", "size", "ciphertext_size", "width", "height"):
+        for name in (
+            "sequence", "duration_ms", "size", "ciphertext_size", "thumbnail_size", "width",
+            "height",
+        ):  # fmt: skip
             if data[name] < 0:
                 raise MalformedError(f"manifest.{name}: negative")
         if data["mode"] not in ("standard", "e2e"):

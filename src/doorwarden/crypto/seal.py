@@ -18,7 +18,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from doorwarden.crypto import stream
-from doorwarden.crypto.errors import HashMismatchError, NotARecipientError
+from doorwarden.crypto.errors import HashMismatchError, NotARecipientError, NotFoundInClipError
 from doorwarden.crypto.keys import RecipientKey, key_id
 from doorwarden.crypto.manifest import Manifest, Mode, SignedManifest
 from doorwarden.crypto.wrap import unwrap_key, wrap_key
@@ -58,6 +58,7 @@ class ClipSeal:
         self._plain = hashlib.sha256()
         self._cipher = hashlib.sha256()
         self._size = self._cipher_size = 0
+        self._thumbnail = b""
         self._done = False
 
     def _hash_aside(self, blocks: Iterable[bytes], pool: ThreadPoolExecutor) -> Iterator[bytes]:
@@ -79,6 +80,14 @@ class ClipSeal:
                 yield out
         self._done = True
 
+    def seal_thumbnail(self, jpeg: bytes) -> bytes:
+        """The thumbnail sealed under the clip's key (its own stream, so its own nonces);
+        the manifest then carries its hash. At most one per clip."""
+        if self._thumbnail:
+            raise RuntimeError("a clip has one thumbnail")
+        self._thumbnail = b"".join(stream.encrypt(self._key, [jpeg], self.chunk_size))
+        return self._thumbnail
+
     def manifest(self, facts: ClipFacts) -> Manifest:
         if not self._done:
             raise RuntimeError("encrypt() must run to its end before the manifest is made")
@@ -92,6 +101,8 @@ class ClipSeal:
             sha256=self._plain.hexdigest(),
             ciphertext_size=self._cipher_size,
             ciphertext_sha256=self._cipher.hexdigest(),
+            thumbnail_size=len(self._thumbnail),
+            thumbnail_sha256=hashlib.sha256(self._thumbnail).hexdigest(),
             previous=facts.previous,
             labels=facts.labels,
             motion_score=facts.motion_score,
@@ -114,6 +125,30 @@ def check_ciphertext(manifest: Manifest, blocks: Iterable[bytes]) -> None:
         raise HashMismatchError("the ciphertext is not the one the manifest describes")
 
 
+def _clip_key(signed: SignedManifest, device_public: bytes, recipient: RecipientKey) -> bytes:
+    manifest = signed.verify(device_public)
+    mine = [w for w in manifest.recipients if w.recipient == key_id(recipient.public)]
+    if not mine:
+        raise NotARecipientError("this key is not among the clip's recipients")
+    return unwrap_key(mine[0], recipient)
+
+
+def open_thumbnail(
+    signed: SignedManifest, device_public: bytes, sealed: bytes, recipient: RecipientKey
+) -> bytes:
+    """The thumbnail JPEG, checked against the signed manifest."""
+    key = _clip_key(signed, device_public, recipient)
+    manifest = signed.manifest
+    if (
+        len(sealed) != manifest.thumbnail_size
+        or hashlib.sha256(sealed).hexdigest() != manifest.thumbnail_sha256
+    ):
+        raise HashMismatchError("the thumbnail is not the one the manifest describes")
+    if manifest.thumbnail_size == 0:
+        raise NotFoundInClipError("this clip has no thumbnail")
+    return b"".join(stream.decrypt(key, [sealed]))
+
+
 def open_clip(
     signed: SignedManifest,
     device_public: bytes,
@@ -125,11 +160,8 @@ def open_clip(
     Raises (SignatureError, NotARecipientError, ChunkError, TruncatedError,
     HashMismatchError) at the first problem; what was yielded before is then void.
     """
-    manifest = signed.verify(device_public)
-    mine = [w for w in manifest.recipients if w.recipient == key_id(recipient.public)]
-    if not mine:
-        raise NotARecipientError("this key is not among the clip's recipients")
-    key = unwrap_key(mine[0], recipient)
+    key = _clip_key(signed, device_public, recipient)
+    manifest = signed.manifest
     cipher, cipher_size = hashlib.sha256(), 0
     plain, plain_size = hashlib.sha256(), 0
 

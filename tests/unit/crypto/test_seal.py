@@ -14,11 +14,18 @@ from doorwarden.crypto.errors import (
     HashMismatchError,
     MalformedError,
     NotARecipientError,
+    NotFoundInClipError,
     SignatureError,
 )
 from doorwarden.crypto.keys import RecipientKey, SigningKey
 from doorwarden.crypto.manifest import GENESIS, Manifest, SignedManifest, check_chain, sign
-from doorwarden.crypto.seal import ClipFacts, ClipSeal, check_ciphertext, open_clip
+from doorwarden.crypto.seal import (
+    ClipFacts,
+    ClipSeal,
+    check_ciphertext,
+    open_clip,
+    open_thumbnail,
+)
 
 CHUNK = 1024
 
@@ -69,6 +76,24 @@ def test_seal_and_open(device: SigningKey, household: RecipientKey) -> None:
     assert (m.size, m.sequence, m.previous, m.labels) == (10_000, 0, GENESIS, ("motion", "person"))
     assert data[:64] not in ciphertext
     check_ciphertext(m, [ciphertext])
+
+
+def test_the_thumbnail_is_sealed_under_the_clip_key_and_named_in_the_manifest(
+    device: SigningKey, household: RecipientKey
+) -> None:
+    sealer = ClipSeal([household.public], mode="standard", chunk_size=CHUNK)
+    ciphertext = b"".join(sealer.encrypt([b"video"]))
+    sealed_thumb = sealer.seal_thumbnail(b"\xff\xd8 a jpeg")
+    signed = sign(sealer.manifest(facts(0, GENESIS)), device)
+    assert open_thumbnail(signed, device.public, sealed_thumb, household) == b"\xff\xd8 a jpeg"
+    assert opened(signed, device, ciphertext, household) == b"video"
+    other = ClipSeal([household.public], mode="standard").seal_thumbnail(b"another")
+    with pytest.raises(HashMismatchError):
+        open_thumbnail(signed, device.public, other, household)
+    bare, _ = seal(b"no thumbnail", device, [household])
+    assert bare.manifest.thumbnail_size == 0
+    with pytest.raises(NotFoundInClipError):
+        open_thumbnail(bare, device.public, b"", household)
 
 
 def test_manifest_survives_json_and_keeps_its_signature(
