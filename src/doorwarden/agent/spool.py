@@ -27,6 +27,7 @@ log = structlog.get_logger("doorwarden.agent.spool")
 CLIP_SUFFIX = ".mp4"
 THUMB_SUFFIX = ".jpg"
 SIDECAR_SUFFIX = ".json"
+SEALED_DIR = "sealed"
 
 
 class _MonotonicMicros:
@@ -145,7 +146,8 @@ class Spool:
             removed.append(path)
         committed = {p.stem for p in self.directory.glob(f"*{SIDECAR_SUFFIX}")}
         for path in sorted(self.directory.iterdir()):
-            if path == self.tmp or path.suffix == SIDECAR_SUFFIX:
+            # sealed/ belongs to the sealed spool (agent/sealer.py), which recovers itself.
+            if path in (self.tmp, self.directory / SEALED_DIR) or path.suffix == SIDECAR_SUFFIX:
                 continue
             if path.suffix in (CLIP_SUFFIX, THUMB_SUFFIX) and path.stem in committed:
                 continue
