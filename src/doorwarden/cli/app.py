@@ -16,6 +16,7 @@ from doorwarden import __version__
 from doorwarden.accounts.models import Role
 from doorwarden.cli.agent import agent_app
 from doorwarden.cli.demo import demo
+from doorwarden.cli.verify import verify
 from doorwarden.config import Settings, get_settings, settings_documentation
 
 app = typer.Typer(
@@ -32,6 +33,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(admin_app, name="admin")
 app.add_typer(agent_app, name="agent")
 app.command()(demo)
+app.command()(verify)
 
 
 def _version(value: bool) -> None:
