@@ -125,6 +125,11 @@ def check_ciphertext(manifest: Manifest, blocks: Iterable[bytes]) -> None:
         raise HashMismatchError("the ciphertext is not the one the manifest describes")
 
 
+def clip_key(signed: SignedManifest, device_public: bytes, recipient: RecipientKey) -> bytes:
+    """The clip's AES key for `recipient`, after checking the manifest's signature."""
+    return _clip_key(signed, device_public, recipient)
+
+
 def _clip_key(signed: SignedManifest, device_public: bytes, recipient: RecipientKey) -> bytes:
     manifest = signed.verify(device_public)
     mine = [w for w in manifest.recipients if w.recipient == key_id(recipient.public)]

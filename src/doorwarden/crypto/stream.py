@@ -159,3 +159,25 @@ def _authentic_as_middle(
     except InvalidTag:
         return False
     return True
+
+
+def chunk_count(plaintext_size: int, chunk_size: int) -> int:
+    """Chunks in a sealed stream of `plaintext_size` bytes (the last one always short)."""
+    return plaintext_size // chunk_size + 1
+
+
+def sealed_span(index: int, plaintext_size: int, chunk_size: int) -> tuple[int, int]:
+    """(start, end) byte offsets of chunk `index` in the sealed stream, end exclusive: what
+    to fetch to decrypt one chunk, so a plaintext range needs only its own chunks."""
+    start = HEADER_BYTES + index * (chunk_size + TAG_BYTES)
+    plain = min(chunk_size, plaintext_size - index * chunk_size)
+    return start, start + plain + TAG_BYTES
+
+
+def decrypt_chunk(key: bytes, header: bytes, index: int, last: bool, sealed: bytes) -> bytes:
+    """One chunk on its own (random access for seeking); the same checks as `decrypt`."""
+    read_header(header)
+    try:
+        return AESGCM(key).decrypt(_nonce(header[8:], index, last), sealed, header)
+    except InvalidTag:
+        raise ChunkError(f"chunk {index} failed authentication") from None

@@ -126,3 +126,24 @@ def test_bad_headers_are_malformed(header: bytes) -> None:
 def test_chunk_size_is_bounded_when_sealing() -> None:
     with pytest.raises(MalformedError):
         list(stream.encrypt(stream.new_key(), [b"x"], 0))
+
+
+def test_any_chunk_decrypts_on_its_own_for_seeking() -> None:
+    key = stream.new_key()
+    data = os.urandom(5 * CHUNK + 10)
+    sealed = b"".join(seal(data, key))
+    header = sealed[: stream.HEADER_BYTES]
+    count = stream.chunk_count(len(data), CHUNK)
+    assert count == 6
+    pieces = []
+    for index in range(count):
+        start, end = stream.sealed_span(index, len(data), CHUNK)
+        pieces.append(
+            stream.decrypt_chunk(key, header, index, index == count - 1, sealed[start:end])
+        )
+    assert b"".join(pieces) == data
+    start, end = stream.sealed_span(2, len(data), CHUNK)
+    with pytest.raises(ChunkError):  # a chunk presented at another index
+        stream.decrypt_chunk(key, header, 3, False, sealed[start:end])
+    with pytest.raises(ChunkError):  # a middle chunk presented as the last
+        stream.decrypt_chunk(key, header, 2, True, sealed[start:end])
