@@ -17,6 +17,8 @@ from doorwarden.accounts.models import Role, User
 from doorwarden.audit.service import RequestContext
 from doorwarden.clock import ManualClock
 from doorwarden.config import Settings, SignupMode
+from doorwarden.crypto.keys import SigningKey, b64d, b64e
+from doorwarden.devices import service as devices
 from doorwarden.households import service as households
 from doorwarden.legal import service as legal
 from doorwarden.main import create_app
@@ -60,6 +62,18 @@ def make_client(app: FastAPI, address: str = "198.51.100.7") -> httpx.AsyncClien
 async def client(app: FastAPI) -> AsyncIterator[httpx.AsyncClient]:
     async with make_client(app) as c:
         yield c
+
+
+@dataclass
+class Camera:
+    """A paired camera: its id, key, the keys its clips are wrapped to, and an HTTP client
+    carrying its device token."""
+
+    id: uuid.UUID
+    household_id: uuid.UUID
+    key: SigningKey
+    recipients: list[bytes]
+    client: httpx.AsyncClient
 
 
 @dataclass
@@ -141,6 +155,27 @@ class Factory:
         assert response.status_code == 200, response.text
         c.headers["x-csrf-token"] = response.json()["csrf_token"]
         return c
+
+    async def camera(
+        self, owner: User, household_id: uuid.UUID, name: str = "Front door"
+    ) -> Camera:
+        """A camera paired to the household through the real pairing code flow."""
+        key = SigningKey.generate()
+        async with self.app.state.sessionmaker.begin() as db:
+            now = self.app.state.clock.now()
+            _, code = await devices.create_pairing_code(
+                db, household_id=household_id, user=owner, ctx=CTX, now=now
+            )
+        c = make_client(self.app, "203.0.113.50")
+        paired = await c.post(
+            "/api/v1/devices/pair",
+            json={"code": code, "name": name, "public_key": b64e(key.public)},
+        )
+        assert paired.status_code == 201, paired.text
+        body = paired.json()
+        c.headers["authorization"] = f"Bearer {body['token']}"
+        recipients = [b64d(r["public_key"], what="key", length=32) for r in body["recipients"]]
+        return Camera(uuid.UUID(body["device_id"]), household_id, key, recipients, c)
 
     async def with_token(self, user: User) -> httpx.AsyncClient:
         c = make_client(self.app)

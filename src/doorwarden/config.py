@@ -62,8 +62,9 @@ class Settings(BaseSettings):
         SecretStr(""),
         title="Secret key",
         description=f"At least {MIN_SECRET_LENGTH} random characters; signs CSRF tokens and "
-        "device cookies and encrypts TOTP secrets. Changing it signs every user out and "
-        "invalidates enrolled second factors.",
+        "device cookies, encrypts TOTP secrets and the household keys of standard-mode "
+        "clips. Changing it signs every user out, invalidates enrolled second factors and "
+        "makes stored standard-mode clips unreadable: keep it, and back it up.",
     )
     bind_host: str = Field(
         "127.0.0.1", title="Bind address", description="Address the HTTP server listens on."
@@ -134,6 +135,39 @@ class Settings(BaseSettings):
         ge=1,
         title="First lock (minutes)",
         description="Length of the first lock; each further lock doubles it, up to a day.",
+    )
+    storage_url: str | None = Field(
+        None,
+        title="Clip storage",
+        description="Where sealed clips and thumbnails are kept: a directory path or "
+        "file:///path, or s3://bucket for any S3-compatible store (with the s3_* settings). "
+        "Defaults to the directory clips/ in the data directory.",
+    )
+    s3_endpoint_url: str | None = Field(
+        None,
+        title="S3 endpoint",
+        description="The S3-compatible endpoint, e.g. https://s3.eu-west-1.amazonaws.com or "
+        "a MinIO URL; empty for AWS's default.",
+    )
+    s3_region: str = Field("us-east-1", title="S3 region", description="The bucket's region.")
+    s3_access_key_id: str | None = Field(
+        None, title="S3 access key id", description="Credentials for the bucket."
+    )
+    s3_secret_access_key: SecretStr | None = Field(
+        None, title="S3 secret access key", description="Credentials for the bucket."
+    )
+    s3_allow_http: bool = Field(
+        False,
+        title="S3 over plain HTTP",
+        description="Allow an http:// endpoint (a store on the same host or a test).",
+    )
+    retention_interval_minutes: int = Field(
+        60,
+        ge=0,
+        title="Retention interval (minutes)",
+        description="How often the server deletes clips older than their household's "
+        "retention (never those under a legal hold). 0: not in the server; run "
+        "`doorwarden retention` from cron instead.",
     )
     log_json: bool | None = Field(
         None,

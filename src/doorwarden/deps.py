@@ -21,6 +21,8 @@ from doorwarden.accounts.models import Role, User
 from doorwarden.audit.service import RequestContext
 from doorwarden.clock import Clock
 from doorwarden.config import Settings
+from doorwarden.devices import service as devices
+from doorwarden.devices.models import Device
 from doorwarden.errors import CsrfFailed, Forbidden, NotAuthenticated
 from doorwarden.households.service import memberships
 from doorwarden.legal.service import officer_agency
@@ -96,7 +98,8 @@ async def _principal_for(
 async def load_principal(
     request: Request, db: SessionDep, settings: SettingsDep, clock: ClockDep
 ) -> policy.Principal:
-    """Bearer token first (scripts), then the session cookie (browsers)."""
+    """Bearer token first (scripts, or a camera's device token), then the session cookie
+    (browsers)."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
@@ -105,8 +108,19 @@ async def load_principal(
     authorization = request.headers.get("authorization", "")
     if authorization:
         scheme, _, secret = authorization.partition(" ")
+        secret = secret.strip()
+        if scheme.lower() == "bearer" and secret.startswith(devices.TOKEN_PREFIX):
+            device = await devices.authenticate(db, secret, clock.now())
+            principal = policy.Principal(
+                auth=policy.AuthMethod.device,
+                device_id=device.id,
+                device_household_id=device.household_id,
+            )
+            request.state.principal, request.state.device = principal, device
+            request.state.user = request.state.user_name = None
+            return principal
         found = (
-            await api_tokens.authenticate(db, secret.strip(), clock.now())
+            await api_tokens.authenticate(db, secret, clock.now())
             if scheme.lower() == "bearer"
             else None
         )
@@ -150,7 +164,10 @@ def agency_resource(agency_id: uuid.UUID) -> policy.Resource:
 async def _check_csrf(request: Request, principal: policy.Principal, settings: Settings) -> None:
     """Unsafe requests riding on ambient credentials (the session cookie) or coming from
     a form must carry the CSRF token; bearer-token API calls carry no ambient credential."""
-    if request.method in SAFE_METHODS or principal.auth is policy.AuthMethod.token:
+    if request.method in SAFE_METHODS or principal.auth in (
+        policy.AuthMethod.token,
+        policy.AuthMethod.device,
+    ):
         return
     is_form = request.headers.get("content-type", "").startswith(
         ("application/x-www-form-urlencoded", "multipart/form-data")
@@ -207,3 +224,14 @@ async def current_user(request: Request, _principal: PrincipalDep) -> User:
 
 
 UserDep = Annotated[User, Depends(current_user)]
+
+
+async def current_device(request: Request, _principal: PrincipalDep) -> Device:
+    """The camera calling with its device token. Routes still declare `authorize(...)`."""
+    device: Device | None = getattr(request.state, "device", None)
+    if device is None:
+        raise NotAuthenticated("This call is for a paired camera, with its device token.")
+    return device
+
+
+DeviceDep = Annotated[Device, Depends(current_device)]

@@ -3,6 +3,8 @@ session factory and the clock live on app.state, made when the app is created.""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -18,9 +20,14 @@ from doorwarden.accounts import router as accounts_router
 from doorwarden.accounts import views as accounts_views
 from doorwarden.audit import router as audit_router
 from doorwarden.audit import views as audit_views
+from doorwarden.clips import playback_router as clips_playback_router
+from doorwarden.clips import router as clips_router
+from doorwarden.clips.staging import Staging
+from doorwarden.clips.tasks import retention_loop
 from doorwarden.clock import Clock
 from doorwarden.config import Settings, get_settings
 from doorwarden.db import check_schema_current, create_engine, create_sessionmaker
+from doorwarden.devices import router as devices_router
 from doorwarden.health import router as health_router
 from doorwarden.households import router as households_router
 from doorwarden.households import views as households_views
@@ -29,6 +36,7 @@ from doorwarden.legal import router as legal_router
 from doorwarden.legal import views as legal_views
 from doorwarden.logging import configure_logging
 from doorwarden.middleware import RequestMiddleware
+from doorwarden.storage import ClipStore, make_store
 from doorwarden.web.render import STATIC_DIR
 
 API_DESCRIPTION = """
@@ -36,6 +44,22 @@ The doorwarden JSON API. Authenticate with a session cookie (send `X-CSRF-Token`
 unsafe requests) or with `Authorization: Bearer dwt_...` (create tokens on your account
 page). Every error has the shape `{"error": {"code", "message", "details"}}`.
 """
+
+
+def clip_store(settings: Settings) -> ClipStore:
+    """The store the settings name (a local directory unless storage_url says s3://)."""
+    url = settings.storage_url or str(settings.data_dir / "clips")
+    if not url.startswith("s3://"):
+        return make_store(url)
+    secret = settings.s3_secret_access_key
+    return make_store(
+        url,
+        endpoint_url=settings.s3_endpoint_url,
+        region=settings.s3_region,
+        access_key_id=settings.s3_access_key_id,
+        secret_access_key=secret.get_secret_value() if secret is not None else None,
+        allow_http=settings.s3_allow_http,
+    )
 
 
 def create_app(
@@ -53,9 +77,23 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if check_schema:
             await check_schema_current(engine)  # refuses to serve an un-migrated database
+        retention = None
+        if settings.retention_interval_minutes:
+            retention = asyncio.create_task(
+                retention_loop(
+                    app.state.sessionmaker,
+                    app.state.clip_store,
+                    app.state.clock.now,
+                    settings.retention_interval_minutes * 60,
+                )
+            )
         try:
             yield
         finally:
+            if retention is not None:
+                retention.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await retention
             await engine.dispose()
 
     app = FastAPI(
@@ -72,6 +110,8 @@ def create_app(
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.clock = clock or Clock()
+    app.state.staging = Staging(settings.data_dir / "staging")
+    app.state.clip_store = clip_store(settings)
 
     install_error_handlers(app)
     document_errors(app)
@@ -82,6 +122,9 @@ def create_app(
         households_router.router,
         legal_router.router,
         audit_router.router,
+        devices_router.router,
+        clips_router.router,
+        clips_playback_router.router,
         accounts_views.router,
         accounts_account_views.router,
         accounts_admin_views.router,

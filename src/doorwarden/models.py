@@ -4,5 +4,7 @@
 def import_all_models() -> None:
     from doorwarden.accounts import models as _accounts  # noqa: F401, PLC0415
     from doorwarden.audit import models as _audit  # noqa: F401, PLC0415
+    from doorwarden.clips import models as _clips  # noqa: F401, PLC0415
+    from doorwarden.devices import models as _devices  # noqa: F401, PLC0415
     from doorwarden.households import models as _households  # noqa: F401, PLC0415
     from doorwarden.legal import models as _legal  # noqa: F401, PLC0415

@@ -19,6 +19,9 @@ test:
    manage users.
 4. Account security (password, second factor, API tokens) needs an interactive session:
    a leaked API token cannot mint more tokens or lock the owner out.
+5. A camera (device principal) may only read its own pairing state and upload its own
+   clips; it has no user rights at all, and no person, whatever their role, may upload
+   a clip in a camera's name.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ class AuthMethod(StrEnum):
     none = "none"
     session = "session"
     token = "token"
+    device = "device"
 
 
 class Action(StrEnum):
@@ -64,6 +68,11 @@ class Action(StrEnum):
     clip_share = "clip:share"
     live_view = "live:view"
     device_manage = "device:manage"
+    integrity_alert_read = "integrity-alert:read"
+    # Cameras: pairing with a one-time code, then acting as themselves.
+    device_pair = "device:pair"
+    device_self = "device:self"
+    clip_upload = "clip:upload"
     # Agencies.
     agency_create = "agency:create"
     agency_list = "agency:list"
@@ -96,10 +105,18 @@ class Principal:
     agency_id: uuid.UUID | None = None
     auth: AuthMethod = AuthMethod.none
     session_id: uuid.UUID | None = None
+    # A paired camera acting with its device token (never together with user_id).
+    device_id: uuid.UUID | None = None
+    device_household_id: uuid.UUID | None = None
 
     @property
     def is_anonymous(self) -> bool:
+        """No person: anonymous callers and cameras alike have no user rights."""
         return self.user_id is None
+
+    @property
+    def is_device(self) -> bool:
+        return self.device_id is not None
 
     def household_role(self, household_id: uuid.UUID) -> HouseholdRole | None:
         return self.households.get(household_id)
@@ -214,6 +231,12 @@ def _agency_staff_or_own_officer(p: Principal, r: Resource) -> Decision:
     return _deny("not an officer of this agency")
 
 
+def _device_itself(p: Principal, _r: Resource) -> Decision:
+    if p.is_device and p.user_id is None:
+        return _allow("the camera itself")
+    return _deny("only a paired camera, with its device token")
+
+
 MEMBERS = (HouseholdRole.owner, HouseholdRole.shared)
 OWNER = (HouseholdRole.owner,)
 
@@ -239,6 +262,10 @@ RULES: Mapping[Action, Rule] = {
     Action.clip_share: _household(*OWNER),
     Action.live_view: _household(*MEMBERS),
     Action.device_manage: _household(*OWNER),
+    Action.integrity_alert_read: _household(*OWNER),
+    Action.device_pair: _anyone,  # the one-time code is the credential; checked by the service
+    Action.device_self: _device_itself,
+    Action.clip_upload: _device_itself,
     Action.agency_create: _roles(Role.operator_admin),
     Action.agency_list: _roles(Role.operator_admin, Role.legal_reviewer),
     Action.agency_read: _agency_staff_or_own_officer,
@@ -251,12 +278,15 @@ RULES: Mapping[Action, Rule] = {
 }
 
 OPEN_ACTIONS = frozenset(a for a, rule in RULES.items() if rule is _anyone)
+DEVICE_ACTIONS = frozenset(a for a, rule in RULES.items() if rule is _device_itself)
 
 
 def decide(principal: Principal, action: Action, resource: Resource) -> Decision:
     rule = RULES.get(action)
     if rule is None:
         return _deny(f"no rule for {action}: denied by default")
+    if action in DEVICE_ACTIONS:
+        return rule(principal, resource)
     if action not in OPEN_ACTIONS and principal.is_anonymous:
         return _deny("sign in first")
     if action in FOOTAGE_ACTIONS and principal.role is not Role.resident:

@@ -48,6 +48,7 @@ class Who:
     agency_id: uuid.UUID | None = None
     interactive: bool = True
     client: httpx.AsyncClient | None = None
+    device_of: uuid.UUID | None = None  # a camera paired to this household
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,10 @@ def owner_or_self(w: Who, b: Binding) -> bool:
     if w.user is not None and b.user_id == w.user.id:
         return members("owner", "shared")(w, b)
     return members("owner")(w, b)
+
+
+def camera_itself(w: Who, _b: Binding) -> bool:
+    return w.device_of is not None
 
 
 def agency_reader(w: Who, b: Binding) -> bool:
@@ -129,6 +134,14 @@ EXPECTED |= {
     Action.clip_delete: members("owner"),
     Action.clip_share: members("owner"),
     Action.device_manage: members("owner"),
+    Action.integrity_alert_read: members("owner"),
+}
+# Cameras: pairing is open (the one-time code is the credential, checked by the service);
+# a camera's token does nothing but its own state and uploads, and nobody else does those.
+EXPECTED |= {
+    Action.device_pair: everyone,
+    Action.device_self: camera_itself,
+    Action.clip_upload: camera_itself,
 }
 STAFF = (Role.operator_admin, Role.legal_reviewer, Role.auditor, Role.agency_officer)
 
@@ -217,7 +230,11 @@ async def _cast(factory: Factory) -> tuple[list[Who], dict[str, Any]]:
         Who("admin", Role.operator_admin, admin),
         Who("auditor", Role.auditor, auditor),
     ]
+    camera = await factory.camera(owner_a, home_a)
+    cast.append(Who("camera_a", device_of=home_a, client=camera.client))
     for who in cast:
+        if who.device_of is not None:
+            continue  # carries its device token already
         if who.user is None:
             who.client.cookies.set(csrf.COOKIE, "anon-cookie")  # type: ignore[union-attr]
             who.client.headers["x-csrf-token"] = sign(SECRET, "csrf:anon:anon-cookie")  # type: ignore[union-attr]
@@ -251,6 +268,9 @@ def _fill(path: str, binding: Binding) -> str:
         "agency_id": binding.agency_id,
         "user_id": binding.user_id,
         "token_id": uuid.uuid4(),
+        "device_id": uuid.uuid4(),
+        "clip_id": uuid.uuid4(),
+        "sequence": 0,
     }
 
     def value(match: re.Match[str]) -> str:

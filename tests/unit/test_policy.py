@@ -114,4 +114,36 @@ def test_anonymous_gets_only_open_actions() -> None:
         Action.page_public,
         Action.account_signup,
         Action.session_create,
+        Action.device_pair,  # the one-time pairing code is the credential
     }
+
+
+CAMERA = Principal(auth=AuthMethod.device, device_id=uuid.uuid4(), device_household_id=HOME)
+
+
+def test_a_camera_does_nothing_but_its_own_state_and_uploads() -> None:
+    allowed = {
+        a
+        for a in Action
+        for r in (policy.Instance(), policy.HouseholdResource(HOME))
+        if policy.decide(CAMERA, a, r).allowed
+    }
+    open_to_all = {
+        a for a in Action if policy.decide(policy.ANONYMOUS, a, policy.Instance()).allowed
+    }
+    assert allowed - open_to_all == {Action.device_self, Action.clip_upload}
+    # Not even footage of its own household: a camera uploads, it never watches.
+    assert not policy.decide(CAMERA, Action.clip_view, policy.HouseholdResource(HOME)).allowed
+
+
+@pytest.mark.parametrize("action", [Action.device_self, Action.clip_upload])
+def test_no_person_acts_as_a_camera(action: Action) -> None:
+    people = [resident(), resident(HouseholdRole.shared), policy.ANONYMOUS]
+    people += [staff(role) for role in STAFF_ROLES]
+    for person in people:
+        assert not policy.decide(person, action, policy.Instance()).allowed
+    # A forged principal carrying both a user and a device is refused too.
+    forged = Principal(
+        user_id=uuid.uuid4(), role=Role.resident, auth=AuthMethod.device, device_id=uuid.uuid4()
+    )
+    assert not policy.decide(forged, action, policy.Instance()).allowed

@@ -109,6 +109,33 @@ def serve(
 
 
 @app.command()
+def retention() -> None:
+    """Delete clips older than their household's retention now (never those under a legal
+    hold), and print how many. The server also does this every
+    DOORWARDEN_RETENTION_INTERVAL_MINUTES; use this command from cron when that is 0."""
+    from doorwarden.clips.tasks import run_retention  # noqa: PLC0415
+    from doorwarden.clock import Clock  # noqa: PLC0415
+    from doorwarden.db import create_engine, create_sessionmaker  # noqa: PLC0415
+    from doorwarden.main import clip_store  # noqa: PLC0415
+
+    settings = load_settings()
+    require_current_schema(settings)
+
+    async def _run() -> tuple[int, int]:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            result = await run_retention(
+                create_sessionmaker(engine), clip_store(settings), Clock().now()
+            )
+            return result.expired, result.held
+        finally:
+            await engine.dispose()
+
+    expired, held = asyncio.run(_run())
+    print(f"expired {expired} clip(s); kept {held} under a legal hold")
+
+
+@app.command()
 def settings() -> None:
     """List every setting: environment variable, default and meaning."""
     for row in settings_documentation():

@@ -1,0 +1,376 @@
+"""Receiving a sealed clip from its camera: manifest first, then the bytes in order,
+then verification; only a clip whose every byte matched its signed manifest becomes
+visible (docs/clip-pipeline.md).
+
+Refusals that the owner must hear about (a bad signature, a fork, a broken link, data
+that does not match) raise an integrity alert and commit it before the error is raised,
+so the refusal cannot roll the alert back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import anyio
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from doorwarden.audit.service import Actor, RequestContext, record
+from doorwarden.audit.tags import Tag
+from doorwarden.clips.alerts import raise_alert
+from doorwarden.clips.models import AlertKind, Clip, ClipStatus
+from doorwarden.clips.staging import READ_BLOCK, Staging, blocks
+from doorwarden.crypto import errors as seal_errors
+from doorwarden.crypto.keys import RecipientKey, b64d, key_id
+from doorwarden.crypto.manifest import GENESIS, Manifest, SignedManifest
+from doorwarden.crypto.seal import check_ciphertext, open_clip, open_thumbnail
+from doorwarden.devices.models import Device, PlanKind
+from doorwarden.devices.service import plan_of
+from doorwarden.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from doorwarden.storage.base import ClipStore
+from doorwarden.storage.keys import object_key
+
+
+class ManifestRefused(DomainError):
+    status_code = 422
+    code = "manifest_refused"
+
+
+class ChainRefused(DomainError):
+    status_code = 409
+    code = "chain_refused"
+
+
+class DataRefused(DomainError):
+    status_code = 422
+    code = "data_refused"
+
+
+def _refusal(cls: type[DomainError], code: str, message: str, **details: object) -> DomainError:
+    error = cls(message, details=details or None)
+    error.code = code
+    return error
+
+
+@dataclass(frozen=True)
+class Offer:
+    clip: Clip
+    created: bool
+    received: int
+
+
+def _utc(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise _refusal(ManifestRefused, "malformed", f"not an ISO 8601 time: {text!r}") from None
+    if value.tzinfo is None:
+        raise _refusal(ManifestRefused, "malformed", f"time without a zone: {text!r}")
+    return value
+
+
+async def _alert_and_refuse(
+    db: AsyncSession,
+    device: Device,
+    sequence: int,
+    kind: AlertKind,
+    error: DomainError,
+    ctx: RequestContext,
+) -> DomainError:
+    raise_alert(db, device=device, sequence=sequence, kind=kind, detail=error.message, ctx=ctx)
+    await db.commit()
+    return error
+
+
+async def clip_at(db: AsyncSession, device: Device, sequence: int) -> Clip | None:
+    return await db.scalar(
+        select(Clip).where(Clip.device_id == device.id, Clip.sequence == sequence)
+    )
+
+
+async def offer_manifest(
+    db: AsyncSession,
+    *,
+    device: Device,
+    sequence: int,
+    body: bytes,
+    household_key: bytes,
+    staging: Staging,
+    ctx: RequestContext,
+) -> Offer:
+    try:
+        signed = SignedManifest.parse(json.loads(body))
+    except (ValueError, seal_errors.MalformedError) as exc:
+        raise _refusal(
+            ManifestRefused, "malformed_manifest", f"Not a signed manifest: {exc}"
+        ) from None
+    try:
+        manifest = signed.verify(b64d(device.public_key, what="device key", length=32))
+    except seal_errors.SignatureError:
+        error = _refusal(
+            ManifestRefused, "bad_signature", "The manifest is not signed by this camera's key."
+        )
+        raise await _alert_and_refuse(
+            db, device, sequence, AlertKind.bad_signature, error, ctx
+        ) from None
+    if manifest.device != str(device.id):
+        error = _refusal(ManifestRefused, "wrong_device", "The manifest names another camera.")
+        raise await _alert_and_refuse(db, device, sequence, AlertKind.bad_signature, error, ctx)
+    if manifest.sequence != sequence:
+        raise _refusal(ManifestRefused, "sequence_mismatch", "The URL and the manifest disagree.")
+    if key_id(household_key) not in {r.recipient for r in manifest.recipients}:
+        raise _refusal(
+            ManifestRefused,
+            "missing_recipient",
+            "The clip key is not wrapped to this household's key; fetch GET /api/v1/device.",
+        )
+    if (await plan_of(db, device.household_id)).kind is PlanKind.live_only:
+        error = Forbidden("This household's plan stores no recordings (live view only).")
+        error.code = "live_only"
+        raise error
+
+    digest = manifest.digest
+    existing = await clip_at(db, device, sequence)
+    if existing is not None:
+        if existing.digest != digest:
+            error = _refusal(
+                ChainRefused,
+                "chain_fork",
+                f"The server already holds a different clip {sequence} from this camera.",
+            )
+            raise await _alert_and_refuse(db, device, sequence, AlertKind.fork, error, ctx)
+        received = existing.ciphertext_size if existing.status is ClipStatus.verified else (
+            staging.received(device.id, sequence)
+        )  # fmt: skip
+        return Offer(existing, False, received)
+
+    await _check_link(db, device, manifest, ctx)
+    start = _utc(manifest.start_utc)
+    clip = Clip(
+        household_id=device.household_id,
+        device_id=device.id,
+        sequence=sequence,
+        manifest=signed.to_bytes().decode(),
+        digest=digest,
+        start_at=start,
+        end_at=_utc(manifest.end_utc),
+        duration_ms=manifest.duration_ms,
+        labels=list(manifest.labels),
+        label_set="," + "".join(f"{label[:40]}," for label in manifest.labels)[:299],
+        ciphertext_size=manifest.ciphertext_size,
+        thumbnail_size=manifest.thumbnail_size,
+        object_key=object_key(
+            device.household_id, device.id, start.date(), f"{sequence:012d}.clip.dws"
+        ),
+        thumbnail_key=(
+            object_key(device.household_id, device.id, start.date(), f"{sequence:012d}.thumb.dws")
+            if manifest.thumbnail_size
+            else None
+        ),
+    )
+    db.add(clip)
+    await db.flush()
+    staging.discard(device.id, sequence)  # debris of an earlier, refused attempt
+    return Offer(clip, True, 0)
+
+
+def _key(device: Device, start: datetime, sequence: int, kind: str) -> str:
+    return object_key(device.household_id, device.id, start.date(), f"{sequence:012d}.{kind}.dws")
+
+
+async def _check_link(
+    db: AsyncSession, device: Device, manifest: Manifest, ctx: RequestContext
+) -> None:
+    sequence = manifest.sequence
+    head = device.last_sequence
+    if head is not None and sequence <= head:
+        # Not held, yet at or before the chain head: deleted since (retention, the owner),
+        # or an old upload replayed. Either way it does not come back.
+        raise _refusal(
+            ChainRefused,
+            "replayed",
+            f"Clip {sequence} was received before (the chain is at {head}); not accepted again.",
+        )
+    if sequence == 0:
+        if manifest.previous != GENESIS:
+            error = _refusal(ChainRefused, "chain_broken", "The first clip must start the chain.")
+            raise await _alert_and_refuse(db, device, sequence, AlertKind.broken_link, error, ctx)
+        return
+    before = await clip_at(db, device, sequence - 1)
+    if before is not None:
+        if manifest.previous != before.digest:
+            error = _refusal(
+                ChainRefused,
+                "chain_broken",
+                f"Clip {sequence} does not follow clip {sequence - 1} held by the server.",
+            )
+            raise await _alert_and_refuse(db, device, sequence, AlertKind.broken_link, error, ctx)
+        return
+    first_missing = 0 if head is None else head + 1
+    raise_alert(
+        db,
+        device=device,
+        sequence=sequence,
+        kind=AlertKind.gap,
+        detail=f"Clips {first_missing}..{sequence - 1} from this camera never arrived "
+        "(deleted on the camera, evicted from a full spool, or withheld).",
+        ctx=ctx,
+        extra={"missing_from": first_missing, "missing_to": sequence - 1},
+    )
+
+
+async def _receiving(db: AsyncSession, device: Device, sequence: int) -> Clip:
+    clip = await clip_at(db, device, sequence)
+    if clip is None:
+        raise NotFound(f"Send the manifest of clip {sequence} first.")
+    return clip
+
+
+_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
+
+
+async def receive_data(
+    db: AsyncSession,
+    *,
+    device: Device,
+    sequence: int,
+    content_range: str | None,
+    body: bytes,
+    staging: Staging,
+) -> int:
+    clip = await _receiving(db, device, sequence)
+    if clip.status is ClipStatus.verified:
+        return clip.ciphertext_size
+    match = _RANGE.match(content_range or "")
+    if match is None:
+        raise InvalidInput("Send Content-Range: bytes START-END/TOTAL with each part.")
+    start, end, total = (int(g) for g in match.groups())
+    if total != clip.ciphertext_size or end < start or end >= total or end - start + 1 != len(body):
+        raise InvalidInput(
+            "The range does not fit the body or the clip's size.",
+            details={"ciphertext_size": clip.ciphertext_size, "body_bytes": len(body)},
+        )
+    async with staging.lock(device.id, sequence):
+        received = staging.received(device.id, sequence)
+        if start != received:
+            error = Conflict(
+                f"Expected bytes from offset {received}.", details={"received": received}
+            )
+            error.code = "wrong_offset"
+            raise error
+        return await staging.append(staging.clip_path(device.id, sequence), body)
+
+
+async def receive_thumbnail(
+    db: AsyncSession, *, device: Device, sequence: int, body: bytes, staging: Staging
+) -> None:
+    clip = await _receiving(db, device, sequence)
+    if clip.status is ClipStatus.verified:
+        return
+    signed = SignedManifest.parse(json.loads(clip.manifest))
+    if (
+        len(body) != signed.manifest.thumbnail_size
+        or hashlib.sha256(body).hexdigest() != signed.manifest.thumbnail_sha256
+    ):
+        raise _refusal(DataRefused, "hash_mismatch", "The thumbnail does not match the manifest.")
+    await staging.write(staging.thumb_path(device.id, sequence), body)
+
+
+_FAILURES = {
+    seal_errors.HashMismatchError: AlertKind.hash_mismatch,
+    seal_errors.ChunkError: AlertKind.chunk_tampered,
+    seal_errors.TruncatedError: AlertKind.truncated,
+    seal_errors.MalformedError: AlertKind.chunk_tampered,
+}
+
+
+def _verify_files(
+    signed: SignedManifest,
+    device_public: bytes,
+    household: RecipientKey | None,
+    staging: Staging,
+    device: Device,
+) -> None:
+    """Every byte against the manifest (blocking: runs in a worker thread)."""
+    sequence = signed.manifest.sequence
+    clip_path = staging.clip_path(device.id, sequence)
+    check_ciphertext(signed.manifest, blocks(clip_path))
+    thumb = staging.thumb_path(device.id, sequence)
+    if household is None:
+        return
+    for _ in open_clip(signed, device_public, blocks(clip_path), household):
+        pass  # standard mode: every chunk authenticated, the plaintext hash checked
+    if signed.manifest.thumbnail_size:
+        open_thumbnail(signed, device_public, thumb.read_bytes(), household)
+
+
+async def complete(
+    db: AsyncSession,
+    *,
+    device: Device,
+    sequence: int,
+    household: RecipientKey | None,
+    staging: Staging,
+    store: ClipStore,
+    ctx: RequestContext,
+    now: datetime,
+) -> Clip:
+    clip = await _receiving(db, device, sequence)
+    if clip.status is ClipStatus.verified:
+        return clip
+    received = staging.received(device.id, sequence)
+    thumb = staging.thumb_path(device.id, sequence)
+    if received != clip.ciphertext_size or (clip.thumbnail_size and not thumb.exists()):
+        error = Conflict(
+            "The clip is not complete yet.",
+            details={"received": received, "ciphertext_size": clip.ciphertext_size},
+        )
+        error.code = "incomplete"
+        raise error
+    signed = SignedManifest.parse(json.loads(clip.manifest))
+    device_public = b64d(device.public_key, what="device key", length=32)
+    async with staging.lock(device.id, sequence):
+        try:
+            await anyio.to_thread.run_sync(
+                _verify_files, signed, device_public, household, staging, device
+            )
+        except seal_errors.SealError as exc:
+            staging.discard(device.id, sequence)  # the camera sends it again from the start
+            kind = _FAILURES.get(type(exc), AlertKind.hash_mismatch)
+            refused = _refusal(DataRefused, str(kind), f"Clip {sequence} was refused: {exc}")
+            raise await _alert_and_refuse(db, device, sequence, kind, refused, ctx) from None
+        await store.put(clip.object_key, _async_blocks(staging.clip_path(device.id, sequence)))
+        if clip.thumbnail_key:
+            await store.put(clip.thumbnail_key, thumb.read_bytes())
+    clip.status = ClipStatus.verified
+    clip.verified_at = now
+    if device.last_sequence is None or sequence > device.last_sequence:
+        device.last_sequence, device.last_digest = sequence, clip.digest
+    record(
+        db,
+        tag=Tag.clip_receive,
+        actor=Actor(user_id=None, role="device"),
+        ctx=ctx,
+        household_id=device.household_id,
+        target_type="clip",
+        target_id=clip.id,
+        extra={"device": str(device.id), "sequence": sequence, "bytes": clip.ciphertext_size},
+    )
+    # Committed before the staged copy goes: a crash in between leaves a verified clip and
+    # a stray file, never a clip that is neither staged nor stored.
+    await db.commit()
+    staging.discard(device.id, sequence)
+    return clip
+
+
+async def _async_blocks(path: Path) -> AsyncIterator[bytes]:
+    """The staged file in blocks, read in a worker thread (the event loop never blocks)."""
+    with path.open("rb") as f:
+        while block := await anyio.to_thread.run_sync(f.read, READ_BLOCK):
+            yield block

@@ -1,0 +1,200 @@
+"""Watching, downloading and deleting a household's clips. Every view and download is an
+audit event; the policy keeps every staff and agency role out (policy.FOOTAGE_ACTIONS)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from typing import Annotated
+
+from fastapi import APIRouter, Request, Response, status
+from fastapi.responses import StreamingResponse
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from doorwarden.accounts.models import User
+from doorwarden.accounts.service import actor_of
+from doorwarden.audit.service import RequestContext, record
+from doorwarden.audit.tags import Tag
+from doorwarden.clips import service
+from doorwarden.clips.models import Clip
+from doorwarden.clips.playback import (
+    OpenedClip,
+    open_clip_for_playback,
+    parse_range,
+    thumbnail_jpeg,
+)
+from doorwarden.config import Settings
+from doorwarden.crypto.keys import RecipientKey
+from doorwarden.deps import (
+    ContextDep,
+    SessionDep,
+    SettingsDep,
+    UserDep,
+    authorize,
+    household_resource,
+)
+from doorwarden.devices.keys import household_private_key
+from doorwarden.devices.models import Device
+from doorwarden.errors import NotFound
+from doorwarden.policy import Action, Principal
+from doorwarden.storage.base import ClipStore
+
+router = APIRouter(prefix="/api/v1/households/{household_id}/clips", tags=["clips"])
+# Footage is never cached by a proxy or the browser's disk cache, nor sniffed as HTML.
+PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def _store(request: Request) -> ClipStore:
+    store: ClipStore = request.app.state.clip_store
+    return store
+
+
+async def _device_key(db: AsyncSession, clip: Clip) -> str:
+    device = await db.get(Device, clip.device_id)
+    if device is None:
+        raise NotFound("No such clip.")
+    return device.public_key
+
+
+async def _household_key(
+    db: AsyncSession, settings: Settings, household_id: uuid.UUID
+) -> RecipientKey | None:
+    return await household_private_key(db, settings.secret_key.get_secret_value(), household_id)
+
+
+async def _open(
+    request: Request, db: AsyncSession, settings: Settings, household_id: uuid.UUID,
+    clip_id: uuid.UUID,
+) -> tuple[Clip, OpenedClip]:  # fmt: skip
+    clip = await service.verified_clip(db, household_id, clip_id)
+    opened = await open_clip_for_playback(
+        clip,
+        await _device_key(db, clip),
+        await _household_key(db, settings, household_id),
+        _store(request),
+    )
+    return clip, opened
+
+
+def _audit(
+    db: AsyncSession, tag: Tag, user: User, clip: Clip, ctx: RequestContext, **extra: object
+) -> None:
+    record(
+        db,
+        tag=tag,
+        actor=actor_of(user),
+        ctx=ctx,
+        household_id=clip.household_id,
+        target_type="clip",
+        target_id=clip.id,
+        extra={"device": str(clip.device_id), "sequence": clip.sequence, **extra},
+    )
+
+
+async def _body(opened: OpenedClip, start: int, end: int) -> AsyncIterator[bytes]:
+    async for piece in opened.read(start, end):
+        yield piece
+
+
+@router.get("/{clip_id}/video", response_class=StreamingResponse)
+async def watch_clip(
+    household_id: uuid.UUID,
+    clip_id: uuid.UUID,
+    request: Request,
+    _p: Annotated[Principal, authorize(Action.clip_view, household_resource)],
+    user: UserDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+) -> Response:
+    """The clip as MP4, with Range support so a video element can seek. The first request
+    of a viewing (from byte 0) is recorded in the audit trail."""
+    clip, opened = await _open(request, db, settings, household_id, clip_id)
+    wanted = parse_range(request.headers.get("range"), opened.size)
+    start, end = wanted or (0, opened.size)
+    if start == 0:
+        _audit(db, Tag.clip_view, user, clip, ctx)
+    headers = {
+        **PRIVATE,
+        "Accept-Ranges": "bytes",
+        "Content-Length": str(end - start),
+    }
+    if wanted is None:
+        return StreamingResponse(
+            _body(opened, 0, opened.size), media_type="video/mp4", headers=headers
+        )
+    headers["Content-Range"] = f"bytes {start}-{end - 1}/{opened.size}"
+    return StreamingResponse(
+        _body(opened, start, end),
+        status_code=status.HTTP_206_PARTIAL_CONTENT,
+        media_type="video/mp4",
+        headers=headers,
+    )
+
+
+@router.get("/{clip_id}/download", response_class=StreamingResponse)
+async def download_clip(
+    household_id: uuid.UUID,
+    clip_id: uuid.UUID,
+    request: Request,
+    _p: Annotated[Principal, authorize(Action.clip_download, household_resource)],
+    user: UserDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+) -> Response:
+    """The original MP4 as recorded by the camera (decrypted, byte for byte), as a file."""
+    clip, opened = await _open(request, db, settings, household_id, clip_id)
+    _audit(db, Tag.clip_download, user, clip, ctx)
+    name = f"clip-{clip.start_at:%Y%m%dT%H%M%SZ}-{clip.sequence}.mp4"
+    headers = {
+        **PRIVATE,
+        "Content-Length": str(opened.size),
+        "Content-Disposition": f'attachment; filename="{name}"',
+    }
+    return StreamingResponse(_body(opened, 0, opened.size), media_type="video/mp4", headers=headers)
+
+
+@router.get("/{clip_id}/thumbnail", response_class=Response)
+async def clip_thumbnail(
+    household_id: uuid.UUID,
+    clip_id: uuid.UUID,
+    request: Request,
+    _p: Annotated[Principal, authorize(Action.clip_view, household_resource)],
+    user: UserDep,
+    db: SessionDep,
+    settings: SettingsDep,
+    ctx: ContextDep,
+) -> Response:
+    clip = await service.verified_clip(db, household_id, clip_id)
+    jpeg = await thumbnail_jpeg(
+        clip,
+        await _device_key(db, clip),
+        await _household_key(db, settings, household_id),
+        _store(request),
+    )
+    if jpeg is None:
+        raise NotFound("This clip has no thumbnail.")
+    _audit(db, Tag.clip_thumbnail_view, user, clip, ctx)
+    return Response(jpeg, media_type="image/jpeg", headers=PRIVATE)
+
+
+@router.delete("/{clip_id}", status_code=status.HTTP_204_NO_CONTENT)
+async def delete_clip(
+    household_id: uuid.UUID,
+    clip_id: uuid.UUID,
+    request: Request,
+    _p: Annotated[Principal, authorize(Action.clip_delete, household_resource)],
+    user: UserDep,
+    db: SessionDep,
+    ctx: ContextDep,
+) -> None:
+    """Delete a clip for good (owners only); refused while a legal hold lasts."""
+    await service.delete_clip(
+        db,
+        household_id=household_id,
+        clip_id=clip_id,
+        actor=actor_of(user),
+        store=_store(request),
+        ctx=ctx,
+    )

@@ -1,0 +1,131 @@
+"""A household's clips after arrival: finding one, deleting one, expiring old ones.
+
+Every deletion path asks `is_held` first: a clip under a legal hold is neither deleted by
+its owner nor expired by retention.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import structlog
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from doorwarden.audit.service import SYSTEM, Actor, RequestContext, record
+from doorwarden.audit.tags import Tag
+from doorwarden.clips.models import Clip, ClipHold, ClipStatus
+from doorwarden.devices.models import HouseholdPlan, PlanKind
+from doorwarden.errors import Conflict, NotFound
+from doorwarden.storage.base import ClipStore
+
+log = structlog.get_logger("doorwarden.clips")
+RETENTION_BATCH = 200
+
+
+async def verified_clip(db: AsyncSession, household_id: uuid.UUID, clip_id: uuid.UUID) -> Clip:
+    """The household's verified clip, or NotFound (also for another household's clip:
+    its existence is not ours to confirm)."""
+    clip = await db.get(Clip, clip_id)
+    if clip is None or clip.household_id != household_id or clip.status is not ClipStatus.verified:
+        raise NotFound("No such clip.")
+    return clip
+
+
+async def is_held(db: AsyncSession, clip_id: uuid.UUID) -> bool:
+    query = select(ClipHold.id).where(ClipHold.clip_id == clip_id, ClipHold.released_at.is_(None))
+    return (await db.scalar(query.limit(1))) is not None
+
+
+async def _remove_objects(store: ClipStore, clip: Clip) -> None:
+    await store.delete(clip.object_key)
+    if clip.thumbnail_key:
+        await store.delete(clip.thumbnail_key)
+
+
+async def delete_clip(
+    db: AsyncSession,
+    *,
+    household_id: uuid.UUID,
+    clip_id: uuid.UUID,
+    actor: Actor,
+    store: ClipStore,
+    ctx: RequestContext,
+) -> None:
+    clip = await verified_clip(db, household_id, clip_id)
+    if await is_held(db, clip.id):
+        error = Conflict(
+            "This clip is under a legal hold and cannot be deleted while the hold lasts."
+        )
+        error.code = "legal_hold"
+        raise error
+    record(
+        db,
+        tag=Tag.clip_delete,
+        actor=actor,
+        ctx=ctx,
+        household_id=household_id,
+        target_type="clip",
+        target_id=clip.id,
+        extra={"device": str(clip.device_id), "sequence": clip.sequence},
+    )
+    await db.delete(clip)
+    # The row goes first (committed by the caller); objects whose row is gone are never
+    # served, and a crash before their deletion leaves only unreachable ciphertext.
+    await db.flush()
+    await _remove_objects(store, clip)
+
+
+@dataclass
+class RetentionResult:
+    expired: int = 0
+    held: int = 0
+    households: set[uuid.UUID] = field(default_factory=set)
+
+
+async def expire_clips(
+    db: AsyncSession, *, store: ClipStore, now: datetime, ctx: RequestContext
+) -> RetentionResult:
+    """Delete verified clips older than their household's retention, except held ones.
+    Live-only households keep nothing (retention 0)."""
+    result = RetentionResult()
+    plans: Sequence[HouseholdPlan] = (await db.scalars(select(HouseholdPlan))).all()
+    for plan in plans:
+        days = 0 if plan.kind is PlanKind.live_only else plan.retention_days
+        cutoff = now - timedelta(days=days)
+        query = (
+            select(Clip)
+            .where(
+                Clip.household_id == plan.household_id,
+                Clip.status == ClipStatus.verified,
+                Clip.end_at < cutoff,
+            )
+            .order_by(Clip.start_at)
+            .limit(RETENTION_BATCH)
+        )
+        for clip in (await db.scalars(query)).all():
+            if await is_held(db, clip.id):
+                result.held += 1
+                continue
+            record(
+                db,
+                tag=Tag.clip_expire,
+                actor=SYSTEM,
+                ctx=ctx,
+                household_id=clip.household_id,
+                target_type="clip",
+                target_id=clip.id,
+                extra={"retention_days": days, "sequence": clip.sequence},
+            )
+            await db.delete(clip)
+            await db.flush()
+            await db.commit()  # each clip's row and audit event land before its objects go
+            await _remove_objects(store, clip)
+            result.expired += 1
+            result.households.add(clip.household_id)
+    if result.expired or result.held:
+        log.info("retention.run", expired=result.expired, held=result.held)
+    return result

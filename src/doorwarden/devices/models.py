@@ -1,0 +1,86 @@
+"""Cameras (devices) paired to a household, the one-time codes that pair them, the
+household's recording plan, and the household key that standard-mode clips are
+encrypted to."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import BigInteger, ForeignKey, LargeBinary
+from sqlalchemy.orm import Mapped, mapped_column
+
+from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum
+
+
+class PlanKind(StrEnum):
+    """live_only: nothing is stored (the agent is told and does not upload);
+    recording: clips are kept for `retention_days`."""
+
+    live_only = "live_only"
+    recording = "recording"
+
+
+class Device(UUIDPrimaryKey, CreatedAt, Base):
+    __tablename__ = "devices"
+
+    household_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(SafeString(100))
+    # Ed25519 public key, base64url of the 32 raw bytes: verifies every manifest.
+    public_key: Mapped[str] = mapped_column(SafeString(64))
+    token_hash: Mapped[str] = mapped_column(SafeString(64), unique=True)
+    token_prefix: Mapped[str] = mapped_column(SafeString(16))
+    paired_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: Mapped[datetime | None]
+    revoked_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    last_seen_at: Mapped[datetime | None]
+    # The verified chain head: the last clip accepted and the hash of its manifest.
+    last_sequence: Mapped[int | None] = mapped_column(BigInteger)
+    last_digest: Mapped[str | None] = mapped_column(SafeString(64))
+
+
+class PairingCode(UUIDPrimaryKey, CreatedAt, Base):
+    __tablename__ = "pairing_codes"
+
+    household_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), index=True
+    )
+    code_hash: Mapped[str] = mapped_column(SafeString(64), unique=True)
+    created_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    device_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("devices.id", ondelete="SET NULL")
+    )
+
+
+class HouseholdPlan(Base):
+    __tablename__ = "household_plans"
+
+    household_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), primary_key=True
+    )
+    kind: Mapped[PlanKind] = mapped_column(str_enum(PlanKind), default=PlanKind.recording)
+    retention_days: Mapped[int] = mapped_column(default=30)
+
+
+class HouseholdKey(Base):
+    """The household's X25519 key for standard mode. The private half is stored sealed
+    with a key derived from the instance secret (AES-256-GCM, the household id as
+    associated data), so a database dump alone does not open any clip."""
+
+    __tablename__ = "household_keys"
+
+    household_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("households.id", ondelete="CASCADE"), primary_key=True
+    )
+    public_key: Mapped[str] = mapped_column(SafeString(64))
+    sealed_private_key: Mapped[bytes] = mapped_column(LargeBinary(128))
+    created_at: Mapped[datetime]

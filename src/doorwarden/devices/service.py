@@ -1,0 +1,237 @@
+"""Pairing cameras to households, authenticating them, revoking them."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from doorwarden.accounts.models import User
+from doorwarden.accounts.secrets import new_secret, secret_digest
+from doorwarden.accounts.service import actor_of
+from doorwarden.audit.service import Actor, RequestContext, record
+from doorwarden.audit.tags import Tag
+from doorwarden.crypto.errors import MalformedError
+from doorwarden.crypto.keys import KEY_BYTES, b64d
+from doorwarden.devices.models import Device, HouseholdPlan, PairingCode, PlanKind
+from doorwarden.errors import DomainError, NotAuthenticated, NotFound
+
+TOKEN_PREFIX = "dwd_"
+CODE_TTL = timedelta(minutes=10)
+# Crockford-style alphabet: no 0/O, 1/I/L; read aloud and typed on a phone safely.
+CODE_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+CODE_GROUPS, CODE_GROUP_LEN = 3, 4  # 12 characters, ~59 bits, valid 10 minutes, single use
+MAX_OPEN_CODES = 5
+
+
+class InvalidPairingCode(DomainError):
+    status_code = 400
+    code = "invalid_pairing_code"
+
+
+class DeviceRevoked(DomainError):
+    status_code = 401
+    code = "device_revoked"
+
+
+def normalise_code(code: str) -> str:
+    return "".join(c for c in code.upper() if c.isalnum())
+
+
+def _new_code() -> str:
+    raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_GROUPS * CODE_GROUP_LEN))
+    return "-".join(raw[i : i + CODE_GROUP_LEN] for i in range(0, len(raw), CODE_GROUP_LEN))
+
+
+async def create_pairing_code(
+    db: AsyncSession,
+    *,
+    household_id: uuid.UUID,
+    user: User,
+    ctx: RequestContext,
+    now: datetime,
+) -> tuple[PairingCode, str]:
+    open_codes = await db.scalars(
+        select(PairingCode).where(
+            PairingCode.household_id == household_id,
+            PairingCode.used_at.is_(None),
+            PairingCode.expires_at > now,
+        )
+    )
+    # A household has few cameras: more open codes than this is a mistake or abuse.
+    for stale in list(open_codes)[MAX_OPEN_CODES - 1 :]:
+        stale.expires_at = now
+    code = _new_code()
+    row = PairingCode(
+        household_id=household_id,
+        code_hash=secret_digest(normalise_code(code)),
+        created_by=user.id,
+        created_at=now,
+        expires_at=now + CODE_TTL,
+    )
+    db.add(row)
+    await db.flush()
+    record(
+        db,
+        tag=Tag.device_pairing_code_create,
+        actor=actor_of(user),
+        ctx=ctx,
+        household_id=household_id,
+        target_type="pairing_code",
+        target_id=row.id,
+    )
+    return row, code
+
+
+async def pair(
+    db: AsyncSession,
+    *,
+    code: str,
+    name: str,
+    public_key: str,
+    ctx: RequestContext,
+    now: datetime,
+) -> tuple[Device, str]:
+    """Redeem a pairing code: a new device with its token (shown once)."""
+    try:
+        b64d(public_key, what="public_key", length=KEY_BYTES)
+    except MalformedError as exc:
+        raise InvalidPairingCode(f"The device key is not valid: {exc}") from None
+    # Mark the code used in the same statement that checks it: two agents racing with one
+    # code cannot both win (the second update matches no row).
+    claimed = await db.execute(
+        update(PairingCode)
+        .where(
+            PairingCode.code_hash == secret_digest(normalise_code(code)),
+            PairingCode.used_at.is_(None),
+            PairingCode.expires_at > now,
+        )
+        .values(used_at=now)
+        .returning(PairingCode.id, PairingCode.household_id, PairingCode.created_by)
+    )
+    row = claimed.first()
+    if row is None:
+        raise InvalidPairingCode(
+            "This pairing code is not valid: it may be mistyped, expired or already used. "
+            "Create a new one on the household's Cameras page."
+        )
+    token = new_secret(TOKEN_PREFIX)
+    device = Device(
+        household_id=row.household_id,
+        name=name.strip(),
+        public_key=public_key,
+        token_hash=secret_digest(token),
+        token_prefix=token[:12],
+        paired_by=row.created_by,
+        created_at=now,
+    )
+    db.add(device)
+    await db.flush()
+    await db.execute(
+        update(PairingCode).where(PairingCode.id == row.id).values(device_id=device.id)
+    )
+    record(
+        db,
+        tag=Tag.device_pair,
+        actor=Actor(user_id=row.created_by, role="device"),
+        ctx=ctx,
+        household_id=row.household_id,
+        target_type="device",
+        target_id=device.id,
+        extra={"name": device.name},
+    )
+    return device, token
+
+
+async def authenticate(db: AsyncSession, token: str, now: datetime) -> Device:
+    """The device a token belongs to; NotAuthenticated or DeviceRevoked otherwise."""
+    device = await db.scalar(select(Device).where(Device.token_hash == secret_digest(token)))
+    if device is None:
+        raise NotAuthenticated(
+            "The device token is not valid.", headers={"WWW-Authenticate": "Bearer"}
+        )
+    if device.revoked_at is not None:
+        raise DeviceRevoked(
+            "This camera was removed from its household; pair it again.",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    if device.last_seen_at is None or now - device.last_seen_at > timedelta(minutes=1):
+        device.last_seen_at = now
+    return device
+
+
+async def list_devices(db: AsyncSession, household_id: uuid.UUID) -> Sequence[Device]:
+    query = (
+        select(Device)
+        .where(Device.household_id == household_id, Device.revoked_at.is_(None))
+        .order_by(Device.created_at)
+    )
+    return (await db.scalars(query)).all()
+
+
+async def revoke(
+    db: AsyncSession,
+    *,
+    household_id: uuid.UUID,
+    device_id: uuid.UUID,
+    user: User,
+    ctx: RequestContext,
+    now: datetime,
+) -> Device:
+    device = await db.get(Device, device_id)
+    # Another household's camera is reported as missing: not ours to confirm it exists.
+    if device is None or device.household_id != household_id or device.revoked_at is not None:
+        raise NotFound("No such camera.")
+    device.revoked_at = now
+    device.revoked_by = user.id
+    record(
+        db,
+        tag=Tag.device_revoke,
+        actor=actor_of(user),
+        ctx=ctx,
+        household_id=household_id,
+        target_type="device",
+        target_id=device.id,
+        extra={"name": device.name},
+    )
+    return device
+
+
+async def plan_of(db: AsyncSession, household_id: uuid.UUID) -> HouseholdPlan:
+    plan = await db.get(HouseholdPlan, household_id)
+    if plan is None:
+        plan = HouseholdPlan(household_id=household_id, kind=PlanKind.recording, retention_days=30)
+        db.add(plan)
+        await db.flush()
+    return plan
+
+
+async def set_plan(
+    db: AsyncSession,
+    *,
+    household_id: uuid.UUID,
+    kind: PlanKind,
+    retention_days: int,
+    user: User,
+    ctx: RequestContext,
+) -> HouseholdPlan:
+    """Change the plan. Shortening retention (or going live-only) lets the next retention
+    run delete what the new plan no longer keeps; cameras learn it on their next call."""
+    plan = await plan_of(db, household_id)
+    before = {"kind": str(plan.kind), "retention_days": plan.retention_days}
+    plan.kind, plan.retention_days = kind, retention_days
+    record(
+        db,
+        tag=Tag.household_plan_update,
+        actor=actor_of(user),
+        ctx=ctx,
+        household_id=household_id,
+        target_type="household",
+        target_id=household_id,
+        extra={"before": before, "after": {"kind": str(kind), "retention_days": retention_days}},
+    )
+    return plan
