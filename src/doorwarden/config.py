@@ -109,6 +109,14 @@ class Settings(BaseSettings):
         title="Maximum request body (bytes)",
         description="Larger API and form bodies are refused with 413 before they are read.",
     )
+    max_upload_part_bytes: int = Field(
+        8 * 1_048_576,
+        ge=1024,
+        le=64 * 1_048_576,
+        title="Maximum clip upload part (bytes)",
+        description="Largest part of a sealed clip a camera may send in one request (the "
+        "one body allowed above the general maximum).",
+    )
     login_account_failures: int = Field(
         10,
         ge=3,

@@ -174,9 +174,9 @@ async def test_a_flipped_byte_is_refused_then_the_good_copy_arrives(
     bad = bytearray(sealed.ciphertext)
     bad[position] ^= 0x01
     tampered = replace(sealed, ciphertext=bytes(bad))
-    assert_error(await upload(camera.client, tampered), 422, "hash_mismatch")
+    assert_error(await upload(camera.client, tampered), 422, "chunk_tampered")
     assert await clips(browser, home) == []
-    assert await alerts(browser, home) == [("hash_mismatch", 0)]
+    assert await alerts(browser, home) == [("chunk_tampered", 0)]
     # Staging was discarded: the camera resends from the start and the clip is accepted.
     assert (await upload(camera.client, sealed)).json()["status"] == "verified"
 
@@ -186,7 +186,14 @@ async def test_swapped_truncated_and_reordered_data_are_refused(factory: Factory
     sealed = first_clip(camera)
     other = first_clip(camera)
     swapped = replace(sealed, ciphertext=other.ciphertext)
-    assert_error(await upload(camera.client, swapped), 422, "hash_mismatch")
+    assert_error(await upload(camera.client, swapped), 422, "chunk_tampered")
+    # Two chunks (64 KiB + tag each, after the 16-byte header) exchanged.
+    size, ct = 64 * 1024 + 16, sealed.ciphertext
+    second, third = ct[16 + size : 16 + 2 * size], ct[16 + 2 * size : 16 + 3 * size]
+    reordered = ct[: 16 + size] + third + second + ct[16 + 3 * size :]
+    assert len(reordered) == len(ct)
+    refused = await upload(camera.client, replace(sealed, ciphertext=reordered))
+    assert "chunk 1" in str(assert_error(refused, 422, "chunk_tampered")["message"])
     # A short body can never complete: the server waits for the rest.
     offered = await camera.client.put("/api/v1/device/clips/0", content=sealed.manifest)
     assert offered.status_code == 200
@@ -240,8 +247,8 @@ async def test_bad_ranges_are_refused(factory: Factory) -> None:
     # An oversized part is refused before it is read.
     big = await camera.client.put(
         url,
-        content=b"x" * (2 * 1024 * 1024),
-        headers={"content-range": f"bytes 0-{2 * 1024 * 1024 - 1}/{total}"},
+        content=b"x" * (9 * 1024 * 1024),
+        headers={"content-range": f"bytes 0-{9 * 1024 * 1024 - 1}/{total}"},
     )
     assert big.status_code == 413
 

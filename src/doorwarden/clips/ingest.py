@@ -243,10 +243,10 @@ async def receive_data(
     content_range: str | None,
     body: bytes,
     staging: Staging,
-) -> int:
+) -> tuple[Clip, int]:
     clip = await _receiving(db, device, sequence)
     if clip.status is ClipStatus.verified:
-        return clip.ciphertext_size
+        return clip, clip.ciphertext_size
     match = _RANGE.match(content_range or "")
     if match is None:
         raise InvalidInput("Send Content-Range: bytes START-END/TOTAL with each part.")
@@ -264,7 +264,7 @@ async def receive_data(
             )
             error.code = "wrong_offset"
             raise error
-        return await staging.append(staging.clip_path(device.id, sequence), body)
+        return clip, await staging.append(staging.clip_path(device.id, sequence), body)
 
 
 async def receive_thumbnail(
@@ -297,15 +297,17 @@ def _verify_files(
     staging: Staging,
     device: Device,
 ) -> None:
-    """Every byte against the manifest (blocking: runs in a worker thread)."""
+    """Every byte against the manifest (blocking: runs in a worker thread). In standard
+    mode open_clip checks the ciphertext hash, every chunk and the plaintext hash in one
+    pass; in end-to-end mode only the ciphertext can be checked."""
     sequence = signed.manifest.sequence
     clip_path = staging.clip_path(device.id, sequence)
-    check_ciphertext(signed.manifest, blocks(clip_path))
     thumb = staging.thumb_path(device.id, sequence)
     if household is None:
+        check_ciphertext(signed.manifest, blocks(clip_path))
         return
     for _ in open_clip(signed, device_public, blocks(clip_path), household):
-        pass  # standard mode: every chunk authenticated, the plaintext hash checked
+        pass
     if signed.manifest.thumbnail_size:
         open_thumbnail(signed, device_public, thumb.read_bytes(), household)
 

@@ -90,7 +90,7 @@ async def upload_data(
     db: SessionDep,
 ) -> UploadState:
     """Body: bytes START..END of the sealed clip (header Content-Range), in order."""
-    received = await ingest.receive_data(
+    clip, received = await ingest.receive_data(
         db,
         device=device,
         sequence=sequence,
@@ -98,8 +98,6 @@ async def upload_data(
         body=await request.body(),
         staging=_staging(request),
     )
-    clip = await ingest.clip_at(db, device, sequence)
-    assert clip is not None  # noqa: S101 - receive_data found it
     return _state(clip, received)
 
 

@@ -1,6 +1,11 @@
 """Where a clip's bytes wait while they arrive: one file per clip under the data
-directory, appended in order and fsynced, so an upload resumes after either side
-restarts. The file's size is the resume offset (the database could lag a crash)."""
+directory, appended in order, so an upload resumes after either side restarts. The
+file's size is the resume offset (the database could lag a crash).
+
+Parts are not fsynced one by one: if a crash loses or tears the tail of a staging file,
+the camera resends from the smaller size the server then reports, and anything torn is
+caught by the hash check at completion (the camera keeps its copy until the clip is
+verified). Durability is paid once, when the verified clip is stored."""
 
 from __future__ import annotations
 
@@ -55,7 +60,6 @@ def _append(path: Path, data: bytes) -> int:
     fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, data)
-        os.fsync(fd)
         return os.fstat(fd).st_size
     finally:
         os.close(fd)

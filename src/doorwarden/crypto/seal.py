@@ -177,10 +177,17 @@ def open_clip(
             cipher_size += len(block)
             yield block
 
-    for chunk in stream.decrypt(key, counted()):
-        plain.update(chunk)
-        plain_size += len(chunk)
-        yield chunk
+    # As when sealing: the plaintext is hashed on a second thread, beside the decryption.
+    with ThreadPoolExecutor(1, thread_name_prefix="open-hash") as pool:
+        pending: deque[Future[None]] = deque()
+        for chunk in stream.decrypt(key, counted()):
+            plain_size += len(chunk)
+            pending.append(pool.submit(plain.update, chunk))
+            if len(pending) > MAX_HASH_BACKLOG:
+                pending.popleft().result()
+            yield chunk
+        for future in pending:
+            future.result()
     if cipher_size != manifest.ciphertext_size or cipher.hexdigest() != manifest.ciphertext_sha256:
         raise HashMismatchError("the ciphertext is not the one the manifest describes")
     if plain_size != manifest.size or plain.hexdigest() != manifest.sha256:
