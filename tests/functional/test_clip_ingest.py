@@ -11,7 +11,6 @@ from fastapi import FastAPI
 
 from doorwarden.crypto.keys import SigningKey
 from doorwarden.crypto.manifest import GENESIS
-from doorwarden.devices.models import HouseholdPlan, PlanKind
 from tests.factories import Camera, Factory, assert_error
 from tests.sealed_clips import Sealed, chain_of, seal_clip, send_data, upload
 
@@ -268,11 +267,9 @@ async def test_a_revoked_camera_is_told_and_uploads_nothing(factory: Factory) ->
 
 
 async def test_a_live_only_plan_refuses_recordings(factory: Factory, app: FastAPI) -> None:
-    home, camera, _ = await setup(factory)
-    async with app.state.sessionmaker.begin() as db:
-        plan = await db.get(HouseholdPlan, home)  # made when the camera paired
-        assert plan is not None
-        plan.kind = PlanKind.live_only
+    home, camera, browser = await setup(factory)
+    changed = await browser.put(f"/api/v1/households/{home}/plan", json={"kind": "live_only"})
+    assert changed.status_code == 200, changed.text
     assert (await camera.client.get("/api/v1/device")).json()["plan"]["kind"] == "live_only"
     assert_error(await upload(camera.client, first_clip(camera)), 403, "live_only")
 
@@ -312,3 +309,28 @@ async def test_gap_at_the_start_and_label_and_day_filters(factory: Factory) -> N
     first = seal_clip(late.id, late.key, late.recipients, 5, GENESIS)
     assert (await upload(late.client, first)).json()["status"] == "verified"
     assert ("gap", 5) in await alerts(browser, home)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("0001-01-01T00:00:00+00:00", "0001-01-01T00:00:10+00:00"),
+        ("2026-11-25T10:00:00", "2026-11-25T10:00:10"),  # no zone
+        ("2026-11-25T10:00:10+00:00", "2026-11-25T10:00:00+00:00"),  # ends before it starts
+        ("yesterday", "today"),
+    ],
+)
+async def test_impossible_times_are_refused(factory: Factory, start: str, end: str) -> None:
+    from doorwarden.crypto.manifest import sign
+    from doorwarden.crypto.seal import ClipFacts, ClipSeal
+
+    _, camera, _ = await setup(factory)
+    sealer = ClipSeal(camera.recipients, mode="standard")
+    b"".join(sealer.encrypt([b"clip"]))
+    facts = ClipFacts(
+        device=str(camera.id), sequence=0, previous=GENESIS, start_utc=start, end_utc=end,
+        duration_ms=10_000, labels=(), motion_score=0, codec="h264", width=1, height=1,
+    )  # fmt: skip
+    manifest = sign(sealer.manifest(facts), camera.key).to_bytes()
+    refused = await camera.client.put("/api/v1/device/clips/0", content=manifest)
+    assert_error(refused, 422, "malformed_manifest")

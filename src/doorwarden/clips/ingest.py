@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
@@ -35,6 +35,10 @@ from doorwarden.devices.service import plan_of
 from doorwarden.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
 from doorwarden.storage.base import ClipStore
 from doorwarden.storage.keys import object_key
+
+# A camera's clock may be wrong, but not by centuries: such times would break every
+# calendar view (and time-zone conversion) downstream.
+MIN_YEAR, MAX_YEAR = 2000, 2200
 
 
 class ManifestRefused(DomainError):
@@ -69,9 +73,13 @@ def _utc(text: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
-        raise _refusal(ManifestRefused, "malformed", f"not an ISO 8601 time: {text!r}") from None
+        raise _refusal(
+            ManifestRefused, "malformed_manifest", f"not an ISO 8601 time: {text!r}"
+        ) from None
     if value.tzinfo is None:
-        raise _refusal(ManifestRefused, "malformed", f"time without a zone: {text!r}")
+        raise _refusal(ManifestRefused, "malformed_manifest", f"time without a zone: {text!r}")
+    if not MIN_YEAR <= value.astimezone(UTC).year <= MAX_YEAR:
+        raise _refusal(ManifestRefused, "malformed_manifest", f"time out of range: {text!r}")
     return value
 
 
@@ -150,8 +158,10 @@ async def offer_manifest(
         )  # fmt: skip
         return Offer(existing, False, received)
 
+    start, end = _utc(manifest.start_utc), _utc(manifest.end_utc)
+    if end < start:
+        raise _refusal(ManifestRefused, "malformed_manifest", "The clip ends before it starts.")
     await _check_link(db, device, manifest, ctx)
-    start = _utc(manifest.start_utc)
     clip = Clip(
         household_id=device.household_id,
         device_id=device.id,
@@ -159,7 +169,7 @@ async def offer_manifest(
         manifest=signed.to_bytes().decode(),
         digest=digest,
         start_at=start,
-        end_at=_utc(manifest.end_utc),
+        end_at=end,
         duration_ms=manifest.duration_ms,
         labels=list(manifest.labels),
         label_set="," + "".join(f"{label[:40]}," for label in manifest.labels)[:299],

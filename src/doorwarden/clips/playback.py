@@ -17,8 +17,8 @@ from doorwarden.crypto.errors import NotARecipientError
 from doorwarden.crypto.keys import RecipientKey, b64d
 from doorwarden.crypto.manifest import SignedManifest
 from doorwarden.crypto.seal import clip_key
-from doorwarden.errors import DomainError
-from doorwarden.storage.base import ClipStore
+from doorwarden.errors import DomainError, NotFound
+from doorwarden.storage.base import ClipStore, ObjectNotFound
 
 
 class NotReadableHere(DomainError):
@@ -70,7 +70,11 @@ async def open_clip_for_playback(
         raise NotReadableHere(
             "This clip is end-to-end encrypted: only the household members' own keys open it."
         ) from None
-    header = await store.get_range(clip.object_key, 0, stream.HEADER_BYTES)
+    try:
+        header = await store.get_range(clip.object_key, 0, stream.HEADER_BYTES)
+    except ObjectNotFound:
+        # Listed but not stored: only if storage lost it. Said plainly, not a crash.
+        raise NotFound("This clip's video is missing from storage.") from None
     return OpenedClip(
         key=key,
         header=header,
@@ -87,7 +91,10 @@ async def thumbnail_jpeg(
     if clip.thumbnail_key is None:
         return None
     opened = await open_clip_for_playback(clip, device_public_key, household, store)
-    sealed = await store.get_range(clip.thumbnail_key, 0, clip.thumbnail_size)
+    try:
+        sealed = await store.get_range(clip.thumbnail_key, 0, clip.thumbnail_size)
+    except ObjectNotFound:
+        return None
     return b"".join(
         await anyio.to_thread.run_sync(lambda: list(stream.decrypt(opened.key, [sealed])))
     )

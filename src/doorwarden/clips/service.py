@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from doorwarden.audit.service import SYSTEM, Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.clips.models import Clip, ClipHold, ClipStatus
-from doorwarden.devices.models import HouseholdPlan, PlanKind
+from doorwarden.devices.models import PlanKind
+from doorwarden.devices.service import plan_of
 from doorwarden.errors import Conflict, NotFound
 from doorwarden.storage.base import ClipStore
 
@@ -73,9 +74,10 @@ async def delete_clip(
         extra={"device": str(clip.device_id), "sequence": clip.sequence},
     )
     await db.delete(clip)
-    # The row goes first (committed by the caller); objects whose row is gone are never
-    # served, and a crash before their deletion leaves only unreachable ciphertext.
-    await db.flush()
+    # The row (and its audit event) is committed before the objects go: objects whose row
+    # is gone are never served, and a crash in between leaves only unreachable ciphertext,
+    # never a listed clip without its video.
+    await db.commit()
     await _remove_objects(store, clip)
 
 
@@ -92,8 +94,9 @@ async def expire_clips(
     """Delete verified clips older than their household's retention, except held ones.
     Live-only households keep nothing (retention 0)."""
     result = RetentionResult()
-    plans: Sequence[HouseholdPlan] = (await db.scalars(select(HouseholdPlan))).all()
-    for plan in plans:
+    households: Sequence[uuid.UUID] = (await db.scalars(select(Clip.household_id).distinct())).all()
+    for household_id in households:
+        plan = await plan_of(db, household_id)
         days = 0 if plan.kind is PlanKind.live_only else plan.retention_days
         cutoff = now - timedelta(days=days)
         query = (

@@ -201,12 +201,19 @@ async def revoke(
     return device
 
 
+DEFAULT_RETENTION_DAYS = 30
+
+
 async def plan_of(db: AsyncSession, household_id: uuid.UUID) -> HouseholdPlan:
+    """The household's plan; until an owner sets one, recording for 30 days (a default
+    that is not written, so reading a page never writes to the database)."""
     plan = await db.get(HouseholdPlan, household_id)
     if plan is None:
-        plan = HouseholdPlan(household_id=household_id, kind=PlanKind.recording, retention_days=30)
-        db.add(plan)
-        await db.flush()
+        return HouseholdPlan(
+            household_id=household_id,
+            kind=PlanKind.recording,
+            retention_days=DEFAULT_RETENTION_DAYS,
+        )
     return plan
 
 
@@ -224,6 +231,7 @@ async def set_plan(
     plan = await plan_of(db, household_id)
     before = {"kind": str(plan.kind), "retention_days": plan.retention_days}
     plan.kind, plan.retention_days = kind, retention_days
+    plan = await db.merge(plan)  # inserts the row the first time an owner sets a plan
     record(
         db,
         tag=Tag.household_plan_update,
