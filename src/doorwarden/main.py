@@ -22,12 +22,14 @@ from doorwarden.audit import router as audit_router
 from doorwarden.audit import views as audit_views
 from doorwarden.clips import playback_router as clips_playback_router
 from doorwarden.clips import router as clips_router
+from doorwarden.clips import views as clips_views
 from doorwarden.clips.staging import Staging
 from doorwarden.clips.tasks import retention_loop
 from doorwarden.clock import Clock
 from doorwarden.config import Settings, get_settings
 from doorwarden.db import check_schema_current, create_engine, create_sessionmaker
 from doorwarden.devices import router as devices_router
+from doorwarden.devices import views as devices_views
 from doorwarden.health import router as health_router
 from doorwarden.households import router as households_router
 from doorwarden.households import views as households_views
@@ -131,6 +133,8 @@ def create_app(
         households_views.router,
         legal_views.router,
         audit_views.router,
+        devices_views.router,
+        clips_views.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

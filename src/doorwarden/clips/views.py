@@ -1,0 +1,311 @@
+"""Clip pages: one day's timeline in the household's time zone, and the player.
+
+The video, its thumbnail and the download are served by the JSON API
+(clips/playback_router.py), same-origin with the session cookie, so every view of
+footage is audited in one place; these pages only point at those URLs.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Annotated, Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from fastapi import APIRouter, Form, Query, Request
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Select
+from starlette.responses import Response
+
+from doorwarden.accounts.service import actor_of
+from doorwarden.clips import service
+from doorwarden.clips.models import Clip, ClipStatus
+from doorwarden.deps import (
+    ClockDep,
+    ContextDep,
+    SessionDep,
+    UserDep,
+    authorize,
+    household_resource,
+)
+from doorwarden.devices.models import Device
+from doorwarden.errors import Conflict, NotFound
+from doorwarden.households import service as households
+from doorwarden.households.models import Household
+from doorwarden.policy import Action, HouseholdResource, Principal, decide
+from doorwarden.storage.base import ClipStore
+from doorwarden.web.forms import discard, see_other
+from doorwarden.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+DONE_MESSAGES = {"deleted": "Clip deleted for good."}
+# A doorbell records tens of events a day; a day with more is shown in part, and says so.
+DAY_LIMIT = 300
+QUICK_LABELS = ("motion", "person")
+# The labels an agent writes (motion, person, or an ONNX model's class names).
+LABEL = re.compile(r"^[a-z0-9_-]{1,32}$")
+Confirm = Annotated[str, Form(max_length=8)]
+# Days a page may ask for: the next and previous day, and both midnights in any zone,
+# must still be representable (date.max + 1 day is an OverflowError, not an empty page).
+FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(9999, 12, 30)
+
+
+def zone_of(household: Household) -> ZoneInfo:
+    """The household's zone; the zone is checked when it is set, so UTC is only a guard
+    against a row written some other way."""
+    try:
+        return ZoneInfo(household.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The local day as a UTC interval [start, end). Computed from both midnights, so a
+    day with a daylight-saving change is 23 or 25 hours long, as it was lived."""
+    start = datetime.combine(day, time.min, tzinfo=zone).astimezone(UTC)
+    end = datetime.combine(day + timedelta(days=1), time.min, tzinfo=zone).astimezone(UTC)
+    return start, end
+
+
+def can(principal: Principal, action: Action, household_id: uuid.UUID) -> bool:
+    """Whether to offer a control: the policy's own answer, so a page never shows a
+    button its route would refuse."""
+    return decide(principal, action, HouseholdResource(household_id)).allowed
+
+
+def verified_in(household_id: uuid.UUID) -> Select[Clip]:
+    return select(Clip).where(Clip.household_id == household_id, Clip.status == ClipStatus.verified)
+
+
+async def cameras_of(db: AsyncSession, household_id: uuid.UUID) -> Sequence[Device]:
+    """Every camera the household ever paired, removed ones too: their clips stay."""
+    query = select(Device).where(Device.household_id == household_id).order_by(Device.created_at)
+    return (await db.scalars(query)).all()
+
+
+def _store(request: Request) -> ClipStore:
+    store: ClipStore = request.app.state.clip_store
+    return store
+
+
+@dataclass(frozen=True)
+class Filters:
+    """What the timeline shows; also builds the links that change one filter."""
+
+    day: date
+    camera: uuid.UUID | None = None
+    label: str | None = None
+
+    def url(self, household_id: uuid.UUID, **changes: Any) -> str:
+        chosen = replace(self, **changes)
+        params = {"day": chosen.day.isoformat()}
+        if chosen.camera is not None:
+            params["camera"] = str(chosen.camera)
+        if chosen.label is not None:
+            params["label"] = chosen.label
+        return f"/households/{household_id}/clips?{urlencode(params)}"
+
+
+def _parse_filters(today: date, day: str, camera: str, label: str) -> tuple[Filters, list[str]]:
+    """The filters asked for; a malformed one falls back to its default and is reported,
+    so the page still shows the form to correct it."""
+    errors: list[str] = []
+    chosen = Filters(day=today)
+    if day.strip():
+        try:
+            asked = date.fromisoformat(day.strip())
+        except ValueError:
+            errors.append("Day: enter a date as YYYY-MM-DD, e.g. 2026-11-25.")
+        else:
+            if FIRST_DAY <= asked <= LAST_DAY:
+                chosen = replace(chosen, day=asked)
+            else:
+                errors.append(f"Day: choose a day from {FIRST_DAY} to {LAST_DAY}.")
+    if camera.strip():
+        try:
+            chosen = replace(chosen, camera=uuid.UUID(camera.strip()))
+        except ValueError:
+            errors.append("Camera: choose one from the list.")
+    if label.strip() and label.strip() != "any":
+        if LABEL.match(label.strip()):
+            chosen = replace(chosen, label=label.strip())
+        else:
+            errors.append("Label: use a label such as motion or person.")
+    return chosen, errors
+
+
+async def _day_clips(db: AsyncSession, household: Household, chosen: Filters) -> list[Clip]:
+    start, end = day_bounds(chosen.day, zone_of(household))
+    query = verified_in(household.id).where(Clip.start_at >= start, Clip.start_at < end)
+    if chosen.camera is not None:
+        query = query.where(Clip.device_id == chosen.camera)
+    if chosen.label is not None:
+        query = query.where(Clip.label_set.contains(f",{chosen.label},", autoescape=True))
+    # Newest first; the id breaks ties the same way the player's previous/next links do.
+    query = query.order_by(Clip.start_at.desc(), Clip.id.desc()).limit(DAY_LIMIT)
+    return list((await db.scalars(query)).all())
+
+
+@router.get("/households/{household_id}/clips")
+async def timeline(
+    request: Request,
+    household_id: uuid.UUID,
+    _p: Annotated[Principal, authorize(Action.clip_view, household_resource)],
+    db: SessionDep,
+    clock: ClockDep,
+    day: Annotated[str, Query(max_length=32)] = "",
+    camera: Annotated[str, Query(max_length=64)] = "",
+    label: Annotated[str, Query(max_length=64)] = "",
+    done: str | None = None,
+) -> Response:
+    household = await households.get_household(db, household_id)
+    zone = zone_of(household)
+    today = clock.now().astimezone(zone).date()
+    chosen, errors = _parse_filters(today, day, camera, label)
+    cameras = await cameras_of(db, household_id)
+    if chosen.camera is not None and chosen.camera not in {c.id for c in cameras}:
+        # Another household's camera is as unknown as one that never existed.
+        raise NotFound("No such camera in this household.")
+    clips = await _day_clips(db, household, chosen)
+    one_day = timedelta(days=1)
+    context = {
+        "household": household,
+        "zone": zone,
+        "filters": chosen,
+        "clips": clips,
+        "truncated": len(clips) == DAY_LIMIT,
+        "camera_names": {c.id: c.name for c in cameras},
+        "cameras": cameras,
+        "quick_labels": QUICK_LABELS,
+        "previous_day": chosen.url(household_id, day=chosen.day - one_day),
+        # Cameras do not record tomorrow: no link into the future.
+        "next_day": chosen.url(household_id, day=chosen.day + one_day)
+        if chosen.day < today
+        else None,
+        "today": chosen.url(household_id, day=today) if chosen.day != today else None,
+        "label_links": [
+            (name, chosen.url(household_id, label=value), chosen.label == value)
+            for name, value in [("Any", None)] + [(q.title(), q) for q in QUICK_LABELS]
+        ],
+        "error": " ".join(errors) or None,
+        "done": DONE_MESSAGES.get(done or ""),
+    }
+    return render(request, "clips/index.html", context, status_code=400 if errors else 200)
+
+
+async def _neighbours(
+    db: AsyncSession, clip: Clip, zone: ZoneInfo
+) -> tuple[Clip | None, Clip | None]:
+    """The clips just before and just after this one on its local day, any camera."""
+    start, end = day_bounds(clip.start_at.astimezone(zone).date(), zone)
+    day = verified_in(clip.household_id).where(Clip.start_at >= start, Clip.start_at < end)
+    same_start = Clip.start_at == clip.start_at
+    older = day.where(
+        or_(Clip.start_at < clip.start_at, and_(same_start, Clip.id < clip.id))
+    ).order_by(Clip.start_at.desc(), Clip.id.desc())
+    newer = day.where(
+        or_(Clip.start_at > clip.start_at, and_(same_start, Clip.id > clip.id))
+    ).order_by(Clip.start_at, Clip.id)
+    return await db.scalar(older.limit(1)), await db.scalar(newer.limit(1))
+
+
+def _recorded_as(clip: Clip) -> str | None:
+    """Codec and size from the signed manifest, for the details list."""
+    try:
+        facts = json.loads(clip.manifest)["manifest"]
+        return f"{facts['codec']}, {facts['width']} x {facts['height']}"
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+async def _player_page(
+    request: Request,
+    db: AsyncSession,
+    principal: Principal,
+    household_id: uuid.UUID,
+    clip_id: uuid.UUID,
+    *,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    household = await households.get_household(db, household_id)
+    clip = await service.verified_clip(db, household_id, clip_id)
+    zone = zone_of(household)
+    camera = await db.get(Device, clip.device_id)
+    older, newer = await _neighbours(db, clip, zone)
+    api = f"/api/v1/households/{household_id}/clips/{clip_id}"
+    context = {
+        "household": household,
+        "zone": zone,
+        "clip": clip,
+        "camera_name": camera.name if camera is not None else "A removed camera",
+        "older": older,
+        "newer": newer,
+        "video_url": f"{api}/video",
+        "thumbnail_url": f"{api}/thumbnail" if clip.thumbnail_key else None,
+        "download_url": f"{api}/download",
+        "day_url": Filters(day=clip.start_at.astimezone(zone).date()).url(household_id),
+        "recorded_as": _recorded_as(clip),
+        "can_delete": can(principal, Action.clip_delete, household_id),
+        "can_download": can(principal, Action.clip_download, household_id),
+        **extra,
+    }
+    return render(request, "clips/player.html", context, status_code=status_code)
+
+
+@router.get("/households/{household_id}/clips/{clip_id}")
+async def player(
+    request: Request,
+    household_id: uuid.UUID,
+    clip_id: uuid.UUID,
+    principal: Annotated[Principal, authorize(Action.clip_view, household_resource)],
+    db: SessionDep,
+) -> Response:
+    return await _player_page(request, db, principal, household_id, clip_id)
+
+
+@router.post("/households/{household_id}/clips/{clip_id}/delete")
+async def delete_clip(
+    request: Request,
+    household_id: uuid.UUID,
+    clip_id: uuid.UUID,
+    principal: Annotated[Principal, authorize(Action.clip_delete, household_resource)],
+    user: UserDep,
+    db: SessionDep,
+    ctx: ContextDep,
+    confirm: Confirm = "",
+) -> Response:
+    """The first post asks "for good?" on the player page; the second (confirm=yes)
+    deletes. A legal hold is an answer for the owner, shown on the page."""
+    if confirm != "yes":
+        return await _player_page(request, db, principal, household_id, clip_id, confirming=True)
+    clip = await service.verified_clip(db, household_id, clip_id)
+    day = clip.start_at.astimezone(zone_of(await households.get_household(db, household_id)))
+    try:
+        await service.delete_clip(
+            db,
+            household_id=household_id,
+            clip_id=clip_id,
+            actor=actor_of(user),
+            store=_store(request),
+            ctx=ctx,
+        )
+    except Conflict as exc:
+        await discard(db, user)
+        return await _player_page(
+            request,
+            db,
+            principal,
+            household_id,
+            clip_id,
+            status_code=exc.status_code,
+            delete_error=exc.message,
+        )
+    return see_other(Filters(day=day.date()).url(household_id) + "&done=deleted")

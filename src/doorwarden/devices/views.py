@@ -1,0 +1,242 @@
+"""The Cameras page: a household's cameras with their status and newest event, its plan,
+integrity alerts for owners, pairing a new camera and removing one.
+
+A pairing code is shown in the answer to the POST that made it, not after a redirect:
+only its hash is stored, so there is no later GET that could show it again.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from pydantic import ValidationError
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.responses import Response
+
+from doorwarden.clips.models import AlertKind, Clip, ClipStatus, IntegrityAlert
+from doorwarden.clips.views import cameras_of, can, zone_of
+from doorwarden.deps import (
+    ClockDep,
+    ContextDep,
+    SessionDep,
+    SettingsDep,
+    UserDep,
+    authorize,
+    household_resource,
+)
+from doorwarden.devices import service
+from doorwarden.devices.models import Device, PlanKind
+from doorwarden.devices.schemas import PlanIn
+from doorwarden.errors import DomainError, NotFound
+from doorwarden.households import service as households
+from doorwarden.policy import Action, Principal
+from doorwarden.web.forms import discard, failure, see_other
+from doorwarden.web.render import render
+
+router = APIRouter(include_in_schema=False)
+
+DONE_MESSAGES = {
+    "plan": "Plan saved. Cameras learn it on their next call to the server.",
+    "removed": "Camera removed: it can no longer upload. Its clips stay.",
+}
+# last_seen_at is refreshed at most once a minute (devices.service.authenticate), so a
+# camera in touch with the server is never more than a minute stale: allow two. It is
+# only as good as the agent's calls: a camera that has nothing to upload and sends no
+# heartbeat reads as offline.
+ONLINE_WINDOW = timedelta(minutes=2)
+ALERTS_SHOWN = 20
+PLAN_KINDS = {
+    PlanKind.recording: "Record clips",
+    PlanKind.live_only: "Live view only (nothing is stored)",
+}
+Confirm = Annotated[str, Form(max_length=8)]
+
+
+@dataclass(frozen=True)
+class CameraRow:
+    device: Device
+    online: bool
+    newest: Clip | None  # its newest verified clip: the last event the household can see
+
+
+@dataclass(frozen=True)
+class AlertRow:
+    alert: IntegrityAlert
+    headline: str
+
+
+def alert_headline(alert: IntegrityAlert, camera: str) -> str:
+    """One sentence an owner can act on; the alert's own detail follows it on the page."""
+    seq = alert.sequence
+    if alert.kind is AlertKind.gap:
+        first = alert.extra.get("missing_from", seq)
+        last = alert.extra.get("missing_to", seq)
+        if first == last:
+            return f"Clip {first} from {camera} never arrived"
+        return f"Clips {first}..{last} from {camera} never arrived"
+    if alert.kind is AlertKind.fork:
+        return f"{camera} sent a second, different clip {seq} (a fork); it was refused"
+    if alert.kind is AlertKind.broken_link:
+        return f"Clip {seq} from {camera} does not follow the clip before it; it was refused"
+    if alert.kind is AlertKind.bad_signature:
+        return f"Clip {seq} claimed to be from {camera} but was not signed by it; it was refused"
+    return f"Clip {seq} from {camera} did not match its signed manifest; the data was refused"
+
+
+async def _newest_clip(db: AsyncSession, device_id: uuid.UUID) -> Clip | None:
+    # Highest sequence number: the camera's chain order, served by (device_id, sequence).
+    query = (
+        select(Clip)
+        .where(Clip.device_id == device_id, Clip.status == ClipStatus.verified)
+        .order_by(Clip.sequence.desc())
+        .limit(1)
+    )
+    return await db.scalar(query)
+
+
+async def _alerts(
+    db: AsyncSession, household_id: uuid.UUID, names: dict[uuid.UUID, str]
+) -> list[AlertRow]:
+    query = (
+        select(IntegrityAlert)
+        .where(IntegrityAlert.household_id == household_id)
+        .order_by(IntegrityAlert.created_at.desc())
+        .limit(ALERTS_SHOWN)
+    )
+    return [
+        AlertRow(a, alert_headline(a, names.get(a.device_id, "a removed camera")))
+        for a in (await db.scalars(query)).all()
+    ]
+
+
+def _online(device: Device, now: datetime) -> bool:
+    return device.last_seen_at is not None and now - device.last_seen_at <= ONLINE_WINDOW
+
+
+async def _cameras_page(
+    request: Request,
+    db: AsyncSession,
+    principal: Principal,
+    household_id: uuid.UUID,
+    now: datetime,
+    *,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    household = await households.get_household(db, household_id)
+    every_camera = await cameras_of(db, household_id)
+    paired = [d for d in every_camera if d.revoked_at is None]
+    may_read_alerts = can(principal, Action.integrity_alert_read, household_id)
+    context = {
+        "household": household,
+        "zone": zone_of(household),
+        "cameras": [CameraRow(d, _online(d, now), await _newest_clip(db, d.id)) for d in paired],
+        "plan": await service.plan_of(db, household_id),
+        "plan_kinds": PLAN_KINDS,
+        "alerts": (
+            await _alerts(db, household_id, {d.id: d.name for d in every_camera})
+            if may_read_alerts
+            else []
+        ),
+        "can_manage": can(principal, Action.device_manage, household_id),
+        "can_update": can(principal, Action.household_update, household_id),
+        **extra,
+    }
+    return render(request, "cameras/index.html", context, status_code=status_code)
+
+
+@router.get("/households/{household_id}/cameras")
+async def cameras(
+    request: Request,
+    household_id: uuid.UUID,
+    principal: Annotated[Principal, authorize(Action.household_read, household_resource)],
+    db: SessionDep,
+    clock: ClockDep,
+    done: str | None = None,
+) -> Response:
+    return await _cameras_page(
+        request, db, principal, household_id, clock.now(), done=DONE_MESSAGES.get(done or "")
+    )
+
+
+@router.post("/households/{household_id}/cameras/pairing-codes")
+async def create_pairing_code(
+    request: Request,
+    household_id: uuid.UUID,
+    principal: Annotated[Principal, authorize(Action.device_manage, household_resource)],
+    user: UserDep,
+    db: SessionDep,
+    ctx: ContextDep,
+    clock: ClockDep,
+    settings: SettingsDep,
+) -> Response:
+    row, code = await service.create_pairing_code(
+        db, household_id=household_id, user=user, ctx=ctx, now=clock.now()
+    )
+    command = f"doorwarden agent pair --server {settings.public_base_url} --code {code}"
+    pairing = {"code": code, "expires_at": row.expires_at, "command": command}
+    return await _cameras_page(request, db, principal, household_id, clock.now(), pairing=pairing)
+
+
+@router.post("/households/{household_id}/plan")
+async def update_plan(
+    request: Request,
+    household_id: uuid.UUID,
+    principal: Annotated[Principal, authorize(Action.household_update, household_resource)],
+    user: UserDep,
+    db: SessionDep,
+    ctx: ContextDep,
+    clock: ClockDep,
+    kind: Annotated[str, Form(max_length=32)] = "",
+    retention_days: Annotated[str, Form(max_length=8)] = "",
+) -> Response:
+    try:
+        body = PlanIn.model_validate({"kind": kind, "retention_days": retention_days or 30})
+        await service.set_plan(
+            db,
+            household_id=household_id,
+            kind=body.kind,
+            retention_days=body.retention_days,
+            user=user,
+            ctx=ctx,
+        )
+    except (ValidationError, DomainError) as exc:
+        await discard(db, user)
+        status, message = failure(exc)
+        now = clock.now()
+        return await _cameras_page(
+            request, db, principal, household_id, now, status_code=status, plan_error=message
+        )
+    return see_other(f"/households/{household_id}/cameras?done=plan#plan")
+
+
+@router.post("/households/{household_id}/cameras/{device_id}/remove")
+async def remove_camera(
+    request: Request,
+    household_id: uuid.UUID,
+    device_id: uuid.UUID,
+    _p: Annotated[Principal, authorize(Action.device_manage, household_resource)],
+    user: UserDep,
+    db: SessionDep,
+    ctx: ContextDep,
+    clock: ClockDep,
+    confirm: Confirm = "",
+) -> Response:
+    """The first post asks for confirmation; the second (confirm=yes) unpairs the camera:
+    its token stops working at once, its clips stay."""
+    if confirm != "yes":
+        device = await db.get(Device, device_id)
+        # Another household's camera is reported as missing, as the service does.
+        if device is None or device.household_id != household_id or device.revoked_at:
+            raise NotFound("No such camera.")
+        household = await households.get_household(db, household_id)
+        return render(request, "cameras/remove.html", {"household": household, "device": device})
+    await service.revoke(
+        db, household_id=household_id, device_id=device_id, user=user, ctx=ctx, now=clock.now()
+    )
+    return see_other(f"/households/{household_id}/cameras?done=removed")
