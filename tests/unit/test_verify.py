@@ -423,5 +423,6 @@ def test_clips_are_streamed_not_loaded(tmp_path: Path) -> None:
     finally:
         tracemalloc.stop()
     assert report.ok
-    # ~7 MiB whatever the clip's size: 1 MiB reads plus the stream decryptor's buffers
-    assert peak < 8 * BLOCK, f"peak {peak} bytes for a {size}-byte clip"
+    # Bounded whatever the clip's size (1 MiB reads, the decryptor's buffers and a few
+    # chunks queued for the hashing thread): well under the 24 MiB clip.
+    assert peak < 12 * BLOCK, f"peak {peak} bytes for a {size}-byte clip"
