@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import io
 import uuid
+import zipfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from fastapi import FastAPI
@@ -14,8 +17,9 @@ from doorwarden.audit.models import AuditEvent
 from doorwarden.clips.models import Clip, ClipHold
 from doorwarden.clips.tasks import run_retention
 from doorwarden.clock import ManualClock
+from doorwarden.verify import Options, verify_path
 from tests.factories import Factory, assert_error
-from tests.sealed_clips import Sealed, seal_clip, upload
+from tests.sealed_clips import Sealed, chain_of, seal_clip, upload
 
 
 async def home_with_clip(
@@ -193,3 +197,36 @@ async def test_bad_plans_are_refused(factory: Factory, body: dict[str, object]) 
     home = await factory.household(owner)
     browser = await factory.signed_in(owner)
     assert_error(await browser.put(f"/api/v1/households/{home}/plan", json=body), 422)
+
+
+async def test_sealed_exports_verify_offline_and_tampering_is_caught(
+    factory: Factory, tmp_path: Path
+) -> None:
+    owner = await factory.user()
+    home = await factory.household(owner)
+    camera = await factory.camera(owner, home)
+    browser = await factory.signed_in(owner)
+    ids = []
+    for sealed in chain_of(camera.id, camera.key, camera.recipients, 3):
+        ids.append((await upload(camera.client, sealed)).json()["clip_id"])
+    folder = tmp_path / "export"
+    for clip_id in ids:
+        response = await browser.get(f"/api/v1/households/{home}/clips/{clip_id}/sealed")
+        assert response.status_code == 200 and response.headers["content-type"] == "application/zip"
+        with zipfile.ZipFile(io.BytesIO(response.content)) as archive:
+            archive.extractall(folder)
+    pinned = Options(device_keys={str(camera.id): camera.key.public}, from_start=True)
+    report = verify_path(folder, pinned)
+    assert report.ok, report
+    assert len(report.clips) == 3
+    # One flipped byte in the middle clip: caught offline, by the hash in its signed manifest.
+    target = folder / "000000000001.clip.dws"
+    data = bytearray(target.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    target.write_bytes(bytes(data))
+    assert not verify_path(folder, pinned).ok
+    # A clip removed from the export breaks the chain.
+    target.unlink()
+    (folder / "000000000001.manifest.json").unlink()
+    (folder / "000000000001.thumb.dws").unlink()
+    assert not verify_path(folder, pinned).ok

@@ -15,7 +15,7 @@ from doorwarden.accounts.models import User
 from doorwarden.accounts.service import actor_of
 from doorwarden.audit.service import RequestContext, record
 from doorwarden.audit.tags import Tag
-from doorwarden.clips import service
+from doorwarden.clips import export, service
 from doorwarden.clips.models import Clip
 from doorwarden.clips.playback import (
     OpenedClip,
@@ -177,6 +177,27 @@ async def clip_thumbnail(
         raise NotFound("This clip has no thumbnail.")
     _audit(db, Tag.clip_thumbnail_view, user, clip, ctx)
     return Response(jpeg, media_type="image/jpeg", headers=PRIVATE)
+
+
+@router.get("/{clip_id}/sealed", response_class=Response)
+async def export_sealed_clip(
+    household_id: uuid.UUID,
+    clip_id: uuid.UUID,
+    request: Request,
+    _p: Annotated[Principal, authorize(Action.clip_download, household_resource)],
+    user: UserDep,
+    db: SessionDep,
+    ctx: ContextDep,
+) -> Response:
+    """The clip exactly as the camera sealed it, for checking by anyone, offline: a ZIP
+    with the signed manifest, the sealed clip and thumbnail and the camera's public key
+    (docs/clip-pipeline.md layout; `doorwarden verify DIR` reads it)."""
+    clip = await service.verified_clip(db, household_id, clip_id)
+    archive = await export.sealed_zip(clip, await _device_key(db, clip), _store(request))
+    _audit(db, Tag.clip_download, user, clip, ctx, form="sealed")
+    name = f"clip-{clip.start_at:%Y%m%dT%H%M%SZ}-{clip.sequence}-sealed.zip"
+    headers = {**PRIVATE, "Content-Disposition": f'attachment; filename="{name}"'}
+    return Response(archive, media_type="application/zip", headers=headers)
 
 
 @router.delete("/{clip_id}", status_code=status.HTTP_204_NO_CONTENT)
