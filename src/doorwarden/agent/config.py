@@ -254,11 +254,71 @@ class CameraConfig(Strict):
     )
 
 
+GIB = 1024**3
+KIB = 1024
+
+
+class UploadConfig(Strict):
+    max_spool_bytes: int = Field(
+        2 * GIB,
+        ge=1024 * KIB,
+        title="Sealed spool limit (bytes)",
+        description="When sealed clips waiting for upload take more than this, the oldest are "
+        "deleted (logged; the server sees the gap in the chain and alerts the owner).",
+    )
+    part_bytes: int = Field(
+        512 * KIB,
+        ge=KIB,
+        le=64 * 1024 * KIB,
+        title="Upload part size (bytes)",
+        description="A sealed clip is sent in parts of this size; an interrupted upload "
+        "resumes after the last part the server received. A server that takes only "
+        "smaller parts says so, and its limit is used.",
+    )
+    backoff_initial_s: float = Field(
+        1.0,
+        gt=0,
+        le=600,
+        title="First retry delay (s)",
+        description="Wait this long after a network error or server failure before retrying.",
+    )
+    backoff_max_s: float = Field(
+        60.0,
+        gt=0,
+        le=3600,
+        title="Longest retry delay (s)",
+        description="Retry delays double after each failure up to this.",
+    )
+    timeout_s: float = Field(
+        30.0,
+        gt=0,
+        le=600,
+        title="Request timeout (s)",
+        description="A request to the server that sees no progress for this long is retried.",
+    )
+
+    @model_validator(mode="after")
+    def _backoff(self) -> UploadConfig:
+        if self.backoff_initial_s > self.backoff_max_s:
+            raise ValueError("backoff_initial_s must not exceed backoff_max_s")
+        return self
+
+
 class AgentConfig(Strict):
     spool_dir: Path = Field(
         Path("spool"),
         title="Spool directory",
         description="Finished clips wait here, crash-safe, until uploaded.",
+    )
+    state_dir: Path = Field(
+        Path("state"),
+        title="State directory",
+        description="The device key and pairing (`doorwarden agent pair`); keep it private.",
+    )
+    upload: UploadConfig = Field(
+        default_factory=UploadConfig,
+        title="Upload",
+        description="Delivering sealed clips to the server (once paired).",
     )
     cameras: list[CameraConfig] = Field(
         min_length=1, title="Cameras", description="The cameras this agent runs."

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
+import socket
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -16,16 +19,23 @@ from rich.table import Table
 from doorwarden.agent.config import AgentConfig, CameraConfig, FileSource
 from doorwarden.agent.config_docs import describe_config
 from doorwarden.agent.config_file import ConfigFileError, load_agent_config
+from doorwarden.agent.identity import DeviceIdentity, IdentityError, IdentityStore
+from doorwarden.agent.pairing import PairingError
+from doorwarden.agent.pairing import pair as pair_device
+from doorwarden.agent.spool import SEALED_DIR, SIDECAR_SUFFIX, Spool
+from doorwarden.agent.uploader import UploadStatus, pending_bytes
+from doorwarden.clipfiles import committed
 
 if TYPE_CHECKING:
     # Video, numpy and model runtimes load only when `run` runs: every other
     # `doorwarden` command stays quick to start.
     from doorwarden.agent.cameras import CameraRunner, Handler
+    from doorwarden.agent.delivery import Delivery
     from doorwarden.agent.pipeline import CameraJob
     from doorwarden.agent.recorder import FinishedClip
 
 agent_app = typer.Typer(
-    help="The camera agent: turn video streams into event clips in a spool directory.",
+    help="The camera agent: turn video streams into event clips, sealed and uploaded.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -39,10 +49,15 @@ ConfigPath = Annotated[
 def load_or_exit(path: Path) -> AgentConfig:
     """The configuration, or exit 2 with `FILE:LINE:COL: key: problem` on stderr."""
     try:
-        return load_agent_config(path)
+        config = load_agent_config(path)
     except ConfigFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from exc
+    # Like spool_dir, a relative state_dir is relative to the file, not to the shell.
+    state = config.state_dir.expanduser()
+    if not state.is_absolute():
+        config = config.model_copy(update={"state_dir": path.resolve().parent / state})
+    return config
 
 
 def _source(camera: CameraConfig) -> str:
@@ -59,7 +74,11 @@ def _source(camera: CameraConfig) -> str:
 
 
 def summarise(config: AgentConfig) -> str:
-    lines = [f"spool: {config.spool_dir}", f"{len(config.cameras)} camera(s):"]
+    lines = [
+        f"spool: {config.spool_dir}",
+        f"state: {config.state_dir}",
+        f"{len(config.cameras)} camera(s):",
+    ]
     for cam in config.cameras:
         detect = cam.detect.kind.value
         if cam.detect.model_path is not None:
@@ -116,6 +135,171 @@ def describe_config_command() -> None:
     sys.stdout.write(describe_config())
 
 
+StateOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--state",
+        help="State directory (the device key and pairing); default: the configuration's "
+        "state_dir, else ./state.",
+        show_default=False,
+    ),
+]
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option("--config", help="Agent configuration file (for its state_dir and spool_dir)."),
+]
+
+
+def _state_dir(state: Path | None, config: AgentConfig | None) -> Path:
+    if state is not None:
+        return state
+    return config.state_dir if config is not None else Path("state")
+
+
+@agent_app.command()
+def pair(
+    server: Annotated[
+        str, typer.Option(help="The doorwarden server, e.g. https://doorwarden.example.org.")
+    ],
+    code: Annotated[
+        str, typer.Option(help="The one-time pairing code from the household's Cameras page.")
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option(help="The camera's name in the household; default: this host's name."),
+    ] = None,
+    state: StateOption = None,
+    config: ConfigOption = None,
+    insecure_http: Annotated[
+        bool,
+        typer.Option(
+            "--insecure-http",
+            help="Allow plain http to a server that is not on this machine (the device "
+            "token and keys then cross the network unencrypted).",
+        ),
+    ] = False,
+) -> None:
+    """Pair this agent with a household: a new device key, registered with a one-time code.
+
+    Pairing again replaces the previous pairing (and its key) once the server accepted
+    the new code; sealed clips not yet delivered under the old pairing are then dropped.
+    """
+    agent = load_or_exit(config) if config is not None else None
+    store = IdentityStore(_state_dir(state, agent))
+    try:
+        previous = store.load()
+    except IdentityError:
+        previous = None  # unusable: replaced by the new pairing
+    device_name = (name or socket.gethostname() or "camera")[:100]
+    try:
+        identity = pair_device(
+            store, server=server, code=code, name=device_name, insecure_http=insecure_http
+        )
+    except (PairingError, IdentityError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    if previous is not None:
+        print(f"replaced the previous pairing (device {previous.device_id})")
+        sealed = agent.spool_dir / SEALED_DIR if agent is not None else None
+        undelivered = len(committed(sealed)) if sealed is not None and sealed.is_dir() else 0
+        if undelivered:
+            print(
+                f"warning: {undelivered} sealed clip(s) of the previous pairing were not "
+                "delivered; they cannot be any more and are deleted at the next start",
+                file=sys.stderr,
+            )
+    print(f"paired with {identity.server} as {device_name!r}")
+    print(_identity_summary(identity, store))
+
+
+def _identity_summary(identity: DeviceIdentity, store: IdentityStore) -> str:
+    plan = identity.plan
+    days = f", clips kept {plan.retention_days} days" if plan.retention_days is not None else ""
+    return "\n".join(
+        [
+            f"  server:     {identity.server}",
+            f"  device:     {identity.device_id}",
+            f"  household:  {identity.household_id}",
+            f"  plan:       {plan.kind}{days}",
+            f"  mode:       {identity.mode}",
+            f"  state:      {store.state_dir} (private: holds the device key and token)",
+        ]
+    )
+
+
+@agent_app.command()
+def status(
+    state: StateOption = None,
+    config: ConfigOption = None,
+    spool: Annotated[
+        Path | None,
+        typer.Option(
+            "--spool", help="Spool directory; default: the configuration's, else ./spool."
+        ),
+    ] = None,
+) -> None:
+    """Show the pairing (never the token), the state of uploads and the spool backlog."""
+    agent = load_or_exit(config) if config is not None else None
+    store = IdentityStore(_state_dir(state, agent))
+    spool_dir = spool or (agent.spool_dir if agent is not None else Path("spool"))
+    try:
+        identity = store.load()
+    except IdentityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    refused: dict[int, dict[str, str]] = {}
+    if identity is None:
+        print(f"not paired ({store.identity_path} is missing)")
+        print("  pair with: doorwarden agent pair --server URL --code CODE")
+    else:
+        upload = UploadStatus.load(store.state_dir, identity.device_id)
+        refused = upload.refused
+        print("paired")
+        print(_identity_summary(identity, store))
+        print(f"  uploads:    {_uploads_line(upload)}")
+    print(_backlog(spool_dir, refused))
+
+
+def _uploads_line(upload: UploadStatus) -> str:
+    if upload.stopped is not None:
+        stopped = upload.stopped
+        return (
+            f"STOPPED since {stopped.get('since', '?')}: {stopped.get('message')} "
+            f"({stopped.get('code')})"
+        )
+    line = "ok"
+    if upload.retrying is not None:
+        retrying = upload.retrying
+        line = f"retrying since {retrying.get('since', '?')}: {retrying.get('error', '')}"
+    if upload.last_delivered is not None:
+        last = upload.last_delivered
+        line += f" (last delivered: clip {last.get('sequence')} at {last.get('at')})"
+    return line
+
+
+def _backlog(spool_dir: Path, refused: dict[int, dict[str, str]]) -> str:
+    """What waits in the spool, read without writing (the agent may be running)."""
+    plain = len(list(spool_dir.glob(f"*{SIDECAR_SUFFIX}"))) if spool_dir.is_dir() else 0
+    sealed_dir = spool_dir / SEALED_DIR
+    pending = committed(sealed_dir) if sealed_dir.is_dir() else []
+    waiting = [p for p in pending if p.sequence not in refused]
+    size = sum(pending_bytes(p) for p in waiting)
+    span = f" (clips {waiting[0].sequence}..{waiting[-1].sequence})" if waiting else ""
+    lines = [
+        f"spool: {spool_dir}",
+        f"  not sealed yet:  {plain} clip(s)",
+        f"  sealed, waiting: {len(waiting)} clip(s), {size / 1024:.0f} KiB{span}",
+    ]
+    for paths in pending:
+        if paths.sequence in refused:
+            why = refused[paths.sequence]
+            lines.append(
+                f"  refused, kept:   clip {paths.sequence}: {why.get('message')} "
+                f"({why.get('code')})"
+            )
+    return "\n".join(lines)
+
+
 def _events_table(rows: list[FinishedClip]) -> Table:
     table = Table(title=f"{len(rows)} event(s)")
     for column in ("camera", "start", "end", "duration", "labels"):
@@ -162,19 +346,32 @@ def run(
     once: Annotated[
         bool,
         typer.Option(
-            help="Process file and synthetic sources as fast as possible to their end, then "
-            "exit; a camera that fails is reported, not restarted."
+            help="Process file and synthetic sources as fast as possible to their end, "
+            "deliver the clips (when paired), then exit; a camera that fails is reported, "
+            "not restarted."
         ),
     ] = False,
     spool_dir: Annotated[
         Path, typer.Option("--spool", help="Spool directory (with --source).")
     ] = Path("spool"),
+    state_dir: Annotated[
+        Path, typer.Option("--state", help="State directory of the pairing (with --source).")
+    ] = Path("state"),
+    deliver_timeout: Annotated[
+        float,
+        typer.Option(
+            help="With --once: how long to keep trying to deliver the clips after the "
+            "sources ended (seconds).",
+            min=0,
+        ),
+    ] = 300.0,
 ) -> None:
     """Run the agent: cameras from --config, or one file from --source; print the events.
 
     Each camera runs on its own thread; without --once a camera whose source fails is
-    restarted with backoff while the others carry on. Ctrl-C or SIGTERM stops the agent
-    after finishing the clip in progress.
+    restarted with backoff while the others carry on. Once paired (`doorwarden agent
+    pair`), finished clips are sealed and uploaded in the background; otherwise they stay
+    in the spool. Ctrl-C or SIGTERM stops the agent after finishing the clip in progress.
     """
     if (config is None) == (source is None):
         print("error: give exactly one of --config FILE or --source FILE", file=sys.stderr)
@@ -186,19 +383,21 @@ def run(
         cam = CameraConfig(
             name="file", source=FileSource(kind="file", path=source.resolve(), pace=False)
         )
-        agent = AgentConfig(spool_dir=spool_dir, cameras=[cam])
+        agent = AgentConfig(spool_dir=spool_dir, state_dir=state_dir, cameras=[cam])
     if once:  # files at full speed, not at their frame rate
         agent = agent.model_copy(update={"cameras": [_unpaced(c) for c in agent.cameras]})
     from doorwarden.agent.cameras import CameraRunner, CameraState  # noqa: PLC0415
     from doorwarden.agent.detect import DetectorError  # noqa: PLC0415
     from doorwarden.agent.pipeline import CameraJob  # noqa: PLC0415
-    from doorwarden.agent.spool import Spool  # noqa: PLC0415
 
     console = Console()
     try:
         spool = Spool(agent.spool_dir)
-        jobs = {cam.name: CameraJob(cam, spool) for cam in agent.cameras}
-    except (OSError, DetectorError) as exc:
+        spool.recover()  # before any camera commits: a killed run's work in progress
+        delivery = _delivery(agent, spool, config)
+        on_clip = delivery.notify if delivery is not None else None
+        jobs = {cam.name: CameraJob(cam, spool, on_clip=on_clip) for cam in agent.cameras}
+    except (OSError, DetectorError, IdentityError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from exc
     runner = CameraRunner(
@@ -207,14 +406,88 @@ def run(
         on_open=lambda name, src: jobs[name].opened(src),
         on_close=lambda name: jobs[name].closed(),
     )
-    _drive(runner, agent.cameras, jobs, console)
+    stop = threading.Event()
+    delivered = True
+    with _stop_on_sigterm(stop):
+        if delivery is not None:
+            delivery.start()
+        try:
+            _drive(runner, agent.cameras, jobs, console, stop)
+            if delivery is not None:
+                delivered = _deliver(delivery, stop, console, deliver_timeout)
+        finally:
+            if delivery is not None:
+                delivery.stop(timeout_s=10)
     clips = [clip for job in jobs.values() for clip in job.clips]
     console.print(_events_table(sorted(clips, key=lambda c: (c.metadata["camera"], c.start))))
     failed = [s for s in runner.status().values() if s.state is CameraState.failed]
     for status in failed:
         print(f"error: {status.name}: {status.last_error}", file=sys.stderr)
-    if failed:
+    if failed or not delivered:
         raise typer.Exit(1)
+
+
+def _delivery(agent: AgentConfig, spool: Spool, config: Path | None) -> Delivery | None:
+    """The background delivery when the agent is paired; otherwise None, said once."""
+    store = IdentityStore(agent.state_dir)
+    identity = store.load()
+    if identity is None:
+        where = f"--config {config}" if config is not None else f"--state {agent.state_dir}"
+        print(
+            f"note: this agent is not paired ({store.identity_path} is missing): clips stay in "
+            f"{agent.spool_dir}. Pair it with: doorwarden agent pair --server URL --code CODE "
+            f"{where}",
+            file=sys.stderr,
+        )
+        return None
+    from doorwarden.agent.delivery import Delivery  # noqa: PLC0415
+
+    return Delivery(spool, store, agent.upload, identity=identity)
+
+
+def _deliver(delivery: Delivery, stop: threading.Event, console: Console, timeout_s: float) -> bool:
+    """After the cameras: deliver what is pending (unless stopped by a signal); False if
+    clips were left undelivered that should have gone."""
+    server = delivery.identity.server
+    if stop.is_set():
+        delivery.stop(timeout_s=10)
+        backlog = delivery.backlog()
+        console.print(
+            f"delivered {delivery.delivered} clip(s) to {server}; "
+            f"{backlog.plain + backlog.sealed} wait for the next start"
+        )
+        return True
+    try:
+        with console.status(f"delivering clips to {server} ..."):
+            drained = delivery.finish(timeout_s, abort=stop)
+    except KeyboardInterrupt:
+        stop.set()
+        drained = False
+    backlog = delivery.backlog()
+    console.print(f"delivered {delivery.delivered} clip(s) to {server}")
+    if delivery.blocked is not None:
+        print(f"error: uploads stopped: {delivery.blocked.message}", file=sys.stderr)
+    if backlog.refused:
+        print(f"error: {backlog.refused} clip(s) refused by the server (kept)", file=sys.stderr)
+    if not drained and (backlog.plain or backlog.sealed):
+        print(
+            f"error: {backlog.plain + backlog.sealed} clip(s) not delivered yet; they stay in "
+            "the spool and go at the next start",
+            file=sys.stderr,
+        )
+    return drained and not backlog.refused
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
+    """SIGTERM sets `stop` (signals are the main thread's to catch)."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
+    try:
+        yield
+    finally:
+        if in_main:
+            signal.signal(signal.SIGTERM, previous)
 
 
 def _handler(job: CameraJob) -> Handler:
@@ -226,27 +499,21 @@ def _drive(
     cameras: list[CameraConfig],
     jobs: dict[str, CameraJob],
     console: Console,
+    stop: threading.Event,
 ) -> None:
-    """Run the cameras until all are done or a stop signal, showing progress."""
-    stop = threading.Event()
-    in_main = threading.current_thread() is threading.main_thread()  # signals need it
-    previous = signal.signal(signal.SIGTERM, lambda *_: stop.set()) if in_main else None
+    """Run the cameras until all are done or `stop` (SIGTERM, Ctrl-C), showing progress."""
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
-    try:
-        with Progress(*columns, console=console, transient=True) as progress:
-            tasks = {c.name: progress.add_task(c.name, total=_duration(c)) for c in cameras}
-            runner.start()
-            try:
-                while not runner.done() and not stop.wait(0.1):
-                    for name, task in tasks.items():
-                        progress.update(task, completed=jobs[name].media_time)
-            except KeyboardInterrupt:
-                pass
-            finally:
-                runner.stop(timeout_s=60)  # flushing a re-encoded clip takes a moment
-    finally:
-        if in_main:
-            signal.signal(signal.SIGTERM, previous)
+    with Progress(*columns, console=console, transient=True) as progress:
+        tasks = {c.name: progress.add_task(c.name, total=_duration(c)) for c in cameras}
+        runner.start()
+        try:
+            while not runner.done() and not stop.wait(0.1):
+                for name, task in tasks.items():
+                    progress.update(task, completed=jobs[name].media_time)
+        except KeyboardInterrupt:
+            stop.set()
+        finally:
+            runner.stop(timeout_s=60)  # flushing a re-encoded clip takes a moment
 
 
 def _unpaced(camera: CameraConfig) -> CameraConfig:
