@@ -116,11 +116,39 @@ async def test_a_chain_is_accepted_in_order(factory: Factory) -> None:
 async def test_a_gap_is_accepted_and_the_owner_is_alerted(factory: Factory) -> None:
     home, camera, browser = await setup(factory)
     chain = chain_of(camera.id, camera.key, camera.recipients, 4)
-    for sealed in (chain[0], chain[3]):  # 1 and 2 evicted on the camera
+    for sealed in (chain[0], chain[3]):  # 1 and 2 held back (a slow or evicting camera)
         assert (await upload(camera.client, sealed)).json()["status"] == "verified"
     assert await alerts(browser, home) == [("gap", 3)]
-    # A late clip from before the head is not accepted afterwards (replay protection).
+    # Late clips that fit the chain on both sides fill the gap.
+    for sealed in (chain[1], chain[2]):
+        assert (await upload(camera.client, sealed)).json()["status"] == "verified"
+    assert [c["sequence"] for c in await clips(browser, home)] == [3, 2, 1, 0]
+    assert await alerts(browser, home) == [("gap", 3)]  # the history stays
+
+
+async def test_a_late_clip_that_does_not_fit_the_next_one_is_refused(factory: Factory) -> None:
+    home, camera, browser = await setup(factory)
+    chain = chain_of(camera.id, camera.key, camera.recipients, 3)
+    for sealed in (chain[0], chain[2]):
+        assert (await upload(camera.client, sealed)).json()["status"] == "verified"
+    impostor = seal_clip(camera.id, camera.key, camera.recipients, 1, chain[0].digest)
+    assert_error(await upload(camera.client, impostor), 409, "chain_broken")
+    assert ("broken_link", 1) in await alerts(browser, home)
+
+
+async def test_deleted_clips_stay_in_the_chain_and_are_not_accepted_again(
+    factory: Factory,
+) -> None:
+    home, camera, browser = await setup(factory)
+    chain = chain_of(camera.id, camera.key, camera.recipients, 3)
+    ids = [(await upload(camera.client, s)).json()["clip_id"] for s in chain[:2]]
+    assert (await browser.delete(f"/api/v1/households/{home}/clips/{ids[1]}")).status_code == 204
+    # The replayed upload of the deleted clip is recognised, not stored again.
     assert_error(await upload(camera.client, chain[1]), 409, "replayed")
+    # The next clip still links to the deleted one: no false gap, no broken link.
+    assert (await upload(camera.client, chain[2])).json()["status"] == "verified"
+    assert await alerts(browser, home) == []
+    assert [c["sequence"] for c in await clips(browser, home)] == [2, 0]
 
 
 async def test_a_fork_is_refused_and_alerted(factory: Factory) -> None:

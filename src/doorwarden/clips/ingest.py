@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.audit.service import Actor, RequestContext, record
@@ -153,6 +153,13 @@ async def offer_manifest(
                 f"The server already holds a different clip {sequence} from this camera.",
             )
             raise await _alert_and_refuse(db, device, sequence, AlertKind.fork, error, ctx)
+        if existing.status is ClipStatus.deleted:
+            raise _refusal(
+                ChainRefused,
+                "replayed",
+                f"Clip {sequence} was received and has been deleted since; "
+                "it is not accepted again.",
+            )
         received = existing.ciphertext_size if existing.status is ClipStatus.verified else (
             staging.received(device.id, sequence)
         )  # fmt: skip
@@ -168,6 +175,7 @@ async def offer_manifest(
         sequence=sequence,
         manifest=signed.to_bytes().decode(),
         digest=digest,
+        previous=manifest.previous,
         start_at=start,
         end_at=end,
         duration_ms=manifest.duration_ms,
@@ -197,16 +205,18 @@ def _key(device: Device, start: datetime, sequence: int, kind: str) -> str:
 async def _check_link(
     db: AsyncSession, device: Device, manifest: Manifest, ctx: RequestContext
 ) -> None:
-    sequence = manifest.sequence
-    head = device.last_sequence
-    if head is not None and sequence <= head:
-        # Not held, yet at or before the chain head: deleted since (retention, the owner),
-        # or an old upload replayed. Either way it does not come back.
-        raise _refusal(
+    """The new clip must follow the clip before it and precede the clip after it, where
+    the server holds them (tombstones of deleted clips included). A clip whose
+    predecessor never arrived is accepted with a gap alert: the link is unverifiable."""
+    sequence, digest = manifest.sequence, manifest.digest
+    after = await clip_at(db, device, sequence + 1)
+    if after is not None and after.previous != digest:
+        error = _refusal(
             ChainRefused,
-            "replayed",
-            f"Clip {sequence} was received before (the chain is at {head}); not accepted again.",
+            "chain_broken",
+            f"Clip {sequence + 1} held by the server does not follow this clip {sequence}.",
         )
+        raise await _alert_and_refuse(db, device, sequence, AlertKind.broken_link, error, ctx)
     if sequence == 0:
         if manifest.previous != GENESIS:
             error = _refusal(ChainRefused, "chain_broken", "The first clip must start the chain.")
@@ -222,13 +232,16 @@ async def _check_link(
             )
             raise await _alert_and_refuse(db, device, sequence, AlertKind.broken_link, error, ctx)
         return
-    first_missing = 0 if head is None else head + 1
+    below = await db.scalar(
+        select(func.max(Clip.sequence)).where(Clip.device_id == device.id, Clip.sequence < sequence)
+    )
+    first_missing = 0 if below is None else below + 1
     raise_alert(
         db,
         device=device,
         sequence=sequence,
         kind=AlertKind.gap,
-        detail=f"Clips {first_missing}..{sequence - 1} from this camera never arrived "
+        detail=f"Clips {first_missing}..{sequence - 1} from this camera have not arrived "
         "(deleted on the camera, evicted from a full spool, or withheld).",
         ctx=ctx,
         extra={"missing_from": first_missing, "missing_to": sequence - 1},

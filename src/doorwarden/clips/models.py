@@ -2,7 +2,9 @@
 
 A clip row exists from the moment its signed manifest is accepted (status `receiving`);
 it becomes `verified` only after every byte matched the manifest, and only verified clips
-are ever listed or served.
+are ever listed or served. A deleted or expired clip keeps a tombstone (status
+`deleted`: its sequence number and manifest hash, no media, labels or manifest), so the
+chain stays checkable across it and an old upload replayed later is recognised.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum
 class ClipStatus(StrEnum):
     receiving = "receiving"
     verified = "verified"
+    deleted = "deleted"
 
 
 class Clip(UUIDPrimaryKey, CreatedAt, Base):
@@ -35,6 +38,7 @@ class Clip(UUIDPrimaryKey, CreatedAt, Base):
     status: Mapped[ClipStatus] = mapped_column(str_enum(ClipStatus), default=ClipStatus.receiving)
     manifest: Mapped[str] = mapped_column(Text)  # the signed manifest, canonical JSON
     digest: Mapped[str] = mapped_column(SafeString(64))
+    previous: Mapped[str] = mapped_column(SafeString(64))  # the manifest's link, kept in tombstones
     start_at: Mapped[datetime] = mapped_column(index=True)
     end_at: Mapped[datetime]
     duration_ms: Mapped[int]
@@ -46,6 +50,7 @@ class Clip(UUIDPrimaryKey, CreatedAt, Base):
     object_key: Mapped[str] = mapped_column(SafeString(300))
     thumbnail_key: Mapped[str | None] = mapped_column(SafeString(300))
     verified_at: Mapped[datetime | None]
+    deleted_at: Mapped[datetime | None]
 
 
 class AlertKind(StrEnum):

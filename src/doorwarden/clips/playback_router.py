@@ -26,6 +26,7 @@ from doorwarden.clips.playback import (
 from doorwarden.config import Settings
 from doorwarden.crypto.keys import RecipientKey
 from doorwarden.deps import (
+    ClockDep,
     ContextDep,
     SessionDep,
     SettingsDep,
@@ -209,6 +210,7 @@ async def delete_clip(
     user: UserDep,
     db: SessionDep,
     ctx: ContextDep,
+    clock: ClockDep,
 ) -> None:
     """Delete a clip for good (owners only); refused while a legal hold lasts."""
     await service.delete_clip(
@@ -218,4 +220,5 @@ async def delete_clip(
         actor=actor_of(user),
         store=_store(request),
         ctx=ctx,
+        now=clock.now(),
     )

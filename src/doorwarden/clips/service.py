@@ -41,10 +41,17 @@ async def is_held(db: AsyncSession, clip_id: uuid.UUID) -> bool:
     return (await db.scalar(query.limit(1))) is not None
 
 
-async def _remove_objects(store: ClipStore, clip: Clip) -> None:
-    await store.delete(clip.object_key)
-    if clip.thumbnail_key:
-        await store.delete(clip.thumbnail_key)
+async def _remove_objects(store: ClipStore, keys: list[str]) -> None:
+    for key in keys:
+        await store.delete(key)
+
+
+def _tombstone(clip: Clip, now: datetime) -> list[str]:
+    """Turn the row into a tombstone; the object keys to delete once it is committed."""
+    keys = [clip.object_key] + ([clip.thumbnail_key] if clip.thumbnail_key else [])
+    clip.status, clip.deleted_at = ClipStatus.deleted, now
+    clip.manifest, clip.labels, clip.label_set = "", [], ","
+    return keys
 
 
 async def delete_clip(
@@ -55,6 +62,7 @@ async def delete_clip(
     actor: Actor,
     store: ClipStore,
     ctx: RequestContext,
+    now: datetime,
 ) -> None:
     clip = await verified_clip(db, household_id, clip_id)
     if await is_held(db, clip.id):
@@ -73,12 +81,12 @@ async def delete_clip(
         target_id=clip.id,
         extra={"device": str(clip.device_id), "sequence": clip.sequence},
     )
-    await db.delete(clip)
-    # The row (and its audit event) is committed before the objects go: objects whose row
-    # is gone are never served, and a crash in between leaves only unreachable ciphertext,
-    # never a listed clip without its video.
+    keys = _tombstone(clip, now)
+    # The tombstone (and its audit event) is committed before the objects go: objects of a
+    # deleted clip are never served, and a crash in between leaves only unreachable
+    # ciphertext, never a listed clip without its video.
     await db.commit()
-    await _remove_objects(store, clip)
+    await _remove_objects(store, keys)
 
 
 @dataclass
@@ -123,10 +131,9 @@ async def expire_clips(
                 target_id=clip.id,
                 extra={"retention_days": days, "sequence": clip.sequence},
             )
-            await db.delete(clip)
-            await db.flush()
-            await db.commit()  # each clip's row and audit event land before its objects go
-            await _remove_objects(store, clip)
+            keys = _tombstone(clip, now)
+            await db.commit()  # each tombstone and audit event land before its objects go
+            await _remove_objects(store, keys)
             result.expired += 1
             result.households.add(clip.household_id)
     if result.expired or result.held:

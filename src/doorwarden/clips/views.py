@@ -280,6 +280,7 @@ async def delete_clip(
     user: UserDep,
     db: SessionDep,
     ctx: ContextDep,
+    clock: ClockDep,
     confirm: Confirm = "",
 ) -> Response:
     """The first post asks "for good?" on the player page; the second (confirm=yes)
@@ -296,6 +297,7 @@ async def delete_clip(
             actor=actor_of(user),
             store=_store(request),
             ctx=ctx,
+            now=clock.now(),
         )
     except Conflict as exc:
         await discard(db, user)

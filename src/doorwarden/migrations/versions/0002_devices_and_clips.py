@@ -102,6 +102,7 @@ def upgrade() -> None:
         ),
         sa.Column("manifest", sa.Text(), nullable=False),
         sa.Column("digest", doorwarden.db.SafeString(length=64), nullable=False),
+        sa.Column("previous", doorwarden.db.SafeString(length=64), nullable=False),
         sa.Column("start_at", doorwarden.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("end_at", doorwarden.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("duration_ms", sa.Integer(), nullable=False),
@@ -112,6 +113,7 @@ def upgrade() -> None:
         sa.Column("object_key", doorwarden.db.SafeString(length=300), nullable=False),
         sa.Column("thumbnail_key", doorwarden.db.SafeString(length=300), nullable=True),
         sa.Column("verified_at", doorwarden.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("deleted_at", doorwarden.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("id", sa.Uuid(), nullable=False),
         sa.Column("created_at", doorwarden.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
