@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Literal
 
 import httpx
 
@@ -35,9 +36,10 @@ def seal_clip(
     size: int = 700_000,
     labels: tuple[str, ...] = ("motion", "person"),
     start: str = "2026-11-25T10:00:00.000+00:00",
+    mode: Literal["standard", "e2e"] = "standard",
 ) -> Sealed:
     data = os.urandom(size)
-    sealer = ClipSeal(recipients, mode="standard", chunk_size=64 * 1024)
+    sealer = ClipSeal(recipients, mode=mode, chunk_size=64 * 1024)
     ciphertext = b"".join(sealer.encrypt([data[i : i + 100_000] for i in range(0, size, 100_000)]))
     thumbnail = sealer.seal_thumbnail(b"\xff\xd8 thumbnail " + os.urandom(200))
     facts = ClipFacts(

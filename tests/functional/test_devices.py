@@ -37,7 +37,8 @@ async def test_pairing_flow_state_list_and_audit(factory: Factory) -> None:
     assert paired.status_code == 201, paired.text
     body = paired.json()
     assert body["token"].startswith("dwd_") and body["household_id"] == str(home)
-    assert body["plan"] == {"kind": "recording", "retention_days": 30}
+    assert body["plan"] == {"kind": "recording", "retention_days": 30, "encryption": "standard"}
+    assert body["mode"] == "standard"
     [recipient] = body["recipients"]
     assert recipient["key_id"] == key_id(b64d(recipient["public_key"], what="k", length=32))
 

@@ -36,3 +36,5 @@ class Tag(StrEnum):
     clip_delete = "clip:delete"
     clip_expire = "clip:expire"
     household_plan_update = "household:plan:update"
+    account_e2e_key_set = "account:e2e-key:set"
+    household_encryption_update = "household:encryption:update"

@@ -16,6 +16,7 @@ from doorwarden import __version__
 from doorwarden.accounts.models import Role
 from doorwarden.cli.agent import agent_app
 from doorwarden.cli.demo import demo
+from doorwarden.cli.keys import decrypt, keys_app
 from doorwarden.cli.verify import verify
 from doorwarden.config import Settings, get_settings, settings_documentation
 
@@ -34,6 +35,8 @@ app.add_typer(admin_app, name="admin")
 app.add_typer(agent_app, name="agent")
 app.command()(demo)
 app.command()(verify)
+app.command()(decrypt)
+app.add_typer(keys_app, name="keys")
 
 
 def _version(value: bool) -> None:

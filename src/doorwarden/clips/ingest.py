@@ -109,6 +109,7 @@ async def offer_manifest(
     sequence: int,
     body: bytes,
     household_key: bytes,
+    member_keys: list[bytes],
     staging: Staging,
     ctx: RequestContext,
 ) -> Offer:
@@ -132,11 +133,19 @@ async def offer_manifest(
         raise await _alert_and_refuse(db, device, sequence, AlertKind.bad_signature, error, ctx)
     if manifest.sequence != sequence:
         raise _refusal(ManifestRefused, "sequence_mismatch", "The URL and the manifest disagree.")
-    if key_id(household_key) not in {r.recipient for r in manifest.recipients}:
+    wrapped_to = {r.recipient for r in manifest.recipients}
+    if manifest.mode == "standard" and key_id(household_key) not in wrapped_to:
         raise _refusal(
             ManifestRefused,
             "missing_recipient",
             "The clip key is not wrapped to this household's key; fetch GET /api/v1/device.",
+        )
+    if manifest.mode == "e2e" and not wrapped_to & {key_id(k) for k in member_keys}:
+        raise _refusal(
+            ManifestRefused,
+            "missing_recipient",
+            "The clip key is wrapped to none of this household's members; fetch "
+            "GET /api/v1/device.",
         )
     if (await plan_of(db, device.household_id)).kind is PlanKind.live_only:
         error = Forbidden("This household's plan stores no recordings (live view only).")
@@ -360,6 +369,8 @@ async def complete(
         raise error
     signed = SignedManifest.parse(json.loads(clip.manifest))
     device_public = b64d(device.public_key, what="device key", length=32)
+    if signed.manifest.mode == "e2e":
+        household = None  # the server cannot open it, by design: the ciphertext is checked
     async with staging.lock(device.id, sequence):
         try:
             await anyio.to_thread.run_sync(

@@ -23,7 +23,7 @@ from doorwarden.deps import (
     authorize,
     household_resource,
 )
-from doorwarden.devices.keys import household_private_key, household_public_key
+from doorwarden.devices.keys import household_private_key, household_public_key, member_keys
 from doorwarden.policy import Action, Principal
 from doorwarden.storage.base import ClipStore
 
@@ -74,6 +74,7 @@ async def offer_manifest(
         sequence=sequence,
         body=await request.body(),
         household_key=household_key,
+        member_keys=await member_keys(db, device.household_id),
         staging=_staging(request),
         ctx=ctx,
     )

@@ -61,6 +61,15 @@ class PairingCode(UUIDPrimaryKey, CreatedAt, Base):
     )
 
 
+class Encryption(StrEnum):
+    """standard: clip keys are wrapped to the household key the server holds (it can show
+    clips in the browser); e2e: only to the members' own keys (the server stores
+    ciphertext it cannot read; members open clips with their key, e.g. the CLI)."""
+
+    standard = "standard"
+    e2e = "e2e"
+
+
 class HouseholdPlan(Base):
     __tablename__ = "household_plans"
 
@@ -69,6 +78,22 @@ class HouseholdPlan(Base):
     )
     kind: Mapped[PlanKind] = mapped_column(str_enum(PlanKind), default=PlanKind.recording)
     retention_days: Mapped[int] = mapped_column(default=30)
+    encryption: Mapped[Encryption] = mapped_column(
+        str_enum(Encryption), default=Encryption.standard, server_default="standard"
+    )
+
+
+class MemberKey(Base):
+    """A person's own X25519 public key for end-to-end clips. The private half never
+    reaches the server."""
+
+    __tablename__ = "member_keys"
+
+    user_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    public_key: Mapped[str] = mapped_column(SafeString(64))
+    created_at: Mapped[datetime]
 
 
 class HouseholdKey(Base):

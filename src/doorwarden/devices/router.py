@@ -22,11 +22,14 @@ from doorwarden.deps import (
     household_resource,
 )
 from doorwarden.devices import service
-from doorwarden.devices.keys import household_public_key, recipient_json
-from doorwarden.devices.models import Device
+from doorwarden.devices.keys import recipient_json, recipients, set_member_key
+from doorwarden.devices.models import Device, MemberKey
 from doorwarden.devices.schemas import (
     DeviceOut,
     DeviceStateOut,
+    EncryptionIn,
+    MemberKeyIn,
+    MemberKeyOut,
     PairIn,
     PairingCodeOut,
     PairOut,
@@ -34,6 +37,7 @@ from doorwarden.devices.schemas import (
     PlanOut,
     RecipientOut,
 )
+from doorwarden.errors import NotFound
 from doorwarden.policy import Action, Principal
 
 router = APIRouter(tags=["cameras"])
@@ -42,7 +46,7 @@ router = APIRouter(tags=["cameras"])
 async def _state(
     db: AsyncSession, settings: Settings, device: Device, now: datetime
 ) -> DeviceStateOut:
-    public = await household_public_key(
+    mode, keys = await recipients(
         db, settings.secret_key.get_secret_value(), device.household_id, now
     )
     plan = await service.plan_of(db, device.household_id)
@@ -50,7 +54,8 @@ async def _state(
         device_id=device.id,
         household_id=device.household_id,
         name=device.name,
-        recipients=[RecipientOut(**recipient_json(public))],
+        mode=mode.value,
+        recipients=[RecipientOut(**recipient_json(public)) for public in keys],
         plan=PlanOut.model_validate(plan),
         last_sequence=device.last_sequence,
     )
@@ -160,5 +165,50 @@ async def set_plan(
         retention_days=body.retention_days,
         user=user,
         ctx=ctx,
+    )
+    return PlanOut.model_validate(plan)
+
+
+@router.put("/api/v1/account/e2e-key", response_model=MemberKeyOut)
+async def register_member_key(
+    body: MemberKeyIn,
+    _p: Annotated[Principal, authorize(Action.account_security)],
+    user: UserDep,
+    db: SessionDep,
+    ctx: ContextDep,
+    clock: ClockDep,
+) -> MemberKeyOut:
+    """Your own X25519 public key (`doorwarden keys new` prints it): end-to-end clips of
+    your households are wrapped to it. The private key stays with you."""
+    row = await set_member_key(db, user=user, public_key=body.public_key, ctx=ctx, now=clock.now())
+    return MemberKeyOut.of(row.public_key, row.created_at)
+
+
+@router.get("/api/v1/account/e2e-key", response_model=MemberKeyOut)
+async def get_member_key(
+    _p: Annotated[Principal, authorize(Action.account_read)],
+    user: UserDep,
+    db: SessionDep,
+) -> MemberKeyOut:
+    row = await db.get(MemberKey, user.id)
+    if row is None:
+        raise NotFound("No key registered.")
+    return MemberKeyOut.of(row.public_key, row.created_at)
+
+
+@router.put("/api/v1/households/{household_id}/encryption", response_model=PlanOut)
+async def set_encryption(
+    household_id: uuid.UUID,
+    body: EncryptionIn,
+    _p: Annotated[Principal, authorize(Action.household_update, household_resource)],
+    user: UserDep,
+    db: SessionDep,
+    ctx: ContextDep,
+) -> PlanOut:
+    """standard: the server can show clips in the browser; e2e: clips are wrapped only to
+    the members' own keys and the server stores what it cannot read. Cameras switch at
+    their next contact; stored clips keep their encryption."""
+    plan = await service.set_encryption(
+        db, household_id=household_id, mode=body.mode, user=user, ctx=ctx
     )
     return PlanOut.model_validate(plan)

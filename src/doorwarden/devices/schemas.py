@@ -6,7 +6,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from doorwarden.devices.models import PlanKind
+from doorwarden.crypto.keys import b64d, key_id
+from doorwarden.devices.models import Encryption, PlanKind
 
 DeviceName = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 
@@ -36,6 +37,7 @@ class PlanOut(BaseModel):
 
     kind: PlanKind
     retention_days: int
+    encryption: Encryption = Encryption.standard
 
 
 class DeviceStateOut(BaseModel):
@@ -69,3 +71,28 @@ class PlanIn(BaseModel):
 
     kind: PlanKind
     retention_days: int = Field(30, ge=1, le=365, description="Ignored for live_only.")
+
+
+class EncryptionIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    mode: Encryption
+
+
+class MemberKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    public_key: Annotated[str, StringConstraints(min_length=43, max_length=44)] = Field(
+        description="Your X25519 public key: base64url of the 32 raw bytes."
+    )
+
+
+class MemberKeyOut(BaseModel):
+    key_id: str
+    public_key: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, public_key: str, created_at: datetime) -> MemberKeyOut:
+        raw = b64d(public_key, what="key", length=32)
+        return cls(key_id=key_id(raw), public_key=public_key, created_at=created_at)

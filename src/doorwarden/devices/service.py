@@ -17,8 +17,9 @@ from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.crypto.errors import MalformedError
 from doorwarden.crypto.keys import KEY_BYTES, b64d
-from doorwarden.devices.models import Device, HouseholdPlan, PairingCode, PlanKind
-from doorwarden.errors import DomainError, NotAuthenticated, NotFound
+from doorwarden.devices.keys import member_keys
+from doorwarden.devices.models import Device, Encryption, HouseholdPlan, PairingCode, PlanKind
+from doorwarden.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
 
 TOKEN_PREFIX = "dwd_"
 CODE_TTL = timedelta(minutes=10)
@@ -213,6 +214,7 @@ async def plan_of(db: AsyncSession, household_id: uuid.UUID) -> HouseholdPlan:
             household_id=household_id,
             kind=PlanKind.recording,
             retention_days=DEFAULT_RETENTION_DAYS,
+            encryption=Encryption.standard,
         )
     return plan
 
@@ -241,5 +243,37 @@ async def set_plan(
         target_type="household",
         target_id=household_id,
         extra={"before": before, "after": {"kind": str(kind), "retention_days": retention_days}},
+    )
+    return plan
+
+
+async def set_encryption(
+    db: AsyncSession,
+    *,
+    household_id: uuid.UUID,
+    mode: Encryption,
+    user: User,
+    ctx: RequestContext,
+) -> HouseholdPlan:
+    """Switch how new clips are encrypted. End-to-end needs at least one member key, or
+    nobody could ever open the clips. Clips already stored keep their encryption."""
+    if mode is Encryption.e2e and not await member_keys(db, household_id):
+        raise InvalidInput(
+            "No member of this household has registered a key yet: create one with "
+            "`doorwarden keys new` and register it on your account first."
+        )
+    plan = await plan_of(db, household_id)
+    before = str(plan.encryption or Encryption.standard)
+    plan.encryption = mode
+    plan = await db.merge(plan)
+    record(
+        db,
+        tag=Tag.household_encryption_update,
+        actor=actor_of(user),
+        ctx=ctx,
+        household_id=household_id,
+        target_type="household",
+        target_id=household_id,
+        extra={"before": before, "after": str(mode)},
     )
     return plan
