@@ -34,6 +34,7 @@ from doorwarden.agent.sealer import SealedSpool
 from doorwarden.agent.spool import Spool, SpoolEntry
 from doorwarden.agent.uploader import OutcomeKind, Uploader, UploadStatus, http_client
 from doorwarden.config import Settings
+from doorwarden.crypto.keys import RecipientKey, b64e
 from tests.factories import Factory
 from tests.functional.test_agent_pairing import (
     LiveHousehold,
@@ -559,3 +560,32 @@ def test_sigterm_stops_a_paired_agent_cleanly_and_the_next_run_resumes(
     assert sequences == list(range(len(sequences))) and len(sequences) >= 2
     assert home.alerts() == []
     assert not list((tmp_path / "spool" / "sealed").glob("*.manifest.json"))
+
+
+def test_the_heartbeat_tells_the_camera_about_end_to_end_mode_before_its_next_clip(
+    home: LiveHousehold, agent: Agent
+) -> None:
+    member = RecipientKey.generate()
+    registered = home.owner.put("/api/v1/account/e2e-key", json={"public_key": b64e(member.public)})
+    assert registered.status_code == 200, registered.text
+    delivery = agent.delivery(heartbeat_s=0.2)
+    delivery.start()
+    try:
+        switched = home.owner.put(f"/api/v1/households/{home.id}/encryption", json={"mode": "e2e"})
+        assert switched.status_code == 200, switched.text
+        deadline = time.monotonic() + 20
+        while agent.store.load().mode != "e2e":  # type: ignore[union-attr]
+            assert time.monotonic() < deadline, "the camera never learnt the new mode"
+            time.sleep(0.05)
+        agent.record(1)
+        delivery.notify()
+        assert delivery.finish(timeout_s=30)
+    finally:
+        delivery.stop(timeout_s=10)
+    [clip] = home.clips()
+    assert clip["sequence"] == 0
+    # The server stored it but cannot show it: it was wrapped only to the member's key.
+    video = home.owner.get(f"/api/v1/households/{home.id}/clips/{clip['id']}/video")
+    assert video.status_code == 409 and video.json()["error"]["code"] == "end_to_end"
+    devices = home.devices()
+    assert devices[0]["last_seen_at"] is not None

@@ -81,6 +81,7 @@ class Delivery:
         client: httpx.Client | None = None,
         poll_s: float = 5.0,
         recheck_s: float = 300.0,
+        heartbeat_s: float = 60.0,
     ) -> None:
         identity = identity or store.load()
         if identity is None:
@@ -89,6 +90,8 @@ class Delivery:
         self.store = store
         self.poll_s = poll_s
         self.recheck_s = recheck_s
+        self.heartbeat_s = heartbeat_s
+        self._heartbeat_at = time.monotonic() + heartbeat_s
         self.sealed = SealedSpool(
             spool.directory, identity, store.signing_key(), max_bytes=upload.max_spool_bytes
         )
@@ -220,6 +223,8 @@ class Delivery:
         progress = False
         if self.blocked is not None:
             self._recheck()
+        else:
+            self._heartbeat()
         if self._sealing and self.blocked is None:
             progress = self._seal()
         if self.blocked is not None:
@@ -300,6 +305,26 @@ class Delivery:
                 effect="no clip is sealed or uploaded until this is resolved (restart the "
                 "agent, or pair it again); clips stay in the spool",
             )
+
+    def _heartbeat(self) -> None:
+        """Now and then, even with nothing to upload: the server sees the camera is alive
+        (its Cameras page), and the camera learns a changed plan, mode or recipients (a
+        household switching to end-to-end) before it seals its next clip."""
+        if time.monotonic() < self._heartbeat_at:
+            return
+        self._heartbeat_at = time.monotonic() + self.heartbeat_s
+        try:
+            identity = self.uploader.refresh()
+        except ServerRefused as refused:
+            if refused.outcome.kind in (OutcomeKind.stopped, OutcomeKind.live_only):
+                self._block(refused.outcome)
+            return
+        except httpx.RequestError as exc:
+            log.info("delivery.heartbeat_failed", error=str(exc) or type(exc).__name__)
+            return
+        self._adopt(identity)
+        if identity.plan.kind == "live_only":
+            self._block(Outcome(OutcomeKind.live_only, code="live_only", message=LIVE_ONLY_MESSAGE))
 
     def _recheck(self) -> None:
         """A live-only plan may be upgraded: ask again now and then."""
