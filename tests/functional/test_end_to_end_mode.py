@@ -69,6 +69,13 @@ async def test_a_household_in_end_to_end_mode(factory: Factory, tmp_path: Path) 
         response = await browser.get(f"/api/v1/households/{home}/clips/{clip_id}/{path}")
         assert "end-to-end" in str(assert_error(response, 409, "end_to_end")["message"])
 
+    # The pages say how to open it rather than showing a player that cannot play.
+    page = await browser.get(f"/households/{home}/clips/{clip_id}")
+    assert page.status_code == 200
+    assert "doorwarden decrypt" in page.text and "<video" not in page.text
+    day = await browser.get(f"/households/{home}/clips", params={"day": "2026-11-25"})
+    assert clip_id in day.text and f"{clip_id}/thumbnail" not in day.text
+
     # A member takes the sealed original and opens it with their own key.
     export = await shared.get(f"/api/v1/households/{home}/clips/{clip_id}/sealed")
     folder = tmp_path / "export"

@@ -182,6 +182,7 @@ async def timeline(
         "clips": clips,
         "truncated": len(clips) == DAY_LIMIT,
         "camera_names": {c.id: c.name for c in cameras},
+        "end_to_end": {c.id for c in clips if _end_to_end(c)},
         "cameras": cameras,
         "quick_labels": QUICK_LABELS,
         "previous_day": chosen.url(household_id, day=chosen.day - one_day),
@@ -216,6 +217,15 @@ async def _neighbours(
     return await db.scalar(older.limit(1)), await db.scalar(newer.limit(1))
 
 
+def _end_to_end(clip: Clip) -> bool:
+    """Sealed only for the members' own keys: the server can show neither video nor
+    thumbnail, so the pages say how to open it instead of showing a broken player."""
+    try:
+        return bool(json.loads(clip.manifest)["manifest"]["mode"] == "e2e")
+    except (ValueError, KeyError, TypeError):
+        return False
+
+
 def _recorded_as(clip: Clip) -> str | None:
     """Codec and size from the signed manifest, for the details list."""
     try:
@@ -241,6 +251,7 @@ async def _player_page(
     camera = await db.get(Device, clip.device_id)
     older, newer = await _neighbours(db, clip, zone)
     api = f"/api/v1/households/{household_id}/clips/{clip_id}"
+    e2e = _end_to_end(clip)
     context = {
         "household": household,
         "zone": zone,
@@ -249,7 +260,9 @@ async def _player_page(
         "older": older,
         "newer": newer,
         "video_url": f"{api}/video",
-        "thumbnail_url": f"{api}/thumbnail" if clip.thumbnail_key else None,
+        "thumbnail_url": f"{api}/thumbnail" if clip.thumbnail_key and not e2e else None,
+        "end_to_end": e2e,
+        "sealed_url": f"{api}/sealed",
         "download_url": f"{api}/download",
         "day_url": Filters(day=clip.start_at.astimezone(zone).date()).url(household_id),
         "recorded_as": _recorded_as(clip),
