@@ -69,8 +69,16 @@ def test_killed_server_mid_upload_shows_no_partial_clip_and_resumes(tmp_path: Pa
         capture_output=True,
     )  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    owner = httpx.Client(base_url=base, timeout=30)
-    camera = httpx.Client(base_url=base, timeout=30)
+    with (
+        httpx.Client(base_url=base, timeout=30) as owner,
+        httpx.Client(base_url=base, timeout=30) as camera,
+    ):
+        upload_across_a_server_kill(env, port, owner, camera)
+
+
+def upload_across_a_server_kill(
+    env: dict[str, str], port: int, owner: httpx.Client, camera: httpx.Client
+) -> None:
     key = SigningKey.generate()
     with serving(env, port) as server:
         owner.post(
