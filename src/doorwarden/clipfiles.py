@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +20,7 @@ MANIFEST_SUFFIX = ".manifest.json"
 CLIP_SUFFIX = ".clip.dws"
 THUMB_SUFFIX = ".thumb.dws"
 SOURCE_SUFFIX = ".source"
+READ_BLOCK = 1024 * 1024  # sealed files are streamed in blocks this size, never read whole
 MAX_MANIFEST_BYTES = 256 * 1024  # a manifest is ~2 KB; refuse to parse anything huge
 _NAME = re.compile(r"^(\d{12})\.manifest\.json$")
 
@@ -71,3 +73,10 @@ def read_manifest(path: Path) -> SignedManifest:
         return SignedManifest.parse(json.loads(data))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise MalformedError(f"{path.name}: not JSON ({exc})") from None
+
+
+def read_blocks(path: Path, size: int = READ_BLOCK) -> Iterator[bytes]:
+    """A file in blocks: how sealed clips are hashed, decrypted and copied."""
+    with path.open("rb") as f:
+        while block := f.read(size):
+            yield block

@@ -164,9 +164,13 @@ async def test_a_broken_link_is_refused_and_alerted(factory: Factory) -> None:
     assert (await upload(camera.client, first_clip(camera))).json()["status"] == "verified"
     stray = seal_clip(camera.id, camera.key, camera.recipients, 1, "ab" * 32)
     assert_error(await upload(camera.client, stray), 409, "chain_broken")
-    not_first = seal_clip(camera.id, camera.key, camera.recipients, 0, "cd" * 32)
-    assert not_first.sequence == 0
     assert await alerts(browser, home) == [("broken_link", 1)]
+    # A camera's first clip must start its chain.
+    fresh = await factory.camera(
+        await factory.user(), await factory.household(await factory.user())
+    )
+    not_first = seal_clip(fresh.id, fresh.key, fresh.recipients, 0, "cd" * 32)
+    assert_error(await upload(fresh.client, not_first), 409, "chain_broken")
 
 
 async def test_a_forged_clip_is_refused(factory: Factory) -> None:

@@ -93,7 +93,7 @@ async def test_nobody_outside_the_household_reaches_the_footage(factory: Factory
     admin = await factory.signed_in(await factory.user(Role.operator_admin))
     other_home = await factory.household(user := await factory.user())
     other_owner = await factory.signed_in(user)
-    for path in ("video", "download", "thumbnail"):
+    for path in ("video", "download", "thumbnail", "sealed"):
         url = f"/api/v1/households/{home}/clips/{clip_id}/{path}"
         assert_error(await stranger.get(url), 403)
         assert_error(await admin.get(url), 403)

@@ -8,6 +8,7 @@ import stat
 import zipfile
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from doorwarden.cli.app import app as cli
@@ -117,3 +118,25 @@ def test_keys_new_writes_a_private_key_only_its_owner_reads(tmp_path: Path) -> N
     assert b64e(private.public) in result.output
     again = CliRunner().invoke(cli, ["keys", "new", "--out", str(target)])
     assert again.exit_code == 2 and "not overwriting" in again.output
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"public_key": "!" * 43}, {"public_key": "A" * 43, "extra": 1}, {"public_key": 5}]
+)
+async def test_bad_member_keys_are_refused(factory: Factory, body: dict[str, object]) -> None:
+    browser = await factory.signed_in(await factory.user())
+    response = await browser.put("/api/v1/account/e2e-key", json=body)
+    assert response.status_code in (400, 422), response.text
+    assert_error(response, response.status_code)
+    assert_error(await browser.get("/api/v1/account/e2e-key"), 404)
+
+
+@pytest.mark.parametrize("body", [{}, {"mode": "plaintext"}, {"mode": "e2e", "x": 1}])
+async def test_bad_encryption_modes_are_refused(factory: Factory, body: dict[str, object]) -> None:
+    owner = await factory.user()
+    home = await factory.household(owner)
+    browser = await factory.signed_in(owner)
+    assert_error(await browser.put(f"/api/v1/households/{home}/encryption", json=body), 422)
+    stranger = await factory.signed_in(await factory.user())
+    good = {"mode": "standard"}
+    assert_error(await stranger.put(f"/api/v1/households/{home}/encryption", json=good), 403)

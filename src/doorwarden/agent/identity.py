@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, cast
 
+from doorwarden.agent.spool import fsync_dir
 from doorwarden.crypto.errors import MalformedError
 from doorwarden.crypto.keys import KEY_BYTES, SigningKey, b64d, b64e, key_id
 from doorwarden.crypto.manifest import Mode
@@ -217,15 +218,6 @@ def write_atomic(
         tmp.unlink(missing_ok=True)
         raise
     fsync_dir(path.parent)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make the renames and unlinks in `path` durable (they live in the directory)."""
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _read_private(path: Path) -> bytes:

@@ -62,9 +62,9 @@ from typing import Any
 
 import structlog
 
-from doorwarden.agent.identity import TMP_PREFIX, DeviceIdentity, fsync_dir, write_atomic
-from doorwarden.agent.spool import SEALED_DIR, Spool, SpoolEntry
-from doorwarden.clipfiles import SealedPaths, committed, read_manifest
+from doorwarden.agent.identity import TMP_PREFIX, DeviceIdentity, write_atomic
+from doorwarden.agent.spool import SEALED_DIR, Spool, SpoolEntry, fsync_dir
+from doorwarden.clipfiles import SealedPaths, committed, read_blocks, read_manifest
 from doorwarden.crypto.errors import MalformedError
 from doorwarden.crypto.keys import SigningKey
 from doorwarden.crypto.manifest import GENESIS, SignedManifest, sign
@@ -73,7 +73,6 @@ from doorwarden.crypto.seal import ClipFacts, ClipSeal
 log = structlog.get_logger("doorwarden.agent.sealer")
 
 CHAIN_FILE = "chain.json"
-BLOCK_BYTES = 1024 * 1024
 CRASH_ENV = "DOORWARDEN_TEST_CRASH_AT"
 CRASH_STEPS = (
     "clip_partial",  # the first block of the sealed clip written, not yet fsynced
@@ -237,7 +236,7 @@ class SealedSpool:
         seal = ClipSeal([public for _, public in self.identity.recipients], mode=self.identity.mode)
         write_atomic(
             paths.clip,
-            self._first_then(seal.encrypt(_read_blocks(entry.clip)), "clip_partial"),
+            self._first_then(seal.encrypt(read_blocks(entry.clip)), "clip_partial"),
             before_rename=lambda: self._crash.reached("clip_written"),
         )
         self._crash.reached("clip")
@@ -433,12 +432,6 @@ def _typed(body: Mapping[str, Any], name: str, kind: Any) -> Any:
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ValueError(f"{name}: missing or of the wrong type")
     return value
-
-
-def _read_blocks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as f:
-        while block := f.read(BLOCK_BYTES):
-            yield block
 
 
 def _size(paths: SealedPaths) -> int:

@@ -105,7 +105,7 @@ class Spool:
         os.replace(clip_tmp, clip)
         if thumb_tmp and thumb:
             os.replace(thumb_tmp, thumb)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
 
         body = {
             **metadata,
@@ -118,7 +118,7 @@ class Spool:
         sidecar_tmp = self.tmp / f"{entry_id}{SIDECAR_SUFFIX}.part"
         _write_durable(sidecar_tmp, json.dumps(body, sort_keys=True, indent=1).encode())
         os.replace(sidecar_tmp, sidecar)  # the commit point
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         return SpoolEntry(entry_id, clip, thumb, sidecar, body)
 
     def entries(self) -> list[SpoolEntry]:
@@ -133,7 +133,7 @@ class Spool:
     def remove(self, entry: SpoolEntry) -> None:
         """Drop an entry (uploaded): un-commit first, so a crash leaves only orphans."""
         entry.sidecar.unlink(missing_ok=True)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         entry.clip.unlink(missing_ok=True)
         if entry.thumbnail:
             entry.thumbnail.unlink(missing_ok=True)
@@ -153,7 +153,7 @@ class Spool:
                 continue
             _remove(path)
             removed.append(path)
-        _fsync_dir(self.directory)
+        fsync_dir(self.directory)
         kept = len(self.entries())
         if removed:
             log.info("spool_recovered", kept=kept, removed=[p.name for p in removed])
@@ -194,8 +194,8 @@ def _fsync_file(path: Path) -> None:
         os.close(fd)
 
 
-def _fsync_dir(path: Path) -> None:
-    # The renames are durable only once the directory entry itself is on disk.
+def fsync_dir(path: Path) -> None:
+    """Make the renames and unlinks in `path` durable (they live in the directory)."""
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

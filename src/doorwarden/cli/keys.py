@@ -12,14 +12,13 @@ from typing import Annotated
 import typer
 
 from doorwarden.cli.verify import pinned_keys, recipient_key
-from doorwarden.clipfiles import committed, read_manifest
+from doorwarden.clipfiles import committed, read_blocks, read_manifest
 from doorwarden.crypto.errors import SealError
 from doorwarden.crypto.keys import RecipientKey, b64e, key_id
 from doorwarden.crypto.seal import open_clip, open_thumbnail
 from doorwarden.verify import Options, UsageError, verify_path
 
 keys_app = typer.Typer(help="Your own key for end-to-end encrypted clips.", no_args_is_help=True)
-BLOCK = 1024 * 1024
 
 
 @keys_app.command("new")
@@ -77,7 +76,7 @@ def decrypt(
         public = keys[signed.manifest.device]
         target = out / f"{paths.manifest.name.split('.')[0]}.mp4"
         try:
-            _write(target, open_clip(signed, public, _blocks(paths.clip), recipient))
+            _write(target, open_clip(signed, public, read_blocks(paths.clip), recipient))
             if signed.manifest.thumbnail_size:
                 jpeg = open_thumbnail(signed, public, paths.thumbnail.read_bytes(), recipient)
                 _write(target.with_suffix(".jpg"), iter([jpeg]))
@@ -85,12 +84,6 @@ def decrypt(
             print(f"error: {paths.manifest.name}: {exc}", file=sys.stderr)
             raise typer.Exit(1) from exc
         print(f"{target}")
-
-
-def _blocks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as f:
-        while block := f.read(BLOCK):
-            yield block
 
 
 def _write(target: Path, chunks: Iterator[bytes]) -> None:

@@ -23,9 +23,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
+from doorwarden.clipfiles import READ_BLOCK, read_blocks
 from doorwarden.clips.alerts import raise_alert
 from doorwarden.clips.models import AlertKind, Clip, ClipStatus
-from doorwarden.clips.staging import READ_BLOCK, Staging, blocks
+from doorwarden.clips.staging import Staging
 from doorwarden.crypto import errors as seal_errors
 from doorwarden.crypto.keys import RecipientKey, b64d, key_id
 from doorwarden.crypto.manifest import GENESIS, Manifest, SignedManifest
@@ -336,9 +337,9 @@ def _verify_files(
     clip_path = staging.clip_path(device.id, sequence)
     thumb = staging.thumb_path(device.id, sequence)
     if household is None:
-        check_ciphertext(signed.manifest, blocks(clip_path))
+        check_ciphertext(signed.manifest, read_blocks(clip_path))
         return
-    for _ in open_clip(signed, device_public, blocks(clip_path), household):
+    for _ in open_clip(signed, device_public, read_blocks(clip_path), household):
         pass
     if signed.manifest.thumbnail_size:
         open_thumbnail(signed, device_public, thumb.read_bytes(), household)

@@ -4,7 +4,6 @@ audit event; the policy keeps every staff and agency role out (policy.FOOTAGE_AC
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Response, status
@@ -92,11 +91,6 @@ def _audit(
     )
 
 
-async def _body(opened: OpenedClip, start: int, end: int) -> AsyncIterator[bytes]:
-    async for piece in opened.read(start, end):
-        yield piece
-
-
 @router.get("/{clip_id}/video", response_class=StreamingResponse)
 async def watch_clip(
     household_id: uuid.UUID,
@@ -122,11 +116,11 @@ async def watch_clip(
     }
     if wanted is None:
         return StreamingResponse(
-            _body(opened, 0, opened.size), media_type="video/mp4", headers=headers
+            opened.read(0, opened.size), media_type="video/mp4", headers=headers
         )
     headers["Content-Range"] = f"bytes {start}-{end - 1}/{opened.size}"
     return StreamingResponse(
-        _body(opened, start, end),
+        opened.read(start, end),
         status_code=status.HTTP_206_PARTIAL_CONTENT,
         media_type="video/mp4",
         headers=headers,
@@ -153,7 +147,7 @@ async def download_clip(
         "Content-Length": str(opened.size),
         "Content-Disposition": f'attachment; filename="{name}"',
     }
-    return StreamingResponse(_body(opened, 0, opened.size), media_type="video/mp4", headers=headers)
+    return StreamingResponse(opened.read(0, opened.size), media_type="video/mp4", headers=headers)
 
 
 @router.get("/{clip_id}/thumbnail", response_class=Response)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import os
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 READ_BLOCK = 1024 * 1024
@@ -75,9 +74,3 @@ def _write(path: Path, data: bytes) -> None:
     finally:
         os.close(fd)
     os.replace(tmp, path)
-
-
-def blocks(path: Path) -> Iterator[bytes]:
-    with path.open("rb") as f:
-        while block := f.read(READ_BLOCK):
-            yield block

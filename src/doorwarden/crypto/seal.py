@@ -127,10 +127,6 @@ def check_ciphertext(manifest: Manifest, blocks: Iterable[bytes]) -> None:
 
 def clip_key(signed: SignedManifest, device_public: bytes, recipient: RecipientKey) -> bytes:
     """The clip's AES key for `recipient`, after checking the manifest's signature."""
-    return _clip_key(signed, device_public, recipient)
-
-
-def _clip_key(signed: SignedManifest, device_public: bytes, recipient: RecipientKey) -> bytes:
     manifest = signed.verify(device_public)
     mine = [w for w in manifest.recipients if w.recipient == key_id(recipient.public)]
     if not mine:
@@ -142,7 +138,7 @@ def open_thumbnail(
     signed: SignedManifest, device_public: bytes, sealed: bytes, recipient: RecipientKey
 ) -> bytes:
     """The thumbnail JPEG, checked against the signed manifest."""
-    key = _clip_key(signed, device_public, recipient)
+    key = clip_key(signed, device_public, recipient)
     manifest = signed.manifest
     if (
         len(sealed) != manifest.thumbnail_size
@@ -165,7 +161,7 @@ def open_clip(
     Raises (SignatureError, NotARecipientError, ChunkError, TruncatedError,
     HashMismatchError) at the first problem; what was yielded before is then void.
     """
-    key = _clip_key(signed, device_public, recipient)
+    key = clip_key(signed, device_public, recipient)
     manifest = signed.manifest
     cipher, cipher_size = hashlib.sha256(), 0
     plain, plain_size = hashlib.sha256(), 0
