@@ -185,11 +185,13 @@ class CameraRunner:
     def _deliver(self, camera: _Camera, backoff: Backoff) -> bool:
         """Open and pump one source; True when it ended by itself."""
         source = open_source(camera.cfg, camera=camera.name)
+        opened = False  # on_close pairs with on_open: never one without the other
         try:
             with camera.lock:
                 camera.source = source
             if self._stop.is_set():  # stop() ran before the source was visible to it
                 return False
+            opened = True
             if self._on_open is not None:
                 self._on_open(camera.name, source)
             camera.update(state=CameraState.running)
@@ -202,7 +204,8 @@ class CameraRunner:
             with camera.lock:
                 camera.source = None
             source.close()
-            self._closed(camera)
+            if opened:
+                self._closed(camera)
 
     def _closed(self, camera: _Camera) -> None:
         if self._on_close is None:

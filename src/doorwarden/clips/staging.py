@@ -45,7 +45,9 @@ class Staging:
         await asyncio.to_thread(_write, path, data)
 
     def discard(self, device_id: uuid.UUID, sequence: int) -> None:
-        for path in (self.clip_path(device_id, sequence), self.thumb_path(device_id, sequence)):
+        thumb = self.thumb_path(device_id, sequence)
+        leftovers = list(thumb.parent.glob(f"{thumb.name}.*.tmp"))  # from a crash mid-write
+        for path in (self.clip_path(device_id, sequence), thumb, *leftovers):
             path.unlink(missing_ok=True)
         self._locks.pop((device_id, sequence), None)
 
@@ -66,7 +68,9 @@ def _append(path: Path, data: bytes) -> int:
 
 def _write(path: Path, data: bytes) -> None:
     _mkdir(path)
-    tmp = path.with_suffix(".tmp")
+    # A name of its own per write: two concurrent uploads of one thumbnail must not
+    # share (and rename away) each other's temporary file.
+    tmp = path.with_name(f"{path.name}.{uuid.uuid4().hex}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)
