@@ -177,6 +177,31 @@ class Settings(BaseSettings):
         "retention (never those under a legal hold). 0: not in the server; run "
         "`doorwarden retention` from cron instead.",
     )
+    live_linger_s: float = Field(
+        10.0,
+        ge=0,
+        le=600,
+        title="Live view linger (seconds)",
+        description="How long a camera keeps streaming after its last viewer left, so a "
+        "page reload does not restart the camera's stream.",
+    )
+    live_viewer_queue: int = Field(
+        150,
+        ge=2,
+        le=10_000,
+        title="Live view queue per viewer (fragments)",
+        description="Fragments (about one per frame) waiting for one slow viewer before "
+        "its backlog is dropped and it resumes at the next keyframe; other viewers and the "
+        "camera are never slowed down by it.",
+    )
+    live_recheck_s: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        title="Live view re-authorisation interval (seconds)",
+        description="How often an open live view checks again that its viewer may still "
+        "watch (signed in, still a member of the household); it ends when not.",
+    )
     log_json: bool | None = Field(
         None,
         title="JSON logs",

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from fastapi.params import Depends as DependsParam
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import HTTPConnection
 
 from doorwarden import policy
 from doorwarden.accounts import api_tokens, sessions
@@ -26,6 +27,7 @@ from doorwarden.devices.models import Device
 from doorwarden.errors import CsrfFailed, Forbidden, NotAuthenticated
 from doorwarden.households.service import memberships
 from doorwarden.legal.service import officer_agency
+from doorwarden.live.relay import LiveHub
 from doorwarden.web import csrf
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -53,12 +55,18 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
+def get_live_hub(request: Request) -> LiveHub:
+    hub: LiveHub = request.app.state.live_hub
+    return hub
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+LiveHubDep = Annotated[LiveHub, Depends(get_live_hub)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 
 
-def client_address(request: Request, settings: Settings) -> str:
+def client_address(request: HTTPConnection, settings: Settings) -> str:
     peer = request.client.host if request.client else "unknown"
     forwarded = request.headers.get("x-forwarded-for")
     if forwarded and peer in settings.trusted_proxies:
@@ -98,11 +106,19 @@ async def _principal_for(
 async def load_principal(
     request: Request, db: SessionDep, settings: SettingsDep, clock: ClockDep
 ) -> policy.Principal:
-    """Bearer token first (scripts, or a camera's device token), then the session cookie
-    (browsers)."""
+    """The caller, loaded once per request (see `principal_of`)."""
     cached = getattr(request.state, "principal", None)
     if cached is not None:
         return cached  # type: ignore[no-any-return]
+    return await principal_of(request, db, settings, clock)
+
+
+async def principal_of(
+    request: HTTPConnection, db: AsyncSession, settings: Settings, clock: Clock
+) -> policy.Principal:
+    """Bearer token first (scripts, or a camera's device token), then the session cookie
+    (browsers). Works for WebSockets too, whose routes cannot use `authorize`: live view
+    calls this at the handshake and again while the stream runs."""
     principal = policy.ANONYMOUS
     user: User | None = None
     authorization = request.headers.get("authorization", "")

@@ -25,6 +25,22 @@ def configure_logging(*, json: bool, level: int = logging.INFO) -> None:
         logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
         cache_logger_on_first_use=False,
     )
+    quiet_denial_responses()
+
+
+class _DenialResponseNoise(logging.Filter):
+    """uvicorn's websockets-sansio protocol logs an error after a WebSocket handshake is
+    answered with an HTTP denial response (how live view refuses a caller), although
+    the response was sent correctly: it never marks that handshake as complete."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.getMessage() != "ASGI callable returned without completing handshake."
+
+
+def quiet_denial_responses() -> None:
+    logger = logging.getLogger("uvicorn.error")
+    if not any(isinstance(f, _DenialResponseNoise) for f in logger.filters):
+        logger.addFilter(_DenialResponseNoise())
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

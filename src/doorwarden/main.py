@@ -36,6 +36,9 @@ from doorwarden.households import views as households_views
 from doorwarden.http_errors import document_errors, install_error_handlers
 from doorwarden.legal import router as legal_router
 from doorwarden.legal import views as legal_views
+from doorwarden.live import router as live_router
+from doorwarden.live import views as live_views
+from doorwarden.live.relay import LiveHub
 from doorwarden.logging import configure_logging
 from doorwarden.middleware import RequestMiddleware
 from doorwarden.storage import ClipStore, make_store
@@ -114,6 +117,9 @@ def create_app(
     app.state.clock = clock or Clock()
     app.state.staging = Staging(settings.data_dir / "staging")
     app.state.clip_store = clip_store(settings)
+    app.state.live_hub = LiveHub(
+        linger_s=settings.live_linger_s, max_viewer_fragments=settings.live_viewer_queue
+    )
 
     install_error_handlers(app)
     document_errors(app)
@@ -127,6 +133,7 @@ def create_app(
         devices_router.router,
         clips_router.router,
         clips_playback_router.router,
+        live_router.router,
         accounts_views.router,
         accounts_account_views.router,
         accounts_admin_views.router,
@@ -135,6 +142,7 @@ def create_app(
         audit_views.router,
         devices_views.router,
         clips_views.router,
+        live_views.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -20,6 +20,8 @@ SECURITY_HEADERS = {
     "referrer-policy": "same-origin",
     "content-security-policy": (
         "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        # Live view plays a MediaSource, which the video element loads from a blob: URL.
+        "media-src 'self' blob:; "
         "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
     ),
     "permissions-policy": "camera=(), microphone=(), geolocation=()",

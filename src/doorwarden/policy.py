@@ -19,9 +19,9 @@ test:
    manage users.
 4. Account security (password, second factor, API tokens) needs an interactive session:
    a leaked API token cannot mint more tokens or lock the owner out.
-5. A camera (device principal) may only read its own pairing state and upload its own
-   clips; it has no user rights at all, and no person, whatever their role, may upload
-   a clip in a camera's name.
+5. A camera (device principal) may only read its own pairing state, upload its own
+   clips and stream itself live to the relay; it has no user rights at all, and no
+   person, whatever their role, may upload a clip in a camera's name.
 """
 
 from __future__ import annotations
@@ -73,6 +73,7 @@ class Action(StrEnum):
     device_pair = "device:pair"
     device_self = "device:self"
     clip_upload = "clip:upload"
+    live_stream = "live:stream"  # the camera's side of live view: its outbound connection
     # Agencies.
     agency_create = "agency:create"
     agency_list = "agency:list"
@@ -266,6 +267,7 @@ RULES: Mapping[Action, Rule] = {
     Action.device_pair: _anyone,  # the one-time code is the credential; checked by the service
     Action.device_self: _device_itself,
     Action.clip_upload: _device_itself,
+    Action.live_stream: _device_itself,
     Action.agency_create: _roles(Role.operator_admin),
     Action.agency_list: _roles(Role.operator_admin, Role.legal_reviewer),
     Action.agency_read: _agency_staff_or_own_officer,

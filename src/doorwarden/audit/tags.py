@@ -38,3 +38,5 @@ class Tag(StrEnum):
     household_plan_update = "household:plan:update"
     account_e2e_key_set = "account:e2e-key:set"
     household_encryption_update = "household:encryption:update"
+    live_start = "live:start"
+    live_end = "live:end"

@@ -15,6 +15,7 @@ from doorwarden.deps import (
     ClockDep,
     ContextDep,
     DeviceDep,
+    LiveHubDep,
     SessionDep,
     SettingsDep,
     UserDep,
@@ -102,11 +103,14 @@ async def revoke_device(
     db: SessionDep,
     ctx: ContextDep,
     clock: ClockDep,
+    live_hub: LiveHubDep,
 ) -> None:
     """Unpair a camera: its token stops working at once; its clips stay."""
     await service.revoke(
         db, household_id=household_id, device_id=device_id, user=user, ctx=ctx, now=clock.now()
     )
+    await db.commit()  # revoked before its live connection is cut: it cannot come back
+    await live_hub.disconnect(device_id)
 
 
 @router.post("/api/v1/devices/pair", status_code=status.HTTP_201_CREATED, response_model=PairOut)

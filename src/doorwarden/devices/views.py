@@ -23,6 +23,7 @@ from doorwarden.clips.views import cameras_of, can, zone_of
 from doorwarden.deps import (
     ClockDep,
     ContextDep,
+    LiveHubDep,
     SessionDep,
     SettingsDep,
     UserDep,
@@ -225,6 +226,7 @@ async def remove_camera(
     db: SessionDep,
     ctx: ContextDep,
     clock: ClockDep,
+    live_hub: LiveHubDep,
     confirm: Confirm = "",
 ) -> Response:
     """The first post asks for confirmation; the second (confirm=yes) unpairs the camera:
@@ -239,4 +241,6 @@ async def remove_camera(
     await service.revoke(
         db, household_id=household_id, device_id=device_id, user=user, ctx=ctx, now=clock.now()
     )
+    await db.commit()  # revoked before its live connection is cut: it cannot come back
+    await live_hub.disconnect(device_id)
     return see_other(f"/households/{household_id}/cameras?done=removed")

@@ -1,0 +1,1 @@
+"""Live view: the agent's outbound stream, relayed to household members (docs/live-view.md)."""
