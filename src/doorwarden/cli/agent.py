@@ -30,7 +30,10 @@ if TYPE_CHECKING:
     # Video, numpy and model runtimes load only when `run` runs: every other
     # `doorwarden` command stays quick to start.
     from doorwarden.agent.cameras import CameraRunner, Handler
+    from doorwarden.agent.capture import VideoSource
     from doorwarden.agent.delivery import Delivery
+    from doorwarden.agent.live_link import LiveLink
+    from doorwarden.agent.media import Sample
     from doorwarden.agent.pipeline import CameraJob
     from doorwarden.agent.recorder import FinishedClip
 
@@ -400,22 +403,28 @@ def run(
     except (OSError, DetectorError, IdentityError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from exc
+    # Live view needs a pairing and a long-running agent: not with --once.
+    link = _live_link(agent, delivery.identity) if delivery is not None and not once else None
     runner = CameraRunner(
-        [(cam.name, cam.source, _handler(jobs[cam.name])) for cam in agent.cameras],
+        [(cam.name, cam.source, _handler(jobs[cam.name], link)) for cam in agent.cameras],
         restart=not once,
-        on_open=lambda name, src: jobs[name].opened(src),
-        on_close=lambda name: jobs[name].closed(),
+        on_open=lambda name, src: _opened(jobs[name], link, name, src),
+        on_close=lambda name: _closed(jobs[name], link, name),
     )
     stop = threading.Event()
     delivered = True
     with _stop_on_sigterm(stop):
         if delivery is not None:
             delivery.start()
+        if link is not None:
+            link.start()
         try:
             _drive(runner, agent.cameras, jobs, console, stop)
             if delivery is not None:
                 delivered = _deliver(delivery, stop, console, deliver_timeout)
         finally:
+            if link is not None:
+                link.stop(timeout_s=5)
             if delivery is not None:
                 delivery.stop(timeout_s=10)
     clips = [clip for job in jobs.values() for clip in job.clips]
@@ -490,8 +499,43 @@ def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _handler(job: CameraJob) -> Handler:
-    return lambda _name, sample: job.handle(sample)
+def _live_link(agent: AgentConfig, identity: DeviceIdentity) -> LiveLink | None:
+    """The live-view connection for a paired agent; None (said once) when the server's
+    address would carry the device token in clear."""
+    from doorwarden.agent.live_link import LiveLink, LiveLinkError  # noqa: PLC0415
+    from doorwarden.agent.privacy import PrivacyMask  # noqa: PLC0415
+
+    # Sized lazily: the stream's size is known when its source opens.
+    masks = {cam.name: PrivacyMask(cam.privacy_zones, 0, 0) for cam in agent.cameras}
+    try:
+        return LiveLink(identity, [cam.name for cam in agent.cameras], masks=masks)
+    except LiveLinkError as exc:
+        print(f"note: live view is off: {exc}", file=sys.stderr)
+        return None
+
+
+def _handler(job: CameraJob, link: LiveLink | None = None) -> Handler:
+    if link is None:
+        return lambda _name, sample: job.handle(sample)
+
+    def handle(name: str, sample: Sample) -> None:
+        # Live first: detection on this sample can take a while, a viewer should not wait.
+        link.feed(name, sample)
+        job.handle(sample)
+
+    return handle
+
+
+def _opened(job: CameraJob, link: LiveLink | None, name: str, source: VideoSource) -> None:
+    job.opened(source)
+    if link is not None:
+        link.opened(name, source)
+
+
+def _closed(job: CameraJob, link: LiveLink | None, name: str) -> None:
+    if link is not None:
+        link.closed(name)
+    job.closed()
 
 
 def _drive(

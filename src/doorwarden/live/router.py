@@ -39,7 +39,7 @@ log = structlog.get_logger("doorwarden.live")
 router = APIRouter(tags=["live"])
 
 HELLO_TIMEOUT_S = 10.0
-MAX_CAMERAS = 16
+MAX_CAMERAS = 64  # as the agent allows (agent/live_link.py)
 MAX_CAMERA_NAME = 100
 MAX_TEXT = 4096
 # Close codes (4000-4999 are the application's own).
