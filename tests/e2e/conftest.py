@@ -8,6 +8,7 @@ middleware, CSP header, cookies and uvicorn; accounts are made the way an operat
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import subprocess
@@ -155,11 +156,11 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[Server]:
-    data_dir = tmp_path_factory.mktemp("doorwarden-e2e")
+@contextlib.contextmanager
+def serving(data_dir: Path, *, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """`doorwarden serve` in a subprocess on a fresh database in `data_dir`."""
     port = free_port()
-    env = _server_env(data_dir, port)
+    env = {**_server_env(data_dir, port), **(extra_env or {})}
     url = f"http://127.0.0.1:{port}"
     log_path = data_dir / "server.log"
     instance = Server(url=url, env=env, log_path=log_path)
@@ -181,6 +182,12 @@ def server(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[Server]:
+    with serving(tmp_path_factory.mktemp("doorwarden-e2e")) as instance:
+        yield instance
 
 
 @pytest.fixture(scope="session")

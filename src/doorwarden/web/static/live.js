@@ -12,8 +12,8 @@
   var path = root.dataset.stream + (camera ? "?camera=" + encodeURIComponent(camera) : "");
   var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
 
-  var LIVE_JUMP_S = 1.0; // further behind than this: jump to the live edge
-  var LIVE_CATCH_UP_S = 0.35; // further behind than this: play a little faster
+  var LIVE_JUMP_S = 0.5; // further behind than this: jump to the live edge
+  var LIVE_CATCH_UP_S = 0.15; // further behind than this: play a little faster
   var KEEP_S = 20; // buffered video kept behind the playhead
   var socket = null;
   var mediaSource = null;
