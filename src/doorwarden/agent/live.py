@@ -19,6 +19,8 @@ writes frame N's fragment when frame N+1 is muxed (it needs the next timestamp f
 duration), so the muxer adds one frame interval and nothing more. The muxer flushes its
 I/O buffer at the end of each fragment (measured: nothing of a 130 KiB keyframe is left
 behind, with or without `flush_packets`, which is set anyway to say what we rely on).
+What the muxer writes is cut into the init segment and fragments, and read for the
+codec and keyframes, by fmp4.py.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from av.container import OutputContainer
 from av.video.stream import VideoStream
 
 from doorwarden.agent.clipwriter import can_stream_copy
+from doorwarden.agent.fmp4 import FragmentCollector, codec_string, is_keyframe_fragment
 from doorwarden.agent.media import Sample, StreamInfo
 from doorwarden.agent.privacy import PrivacyMask
 
@@ -51,7 +54,6 @@ X264_LIVE_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency"}
 # this, a new viewer waits for the next keyframe instead.
 MAX_CACHED_PACKETS = 600
 _MS = Fraction(1, 1000)
-_NON_SYNC = 0x0001_0000  # ISO/IEC 14496-12 sample_is_non_sync_sample
 
 
 @dataclass(frozen=True)
@@ -77,119 +79,6 @@ LiveOutput = InitSegment | Fragment | LiveError
 Emit = Callable[[LiveOutput], None]
 
 
-# -- MP4 boxes -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Box:
-    kind: str
-    start: int  # of the header
-    body: int  # of the payload
-    end: int
-
-
-def _boxes(data: bytes | bytearray, start: int = 0, end: int | None = None) -> list[_Box]:
-    """The complete boxes in data[start:end], in order; stops at one still being written."""
-    end = len(data) if end is None else end
-    found = []
-    pos = start
-    while pos + 8 <= end:
-        size, header = int.from_bytes(data[pos : pos + 4], "big"), 8
-        if size == 1:  # a 64-bit size follows the type
-            if pos + 16 > end:
-                break
-            size, header = int.from_bytes(data[pos + 8 : pos + 16], "big"), 16
-        if size < header or pos + size > end:
-            break
-        kind = bytes(data[pos + 4 : pos + 8]).decode("latin-1")
-        found.append(_Box(kind, pos, pos + header, pos + size))
-        pos += size
-    return found
-
-
-def is_keyframe_fragment(moof: bytes) -> bool:
-    """Whether the first sample of a moof is a sync sample, from its trun or tfhd flags."""
-    for top in _boxes(moof):
-        if top.kind != "moof":
-            continue
-        for traf in _boxes(moof, top.body, top.end):
-            if traf.kind != "traf":
-                continue
-            default: int | None = None
-            for box in _boxes(moof, traf.body, traf.end):
-                at = box.body
-                flags = int.from_bytes(moof[at + 1 : at + 4], "big")
-                if box.kind == "tfhd" and flags & 0x20:
-                    # After the track id come the optional base offset, description
-                    # index, duration and size, then the default sample flags.
-                    pos = at + 8 + (8 if flags & 0x01 else 0)
-                    pos += sum(4 for bit in (0x02, 0x08, 0x10) if flags & bit)
-                    default = int.from_bytes(moof[pos : pos + 4], "big")
-                elif box.kind == "trun":
-                    sample_flags = _first_sample_flags(moof[at : box.end], flags)
-                    chosen = sample_flags if sample_flags is not None else default
-                    return chosen is not None and not chosen & _NON_SYNC
-    return False
-
-
-def _first_sample_flags(trun: bytes, flags: int) -> int | None:
-    pos = 8 + (4 if flags & 0x01 else 0)  # version/flags, sample count, data offset
-    if flags & 0x04:  # first_sample_flags
-        return int.from_bytes(trun[pos : pos + 4], "big")
-    pos += sum(4 for bit in (0x100, 0x200) if flags & bit)  # duration, size
-    if flags & 0x400:  # per-sample flags
-        return int.from_bytes(trun[pos : pos + 4], "big")
-    return None
-
-
-def codec_string(init: bytes) -> str | None:
-    """The RFC 6381 codec of an init segment's H.264 track, e.g. avc1.64001f.
-
-    Read from the avcC box the browser will parse: profile, constraint flags, level.
-    """
-    at = init.find(b"avcC")
-    if at < 0 or at + 8 > len(init) or init[at + 4] != 1:  # configurationVersion 1
-        return None
-    return "avc1." + init[at + 5 : at + 8].hex()
-
-
-class _Collector:
-    """The muxer's file: collects what it writes and cuts it into init and fragments."""
-
-    def __init__(self) -> None:
-        self.buffer = bytearray()
-        self.init: bytes | None = None
-        self.fragments: list[Fragment] = []
-        self._ftyp = b""
-        self._moof: bytes | None = None
-
-    def write(self, data: bytes) -> int:
-        self.buffer += data
-        boxes = _boxes(self.buffer)
-        if not boxes:
-            return len(data)
-        for box in boxes:
-            whole = bytes(self.buffer[box.start : box.end])
-            if box.kind == "ftyp":
-                self._ftyp = whole
-            elif box.kind == "moov":
-                self.init = self._ftyp + whole
-            elif box.kind == "moof":
-                self._moof = whole
-            elif box.kind == "mdat" and self._moof is not None:
-                self.fragments.append(
-                    Fragment(self._moof + whole, is_keyframe_fragment(self._moof))
-                )
-                self._moof = None
-            # Anything else (mfra at the end, free) has no place in a live stream.
-        del self.buffer[: boxes[-1].end]
-        return len(data)
-
-    def take(self) -> list[Fragment]:
-        out, self.fragments = self.fragments, []
-        return out
-
-
 # -- outputs ---------------------------------------------------------------------------
 
 
@@ -197,7 +86,7 @@ class _Output:
     """One open fMP4 muxer: the init segment once, then fragments as frames arrive."""
 
     def __init__(self) -> None:
-        self.file = _Collector()
+        self.file = FragmentCollector()
         self.container: OutputContainer = av.open(
             self.file, "w", format="mp4", options=FMP4_OPTIONS
         )
@@ -214,6 +103,10 @@ class _Output:
 
     def write(self, sample: Sample) -> list[Fragment]:
         raise NotImplementedError
+
+    def take(self) -> list[Fragment]:
+        """The fragments the muxer completed since the last take."""
+        return [Fragment(data, is_keyframe_fragment(data)) for data in self.file.take()]
 
     def close(self) -> None:
         self.container.close()
@@ -233,7 +126,7 @@ class _Template:
     """
 
     def __init__(self, stream: VideoStream) -> None:
-        self._holder: OutputContainer = av.open(_Collector(), "w", format="mp4")
+        self._holder: OutputContainer = av.open(FragmentCollector(), "w", format="mp4")
         self.stream = self._holder.add_stream_from_template(stream)
 
 
@@ -278,7 +171,7 @@ class _CopyOutput(_Output):
         pkt.stream = self.stream
         self.last_dts = pkt.dts
         self.container.mux(pkt)
-        return self.file.take()
+        return self.take()
 
 
 class _EncodeOutput(_Output):
@@ -317,7 +210,7 @@ class _EncodeOutput(_Output):
             out.pts = pts
             out.time_base = _MS
             self.container.mux(self.stream.encode(out))
-        return self.file.take()
+        return self.take()
 
 
 # -- the tap ---------------------------------------------------------------------------

@@ -19,14 +19,8 @@ import pytest
 
 from doorwarden.agent.capture import VideoSource, open_source
 from doorwarden.agent.config import FileSource
-from doorwarden.agent.live import (
-    Fragment,
-    InitSegment,
-    LiveOutput,
-    LiveTap,
-    codec_string,
-    is_keyframe_fragment,
-)
+from doorwarden.agent.fmp4 import codec_string, is_keyframe_fragment
+from doorwarden.agent.live import Fragment, InitSegment, LiveOutput, LiveTap
 from doorwarden.agent.media import Sample
 from doorwarden.agent.privacy import PrivacyMask
 from tests.unit.agent.samples import SQUARE_RGB, make_video, read_index

@@ -34,9 +34,9 @@ from doorwarden.agent.live_link import (
     REVOKED_MESSAGE,
     LiveLink,
     LiveLinkError,
-    SendQueue,
     live_url,
 )
+from doorwarden.agent.live_queue import SendQueue
 from doorwarden.agent.rtsp import Backoff
 from tests.unit.agent.samples import make_video
 
