@@ -477,3 +477,37 @@ def _wait_for_audit(live: Live, tag: str, count: int = 1) -> list[dict[str, Any]
             return found
         time.sleep(0.1)
     raise AssertionError(f"fewer than {count} {tag} events")
+
+
+async def test_live_works_on_a_plan_that_stores_nothing(live: Live) -> None:
+    async with live.signed_in("owner") as client:
+        body = {"kind": "live_only", "retention_days": 30}
+        plan = await client.put(f"/api/v1/households/{live.household}/plan", json=body)
+        assert plan.status_code == 200, plan.text
+        cameras = await client.get(f"/households/{live.household}/cameras")
+        assert live.page_path() in cameras.text  # the "Watch live" link
+    async with live.agent() as agent, live.watch("owner") as viewer:
+        await hello(agent)
+        assert (await control(agent))["type"] == "start"
+        await stream_init(agent)
+        assert await until_bytes(viewer) == b"ftyp-and-moov"
+
+
+@pytest.mark.parametrize("who", ["owner", "shared"])
+async def test_members_get_the_live_page(live: Live, who: str) -> None:
+    async with live.signed_in(who) as client:
+        page = await client.get(live.page_path())
+    assert page.status_code == 200, page.text
+    assert f'data-stream="{live.viewer_path()}"' in page.text
+    assert '<script src="/static/live.js' in page.text
+
+
+async def test_a_removed_camera_has_no_live_page(live: Live) -> None:
+    async with live.signed_in("owner") as client:
+        path = f"/api/v1/households/{live.household}/devices/{live.device}"
+        assert (await client.delete(path)).status_code == 204
+        assert (await client.get(live.page_path())).status_code == 404
+    with pytest.raises(InvalidStatus) as refused:
+        async with live.watch("owner"):
+            pass
+    assert refused.value.response.status_code == 404
