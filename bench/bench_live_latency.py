@@ -41,12 +41,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "bench-" + secrets.token_urlsafe(12)
 RESIDENT = "resident@bench.example"
 BLOCKS = 32
+AGENT_SETTLE_S = 5.0
 
 # Before the page's own script: count from navigation start, and read every frame shown.
 MEASURE = """
-window.liveBench = {first: null, latencies: []};
+window.liveBench = {first: null, latencies: [], events: []};
 document.addEventListener("DOMContentLoaded", () => {
   const video = document.getElementById("live-video");
+  for (const name of ["loadedmetadata", "canplay", "playing", "waiting", "seeking", "seeked"]) {
+    video.addEventListener(name, () => window.liveBench.events.push(
+      [name, Math.round(performance.now()), video.currentTime.toFixed(2),
+       video.buffered.length ? video.buffered.end(video.buffered.length - 1).toFixed(2) : "-"]));
+  }
   const canvas = document.createElement("canvas");
   canvas.width = 640; canvas.height = 360;
   const ctx = canvas.getContext("2d", {willReadFrequently: true});
@@ -185,6 +191,10 @@ def run(seconds: float, fps: int, work: Path) -> None:
         agent = [sys.executable, "-m", "doorwarden", "agent", "run", "--config", str(config)]
         with process(agent, work / "agent.log", env):
             wait_for_line(work / "agent.log", "live.connected")  # its outbound link is up
+            # An agent runs all day: by the time someone opens the page, its camera is open
+            # and past its first keyframe. Without this the page's start would measure the
+            # agent's own start (RTSP set-up, the camera's first keyframe), not live view's.
+            time.sleep(AGENT_SETTLE_S)
             first, latencies = watch(url, household, seconds)
     print(f"camera: {rtsp}, 640x360 at {fps} fps, x264 zerolatency, 1 s GOP")
     print(summary("camera -> decoded (reference)", reference))
@@ -238,9 +248,12 @@ def watch(url: str, household: str, seconds: float) -> tuple[float, list[float]]
         page.goto(f"{url}/households/{household}/cameras/{device['id']}/live")
         page.wait_for_function("() => window.liveBench.first !== null", timeout=30_000)
         page.wait_for_timeout(seconds * 1000)
-        first, latencies = page.evaluate(
-            "() => [window.liveBench.first, window.liveBench.latencies]"
+        first, latencies, events = page.evaluate(
+            "() => [window.liveBench.first, window.liveBench.latencies, window.liveBench.events]"
         )
+        print("page start (event, ms after opening, playhead, buffered end):")
+        for event in events[:12]:
+            print("  ", *event)
         browser.close()
     return float(first), [float(x) for x in latencies]
 

@@ -36,6 +36,8 @@ def running_server(settings: Settings, *, tls: tuple[Path, Path] | None = None) 
         log_config=None,
         access_log=False,
         lifespan="on",
+        ws_per_message_deflate=False,  # as `doorwarden serve`
+        proxy_headers=False,  # as `doorwarden serve`: our settings decide which proxy to believe
         ssl_certfile=str(tls[0]) if tls else None,
         ssl_keyfile=str(tls[1]) if tls else None,
     )

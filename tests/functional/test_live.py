@@ -385,11 +385,17 @@ async def test_a_slow_viewer_falls_behind_alone(settings: Settings, factory: Fac
             await stream_init(agent)
             payload = b"x" * 256 * 1024
             slow = stalled_viewer(live, "shared")
-            try:
-                for n in range(60):  # 12.5 MB/s: a camera's pace, not a burst
+
+            async def camera() -> None:  # 12.5 MB/s: a camera's pace, not a burst
+                for n in range(60):
                     await agent.send(bytes([1 if n % 10 == 0 else 2, 0]) + payload + bytes([n]))
                     await asyncio.sleep(0.02)
-                got = [await until_bytes(fast) for _ in range(61)]
+
+            async def reader() -> list[bytes]:  # a viewer on a good link keeps reading
+                return [await until_bytes(fast) for _ in range(61)]
+
+            try:
+                _, got = await asyncio.gather(camera(), reader())
                 assert got[0] == b"ftyp-and-moov"
                 assert [g[-1] for g in got[1:]] == list(range(60))  # all, in order
             finally:
@@ -511,3 +517,24 @@ async def test_a_removed_camera_has_no_live_page(live: Live) -> None:
         async with live.watch("owner"):
             pass
     assert refused.value.response.status_code == 404
+
+
+async def test_behind_a_trusted_tls_proxy_cameras_may_connect(
+    settings: Settings, factory: Factory
+) -> None:
+    """A reverse proxy terminating TLS says so with X-Forwarded-Proto; only a proxy the
+    settings trust is believed."""
+    proxied = {"Authorization": "", "X-Forwarded-Proto": "https"}
+    async with live_server(settings, factory, development=False) as live:
+        proxied["Authorization"] = f"Bearer {live.token}"
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(live.ws + "/api/v1/device/live", additional_headers=proxied):
+                pass
+        assert refused.value.response.status_code == 403  # 127.0.0.1 is no trusted proxy
+    trusted = {"development": False, "trusted_proxies": ["127.0.0.1"]}
+    async with live_server(settings, factory, **trusted) as live:
+        proxied["Authorization"] = f"Bearer {live.token}"
+        async with connect(live.ws + "/api/v1/device/live", additional_headers=proxied) as agent:
+            await hello(agent)
+            async with live.watch("owner"):
+                assert (await control(agent))["type"] == "start"

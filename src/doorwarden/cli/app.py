@@ -108,6 +108,9 @@ def serve(
         proxy_headers=False,  # X-Forwarded-For is believed only from DOORWARDEN_TRUSTED_PROXIES
         log_config=None,
         access_log=False,  # our middleware logs each request with its request id
+        # The only WebSockets carry live video, which does not compress: deflating every
+        # fragment once per viewer cost 4-5x the relay itself (bench/bench_live_relay.py).
+        ws_per_message_deflate=False,
     )
 
 

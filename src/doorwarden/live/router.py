@@ -88,7 +88,7 @@ async def _principal(ws: WebSocket, db: AsyncSession) -> policy.Principal:
 async def agent_live(ws: WebSocket) -> None:
     settings, _, hub = _state(ws)
     try:
-        if not settings.development and ws.url.scheme != "wss":
+        if not settings.development and not _over_tls(ws, settings):
             raise Refused(403, "tls_required", "Live streams need TLS (wss://).")
         async with ws.app.state.sessionmaker() as db:
             principal = await _principal(ws, db)
@@ -118,6 +118,15 @@ async def agent_live(ws: WebSocket) -> None:
     finally:
         hub.detach(link)
         log.info("live.agent_disconnected", device=str(device.id))
+
+
+def _over_tls(ws: WebSocket, settings: Settings) -> bool:
+    """TLS to us, or to a trusted reverse proxy that says so (it terminates TLS)."""
+    if ws.url.scheme == "wss":
+        return True
+    peer = ws.client.host if ws.client else None
+    forwarded = ws.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return peer in settings.trusted_proxies and forwarded == "https"
 
 
 def _hello(text: str) -> list[str]:
