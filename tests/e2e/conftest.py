@@ -176,12 +176,17 @@ def serving(data_dir: Path, *, extra_env: dict[str, str] | None = None) -> Itera
             _wait_healthy(url, process, log_path)
             yield instance
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, timeout_s=10)
+
+
+def stop(process: subprocess.Popen[bytes], *, timeout_s: float) -> None:
+    """SIGTERM, as a service manager stops it; SIGKILL if it does not exit in time."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 @pytest.fixture(scope="session")

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
-from tests.e2e.conftest import ConsoleLog, Server, open_page, serving
+from tests.e2e.conftest import ConsoleLog, Server, open_page, serving, stop
 from tests.e2e.helpers import sign_in
 
 AGENT_CONFIG = """\
@@ -98,12 +98,7 @@ def live(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[L
         try:
             yield LiveSetup(server, home, device_id, resident, shared, officer)
         finally:
-            agent.terminate()
-            try:
-                agent.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                agent.kill()
-                agent.wait()
+            stop(agent, timeout_s=30)
             log.close()
 
 

@@ -7,7 +7,6 @@ its owner signed in (`live_household`), and pairing an agent's state directory t
 from __future__ import annotations
 
 import contextlib
-import datetime as dt
 import socket
 import ssl
 import stat
@@ -19,10 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from typer.testing import CliRunner, Result
 
 from doorwarden.agent.identity import DeviceIdentity, IdentityStore
@@ -30,7 +25,7 @@ from doorwarden.agent.pairing import PairingError, pair, server_url
 from doorwarden.cli.app import app
 from doorwarden.config import Settings
 from tests.factories import PASSWORD, Factory
-from tests.live_server import free_port, running_server
+from tests.live_server import free_port, running_server, self_signed_certificate
 
 
 @dataclass
@@ -203,30 +198,9 @@ def test_plain_http_is_refused_off_this_machine(tmp_path: Path) -> None:
 @contextlib.contextmanager
 def _self_signed_tls_server(tmp_path: Path) -> Iterator[int]:
     """A TLS listener with a certificate nobody trusts; it only does handshakes."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(days=1))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    pem = tmp_path / "tls.pem"
-    pem.write_bytes(
-        cert.public_bytes(serialization.Encoding.PEM)
-        + key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
+    cert, key = self_signed_certificate(tmp_path)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(pem)
+    context.load_cert_chain(cert, key)
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(0.2)
     done = threading.Event()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 from av.container import OutputContainer
@@ -61,6 +62,40 @@ class ClipWriter:
         self.path.unlink(missing_ok=True)
 
 
+class CopyTimeline:
+    """A stream copy's timestamps: the camera's packets rebased so that the output starts
+    at 0, and kept increasing when the source's clock restarts (a reconnect, a looped
+    file). Used by clips and by live view alike."""
+
+    def __init__(self, time_base: Fraction, fps: float) -> None:
+        self.time_base = time_base
+        self.frame_ticks = max(1, round(1 / (fps or 10) / time_base))
+        self.source_dts: int | None = None  # of the last packet, on the source's clock
+        self._offset: int | None = None
+        self._last_dts: int | None = None
+
+    def packet(self, sample: Sample, src: av.Packet[Any]) -> av.Packet[Any]:
+        """A new packet with the rebased timestamps (the muxer rewrites timestamps in
+        place, and the camera's packet may still be needed: a pre-roll, a GOP cache)."""
+        time_base = src.time_base or self.time_base
+        dts = src.dts if src.dts is not None else src.pts
+        pts = src.pts if src.pts is not None else dts
+        if dts is None or pts is None:
+            dts = pts = round(sample.time / time_base)
+        self.source_dts = dts
+        if self._offset is None:
+            self._offset = dts  # the output's timeline starts at 0
+        if self._last_dts is not None and dts - self._offset <= self._last_dts:
+            # The source restarted its clock: keep the output's going on.
+            self._offset = dts - (self._last_dts + self.frame_ticks)
+        pkt = av.Packet(bytes(src))
+        pkt.time_base = time_base
+        pkt.dts = dts - self._offset
+        pkt.pts = pts - self._offset
+        self._last_dts = pkt.dts
+        return pkt
+
+
 class StreamCopyWriter(ClipWriter):
     reencoded = False
 
@@ -71,10 +106,7 @@ class StreamCopyWriter(ClipWriter):
         except Exception:
             self._out.close()
             raise
-        self._time_base = template.time_base or Fraction(1, 90000)
-        self._frame_ticks = max(1, round(1 / (fps or 10) / self._time_base))
-        self._offset: int | None = None
-        self._last_dts: int | None = None
+        self._timeline = CopyTimeline(template.time_base or Fraction(1, 90000), fps)
         self._last_src_dts: int | None = None
         self._max_src_pts: int | None = None
 
@@ -96,30 +128,16 @@ class StreamCopyWriter(ClipWriter):
         src = sample.packet
         if src is None or src.size == 0 or (self.frames == 0 and not sample.keyframe):
             return  # a clip must start at a keyframe to be decodable from its first packet
-        time_base = src.time_base or self._time_base
-        dts = src.dts if src.dts is not None else src.pts
-        pts = src.pts if src.pts is not None else dts
-        if dts is None or pts is None:
-            dts = pts = round(sample.time / time_base)
-        if self._last_src_dts is not None and dts <= self._last_src_dts:
+        pkt = self._timeline.packet(sample, src)
+        dts = self._timeline.source_dts
+        if self._last_src_dts is not None and dts is not None and dts <= self._last_src_dts:
             self._max_src_pts = None  # a restarted clock: old display times mean nothing
         self._last_src_dts = dts
         if src.pts is not None:
             self._max_src_pts = max(src.pts, self._max_src_pts or src.pts)
-        if self._offset is None:
-            self._offset = dts  # the clip's timeline starts at 0
-        if self._last_dts is not None and dts - self._offset <= self._last_dts:
-            # The source restarted its clock (reconnect, loop): keep the clip's going on.
-            self._offset = dts - (self._last_dts + self._frame_ticks)
-        # A new packet rather than the source's: the muxer rewrites timestamps in place.
-        pkt = av.Packet(bytes(src))
-        pkt.time_base = time_base
-        pkt.dts = dts - self._offset
-        pkt.pts = pts - self._offset
         pkt.duration = src.duration
         pkt.is_keyframe = src.is_keyframe
         pkt.stream = self._stream
-        self._last_dts = pkt.dts
         self._out.mux(pkt)
         self.frames += 1
 

@@ -36,7 +36,7 @@ import structlog
 from av.container import OutputContainer
 from av.video.stream import VideoStream
 
-from doorwarden.agent.clipwriter import can_stream_copy
+from doorwarden.agent.clipwriter import CopyTimeline, can_stream_copy
 from doorwarden.agent.fmp4 import FragmentCollector, codec_string, is_keyframe_fragment
 from doorwarden.agent.media import Sample, StreamInfo
 from doorwarden.agent.privacy import PrivacyMask
@@ -139,10 +139,7 @@ class _CopyOutput(_Output):
             self.container.close()
             raise
         self.width, self.height = info.width, info.height
-        self.time_base = template.stream.time_base or Fraction(1, 90_000)
-        self.frame_ticks = max(1, round(1 / (info.fps or 10) / self.time_base))
-        self.offset: int | None = None
-        self.last_dts: int | None = None
+        self.timeline = CopyTimeline(template.stream.time_base or Fraction(1, 90_000), info.fps)
         self.started = False
 
     def write(self, sample: Sample) -> list[Fragment]:
@@ -150,26 +147,10 @@ class _CopyOutput(_Output):
         if src is None or src.size == 0 or not (self.started or sample.keyframe):
             return []  # a viewer's stream must begin with a keyframe
         self.started = True
-        time_base = src.time_base or self.time_base
-        dts = src.dts if src.dts is not None else src.pts
-        pts = src.pts if src.pts is not None else dts
-        if dts is None or pts is None:
-            dts = pts = round(sample.time / time_base)
-        if self.offset is None:
-            self.offset = dts  # the viewer's timeline starts at 0
-        if self.last_dts is not None and dts - self.offset <= self.last_dts:
-            # The source restarted its clock (a looped file): keep the viewer's going on.
-            self.offset = dts - (self.last_dts + self.frame_ticks)
-        # A new packet: the muxer rewrites timestamps in place, and the camera's packet
-        # may still be in the GOP cache for the next viewer.
-        pkt = av.Packet(bytes(src))
-        pkt.time_base = time_base
-        pkt.dts = dts - self.offset
-        pkt.pts = pts - self.offset
-        pkt.duration = src.duration or self.frame_ticks
+        pkt = self.timeline.packet(sample, src)  # the viewer's timeline starts at 0
+        pkt.duration = src.duration or self.timeline.frame_ticks
         pkt.is_keyframe = sample.keyframe
         pkt.stream = self.stream
-        self.last_dts = pkt.dts
         self.container.mux(pkt)
         return self.take()
 
