@@ -43,6 +43,9 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path,
         signup_mode=SignupMode.open,
         public_base_url=BASE_URL,
+        # The log appender runs when a test says so (tests/functional/test_audit_log.py),
+        # not in the background of tests that count or read audit events.
+        log_interval_s=0,
     )
 
 

@@ -13,6 +13,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import (
@@ -202,6 +203,23 @@ class Settings(BaseSettings):
         description="How often an open live view checks again that its viewer may still "
         "watch (signed in, still a member of the household); it ends when not.",
     )
+    log_origin: str | None = Field(
+        None,
+        title="Audit log origin",
+        description="The name of this instance's tamper-evident audit log in its signed "
+        "checkpoints (C2SP tlog-checkpoint). Default: the public base URL's host and path "
+        "with '/log', e.g. door.example.org/log. Verifiers pin it with the log key.",
+        pattern=r"^[^\s+]+$",
+        max_length=200,
+    )
+    log_interval_s: float = Field(
+        5.0,
+        ge=0,
+        le=3600,
+        title="Audit log append interval (seconds)",
+        description="How often the server appends new audit events to the log and signs a "
+        "checkpoint. 0: not in the server; run `doorwarden log append` instead.",
+    )
     log_json: bool | None = Field(
         None,
         title="JSON logs",
@@ -247,6 +265,13 @@ class Settings(BaseSettings):
                 f"DOORWARDEN_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters"
             )
         return self
+
+    @property
+    def effective_log_origin(self) -> str:
+        if self.log_origin:
+            return self.log_origin
+        parts = urlsplit(self.public_base_url)
+        return f"{parts.netloc}{parts.path.rstrip('/')}/log"
 
     @property
     def effective_database_url(self) -> str:

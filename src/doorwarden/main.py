@@ -18,8 +18,12 @@ from doorwarden.accounts import admin_router as accounts_admin_router
 from doorwarden.accounts import admin_views as accounts_admin_views
 from doorwarden.accounts import router as accounts_router
 from doorwarden.accounts import views as accounts_views
+from doorwarden.audit import log_router as audit_log_router
 from doorwarden.audit import router as audit_router
 from doorwarden.audit import views as audit_views
+from doorwarden.audit.checkpoint import log_key
+from doorwarden.audit.log import LogSigner
+from doorwarden.audit.tasks import log_loop
 from doorwarden.clips import playback_router as clips_playback_router
 from doorwarden.clips import router as clips_router
 from doorwarden.clips import views as clips_views
@@ -67,6 +71,13 @@ def clip_store(settings: Settings) -> ClipStore:
     )
 
 
+def log_signer(settings: Settings) -> LogSigner:
+    """The instance's log key, derived from its secret key (no key file to lose)."""
+    origin = settings.effective_log_origin
+    key, private = log_key(settings.secret_key.get_secret_value().encode(), origin)
+    return LogSigner(origin, key, private)
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -82,23 +93,31 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if check_schema:
             await check_schema_current(engine)  # refuses to serve an un-migrated database
-        retention = None
+        tasks = []
+        if settings.log_interval_s:
+            tasks.append(
+                asyncio.create_task(
+                    log_loop(app.state.sessionmaker, app.state.log_signer, settings.log_interval_s)
+                )
+            )
         if settings.retention_interval_minutes:
-            retention = asyncio.create_task(
-                retention_loop(
-                    app.state.sessionmaker,
-                    app.state.clip_store,
-                    app.state.clock.now,
-                    settings.retention_interval_minutes * 60,
+            tasks.append(
+                asyncio.create_task(
+                    retention_loop(
+                        app.state.sessionmaker,
+                        app.state.clip_store,
+                        app.state.clock.now,
+                        settings.retention_interval_minutes * 60,
+                    )
                 )
             )
         try:
             yield
         finally:
-            if retention is not None:
-                retention.cancel()
+            for task in tasks:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await retention
+                    await task
             await engine.dispose()
 
     app = FastAPI(
@@ -117,6 +136,7 @@ def create_app(
     app.state.clock = clock or Clock()
     app.state.staging = Staging(settings.data_dir / "staging")
     app.state.clip_store = clip_store(settings)
+    app.state.log_signer = log_signer(settings)
     app.state.live_hub = LiveHub(
         linger_s=settings.live_linger_s, max_viewer_fragments=settings.live_viewer_queue
     )
@@ -130,6 +150,7 @@ def create_app(
         households_router.router,
         legal_router.router,
         audit_router.router,
+        audit_log_router.router,
         devices_router.router,
         clips_router.router,
         clips_playback_router.router,

@@ -3,6 +3,7 @@
 
 def import_all_models() -> None:
     from doorwarden.accounts import models as _accounts  # noqa: F401, PLC0415
+    from doorwarden.audit import log_models as _audit_log  # noqa: F401, PLC0415
     from doorwarden.audit import models as _audit  # noqa: F401, PLC0415
     from doorwarden.clips import models as _clips  # noqa: F401, PLC0415
     from doorwarden.devices import models as _devices  # noqa: F401, PLC0415

@@ -48,6 +48,7 @@ class Action(StrEnum):
     page_public = "page:public"
     account_signup = "account:signup"
     session_create = "session:create"
+    log_read = "log:read"  # the tamper-evident audit log: public by design
     # One's own account.
     session_end = "session:end"
     account_read = "account:read"
@@ -246,6 +247,7 @@ RULES: Mapping[Action, Rule] = {
     Action.page_public: _anyone,
     Action.account_signup: _anyone,  # open/invite-only is checked by the sign-up service
     Action.session_create: _anyone,
+    Action.log_read: _anyone,
     Action.session_end: _signed_in,
     Action.account_read: _signed_in,
     Action.account_security: _interactive,

@@ -103,6 +103,7 @@ def agency_reader(w: Who, b: Binding) -> bool:
 EXPECTED: dict[Action, Expect] = {
     Action.health_read: everyone,
     Action.page_public: everyone,
+    Action.log_read: everyone,
     Action.account_signup: everyone,
     Action.session_create: everyone,
     Action.session_end: signed_in,

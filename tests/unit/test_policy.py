@@ -114,6 +114,7 @@ def test_anonymous_gets_only_open_actions() -> None:
         Action.page_public,
         Action.account_signup,
         Action.session_create,
+        Action.log_read,  # the audit log is public: anyone may check it
         Action.device_pair,  # the one-time pairing code is the credential
     }
 

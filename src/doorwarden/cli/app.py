@@ -17,6 +17,7 @@ from doorwarden.accounts.models import Role
 from doorwarden.cli.agent import agent_app
 from doorwarden.cli.demo import demo
 from doorwarden.cli.keys import decrypt, keys_app
+from doorwarden.cli.log import log_app, verify_log
 from doorwarden.cli.verify import verify
 from doorwarden.config import Settings, get_settings, settings_documentation
 
@@ -37,6 +38,8 @@ app.command()(demo)
 app.command()(verify)
 app.command()(decrypt)
 app.add_typer(keys_app, name="keys")
+app.add_typer(log_app, name="log")
+app.command("verify-log")(verify_log)
 
 
 def _version(value: bool) -> None:

@@ -1,0 +1,258 @@
+"""Appending audit events to the Merkle log, and reading it back with proofs.
+
+One appender (`append_pending`, run by the server every `log_interval_s` and by
+`doorwarden log append`) takes the events not yet in the log, oldest first, and appends
+them in one transaction: their leaves, the perfect-subtree nodes they complete, their
+`log_index`, and a new signed checkpoint. Events are appended in the order the appender
+sees them committed, so a request that commits late is appended late, never skipped.
+On PostgreSQL an advisory lock keeps a second appender (another server process) out; on
+SQLite the write transaction does.
+
+A leaf is the canonical JSON of the event's public fields — identifiers, the tag, the
+time — and a commitment (SHA-256 over a random salt and the private fields: client
+address, user agent, request id, details). The public can check the log without
+learning who asked from where; a resident, given the salt of an event about their
+household, can recompute its leaf and check its inclusion.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import secrets
+import uuid
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol, cast
+
+from sqlalchemy import Table, bindparam, func, insert, select, text, tuple_, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from doorwarden.audit import merkle
+from doorwarden.audit.checkpoint import Checkpoint, NoteKey, sign_checkpoint
+from doorwarden.audit.log_models import LogCheckpoint, LogLeaf, LogNode
+from doorwarden.audit.models import AuditEvent
+from doorwarden.crypto.canonical import canonical_json
+from doorwarden.db import Base
+
+LEAF_VERSION = 1
+APPEND_BATCH = 20_000
+MAX_ENTRIES_PER_PAGE = 1000
+_LOCK_ID = 0x646F6F72  # "door": the appender's PostgreSQL advisory lock
+
+
+class LogError(ValueError):
+    """A request about the log that cannot be answered (an index or size out of range)."""
+
+
+@dataclass(frozen=True)
+class LogSigner:
+    origin: str
+    key: NoteKey
+    private: bytes
+
+
+class EventFields(Protocol):
+    """An audit event's columns: a loaded AuditEvent, or a row of `_LEAF_COLUMNS`."""
+
+    id: uuid.UUID
+    occurred_at: datetime
+    tag: str
+    actor_user_id: uuid.UUID | None
+    actor_role: str | None
+    household_id: uuid.UUID | None
+    agency_id: uuid.UUID | None
+    target_type: str | None
+    target_id: str | None
+    client_address: str | None
+    user_agent: str | None
+    request_id: str | None
+    extra: dict[str, Any] | None
+
+
+def private_fields(event: EventFields) -> dict[str, Any]:
+    return {
+        "client_address": event.client_address,
+        "user_agent": event.user_agent,
+        "request_id": event.request_id,
+        "extra": event.extra or {},
+    }
+
+
+def private_json(event: EventFields) -> bytes:
+    """The private fields as committed to: sorted keys, no whitespace, UTF-8. Not
+    crypto.canonical_json, which refuses floats: an event's details may hold one (a live
+    session's duration), and the server that committed is the one that re-serialises."""
+    text = json.dumps(
+        private_fields(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+        default=str,
+    )  # fmt: skip
+    return text.encode()
+
+
+def commitment(salt: str, event: EventFields) -> str:
+    return hashlib.sha256(bytes.fromhex(salt) + private_json(event)).hexdigest()
+
+
+def leaf_of(event: EventFields, salt: str) -> bytes:
+    """The bytes the log hashes for `event`: public fields only (no address, no agent)."""
+    at = event.occurred_at
+    return canonical_json(
+        {
+            "v": LEAF_VERSION,
+            "event": str(event.id),
+            "at": int(at.timestamp() * 1000),
+            "tag": event.tag,
+            "actor": str(event.actor_user_id) if event.actor_user_id else None,
+            "role": event.actor_role,
+            "household": str(event.household_id) if event.household_id else None,
+            "agency": str(event.agency_id) if event.agency_id else None,
+            "target_type": event.target_type,
+            "target": event.target_id,
+            "commitment": commitment(salt, event),
+        }
+    )
+
+
+class _Nodes:
+    """A NodeStore over rows fetched ahead (merkle's functions are synchronous)."""
+
+    def __init__(self, found: Mapping[merkle.Key, bytes]) -> None:
+        self.found = dict(found)
+
+    def get(self, keys: Collection[merkle.Key]) -> Mapping[merkle.Key, bytes]:
+        return {k: self.found[k] for k in keys if k in self.found}
+
+
+async def _fetch(db: AsyncSession, keys: Collection[merkle.Key]) -> _Nodes:
+    found: dict[merkle.Key, bytes] = {}
+    wanted = list(set(keys))
+    for start in range(0, len(wanted), 500):  # bound the statement's parameters
+        chunk = wanted[start : start + 500]
+        rows = await db.execute(
+            select(LogNode.level, LogNode.index, LogNode.hash).where(
+                tuple_(LogNode.level, LogNode.index).in_(chunk)
+            )
+        )
+        found.update({(level, index): bytes(h) for level, index, h in rows})
+    return _Nodes(found)
+
+
+async def tree_size(db: AsyncSession) -> int:
+    last = await db.scalar(select(func.max(LogLeaf.index)))
+    return 0 if last is None else int(last) + 1
+
+
+async def root_at(db: AsyncSession, size: int) -> bytes:
+    return merkle.root(size, await _fetch(db, merkle.root_keys(size)))
+
+
+async def _lock(db: AsyncSession) -> None:
+    if db.get_bind().dialect.name == "postgresql":
+        await db.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
+
+
+async def append_pending(db: AsyncSession, signer: LogSigner, *, limit: int = APPEND_BATCH) -> int:
+    """Append up to `limit` events not yet in the log and sign the new checkpoint; the
+    number appended. The caller commits (one transaction for all of it).
+
+    Core statements, not ORM objects: the appender writes three rows per event, and ORM
+    bookkeeping would cost more than the hashing (bench/bench_log_append.py)."""
+    await _lock(db)
+    events = (
+        await db.execute(
+            select(*_LEAF_COLUMNS)
+            .where(AuditEvent.log_index.is_(None))
+            .order_by(AuditEvent.occurred_at, AuditEvent.id)
+            .limit(limit)
+        )
+    ).all()
+    if not events:
+        return 0
+    start = await tree_size(db)
+    salts = [secrets.token_hex(16) for _ in events]
+    leaves = [leaf_of(e, s) for e, s in zip(events, salts, strict=True)]
+    hashes = [merkle.leaf_hash(leaf) for leaf in leaves]
+    new_nodes = merkle.append_nodes(start, hashes, await _fetch(db, merkle.root_keys(start)))
+    await db.execute(  # Core tables: no ORM bulk bookkeeping on the hot path
+        insert(_table(LogLeaf)),
+        [
+            {"index": start + i, "event_id": e.id, "leaf": leaf.decode(), "salt": salt}
+            for i, (e, leaf, salt) in enumerate(zip(events, leaves, salts, strict=True))
+        ],
+    )
+    await db.execute(
+        insert(_table(LogNode)),
+        [{"level": k[0], "index": k[1], "hash": h} for k, h in new_nodes.items()],
+    )
+    events_table = _table(AuditEvent)
+    await db.execute(
+        update(events_table).where(events_table.c.id == bindparam("event_id")),
+        [{"event_id": e.id, "log_index": start + i} for i, e in enumerate(events)],
+    )
+    size = start + len(events)
+    nodes = await _fetch(db, set(merkle.root_keys(size)) - new_nodes.keys())
+    nodes.found.update(new_nodes)
+    root = merkle.root(size, nodes)
+    note = sign_checkpoint(Checkpoint(signer.origin, size, root), signer.key.name, signer.private)
+    db.add(LogCheckpoint(size=size, root=root, note=note.decode()))
+    return len(events)
+
+
+def _table(model: type[Base]) -> Table:
+    return cast(Table, model.__table__)
+
+
+_LEAF_COLUMNS = (
+    AuditEvent.id, AuditEvent.occurred_at, AuditEvent.tag, AuditEvent.actor_user_id,
+    AuditEvent.actor_role, AuditEvent.household_id, AuditEvent.agency_id,
+    AuditEvent.target_type, AuditEvent.target_id, AuditEvent.client_address,
+    AuditEvent.user_agent, AuditEvent.request_id, AuditEvent.extra,
+)  # fmt: skip
+
+
+async def latest_checkpoint(db: AsyncSession, signer: LogSigner) -> bytes:
+    """The newest signed checkpoint; for an empty log, one signed now (size 0)."""
+    note = await db.scalar(select(LogCheckpoint.note).order_by(LogCheckpoint.size.desc()).limit(1))
+    if note is not None:
+        return note.encode()
+    return sign_checkpoint(
+        Checkpoint(signer.origin, 0, merkle.EMPTY_ROOT), signer.key.name, signer.private
+    )
+
+
+async def entries(db: AsyncSession, start: int, end: int) -> Sequence[tuple[int, str]]:
+    if start < 0 or end < start or end - start > MAX_ENTRIES_PER_PAGE:
+        raise LogError(f"ask for 0 to {MAX_ENTRIES_PER_PAGE} entries from a start of 0 or more")
+    rows = await db.execute(
+        select(LogLeaf.index, LogLeaf.leaf)
+        .where(LogLeaf.index >= start, LogLeaf.index < end)
+        .order_by(LogLeaf.index)
+    )
+    return [(int(i), leaf) for i, leaf in rows]
+
+
+async def _check_size(db: AsyncSession, size: int) -> None:
+    current = await tree_size(db)
+    if not 0 <= size <= current:
+        raise LogError(f"the log has {current} entries; no tree of size {size}")
+
+
+async def inclusion(db: AsyncSession, index: int, size: int) -> list[bytes]:
+    await _check_size(db, size)
+    if not 0 <= index < size:
+        raise LogError(f"entry {index} is not in a tree of size {size}")
+    return merkle.inclusion_proof(index, size, await _fetch(db, merkle.inclusion_keys(index, size)))
+
+
+async def consistency(db: AsyncSession, first: int, second: int) -> list[bytes]:
+    await _check_size(db, second)
+    if not 0 < first <= second:
+        raise LogError("consistency needs 0 < first <= second")
+    keys = merkle.consistency_keys(first, second)
+    return merkle.consistency_proof(first, second, await _fetch(db, keys))
+
+
+async def index_of_event(db: AsyncSession, event_id: uuid.UUID) -> LogLeaf | None:
+    return await db.scalar(select(LogLeaf).where(LogLeaf.event_id == event_id))

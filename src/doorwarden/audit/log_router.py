@@ -1,0 +1,113 @@
+"""The public API of the tamper-evident audit log: anyone may read it, and check it.
+
+Only what the leaves already hold is served (identifiers, tags, times, commitments),
+never the private half of an event. `doorwarden verify-log URL` is the client.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel
+
+from doorwarden.audit import log
+from doorwarden.audit.log import LogSigner
+from doorwarden.deps import SessionDep, authorize
+from doorwarden.errors import InvalidInput
+from doorwarden.policy import Action, Principal
+
+router = APIRouter(prefix="/api/v1/log", tags=["log"])
+NOTE_TYPE = "text/plain; charset=utf-8"
+MAX_INDEX = 2**53
+
+
+class Entry(BaseModel):
+    index: int
+    leaf: str  # the exact bytes hashed into the tree (canonical JSON), as UTF-8 text
+
+
+class EntriesOut(BaseModel):
+    entries: list[Entry]
+
+
+class InclusionOut(BaseModel):
+    index: int
+    size: int
+    proof: list[str]  # hex, RFC 6962 section 2.1.1 order
+
+
+class ConsistencyOut(BaseModel):
+    first: int
+    second: int
+    proof: list[str]  # hex, RFC 6962 section 2.1.2 order
+
+
+def _signer(request: Request) -> LogSigner:
+    signer: LogSigner = request.app.state.log_signer
+    return signer
+
+
+Index = Annotated[int, Query(ge=0, le=MAX_INDEX)]
+
+
+@router.get("/checkpoint", response_class=PlainTextResponse)
+async def checkpoint(
+    request: Request, _p: Annotated[Principal, authorize(Action.log_read)], db: SessionDep
+) -> PlainTextResponse:
+    """The newest signed checkpoint (C2SP tlog-checkpoint in a signed note)."""
+    note = await log.latest_checkpoint(db, _signer(request))
+    return PlainTextResponse(note.decode(), media_type=NOTE_TYPE)
+
+
+@router.get("/key", response_class=PlainTextResponse)
+async def key(request: Request, _p: Annotated[Principal, authorize(Action.log_read)]) -> str:
+    """The log's verifier key (signed-note vkey). Pin it: a verifier that fetches it from
+    the log it checks trusts the log."""
+    return _signer(request).key.verifier()
+
+
+@router.get("/entries", response_model=EntriesOut)
+async def entries(
+    _p: Annotated[Principal, authorize(Action.log_read)],
+    db: SessionDep,
+    start: Index = 0,
+    end: Index = 100,
+) -> EntriesOut:
+    """Entries start <= index < end (at most 1,000 at a time), in order."""
+    try:
+        found = await log.entries(db, start, end)
+    except log.LogError as exc:
+        raise InvalidInput(str(exc)) from exc
+    return EntriesOut(entries=[Entry(index=i, leaf=leaf) for i, leaf in found])
+
+
+@router.get("/proofs/inclusion", response_model=InclusionOut)
+async def inclusion(
+    _p: Annotated[Principal, authorize(Action.log_read)],
+    db: SessionDep,
+    index: Index,
+    size: Index,
+) -> InclusionOut:
+    """The audit path of entry `index` in the tree of `size` entries."""
+    try:
+        proof = await log.inclusion(db, index, size)
+    except log.LogError as exc:
+        raise InvalidInput(str(exc)) from exc
+    return InclusionOut(index=index, size=size, proof=[h.hex() for h in proof])
+
+
+@router.get("/proofs/consistency", response_model=ConsistencyOut)
+async def consistency(
+    _p: Annotated[Principal, authorize(Action.log_read)],
+    db: SessionDep,
+    first: Index,
+    second: Index,
+) -> ConsistencyOut:
+    """Proof that the tree of `first` entries is a prefix of the tree of `second`."""
+    try:
+        proof = await log.consistency(db, first, second)
+    except log.LogError as exc:
+        raise InvalidInput(str(exc)) from exc
+    return ConsistencyOut(first=first, second=second, proof=[h.hex() for h in proof])
