@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -225,6 +225,58 @@ class Settings(BaseSettings):
         title="JSON logs",
         description="Structured JSON log lines; defaults to on outside development mode.",
     )
+    coverage_h3_resolution: int = Field(
+        7,
+        ge=0,
+        le=15,
+        title="Coverage map cell size (H3 resolution)",
+        description="The H3 resolution of the public coverage map's cells. 7 (about 5 km² "
+        "per cell, a small town or a few city districts) keeps a cell far larger than any "
+        "one street; each step up divides a cell's area by 7 (8: 0.7 km², 9: 0.1 km², "
+        "10: 0.015 km², a block). Above 8 a cell approaches a few buildings and the map "
+        "starts to say where cameras are. Changing it later lets anyone who kept the old "
+        "map compare the two, so choose it once.",
+    )
+    coverage_min_cameras: int = Field(
+        5,
+        ge=2,
+        title="Coverage map minimum cameras per cell (k)",
+        description="Cells with fewer cameras are not shown on the public coverage map; "
+        "their cameras count only in the instance's totals, never in a place.",
+    )
+    coverage_min_households: int = Field(
+        3,
+        ge=2,
+        title="Coverage map minimum households per cell",
+        description="Cells whose cameras belong to fewer households are not shown either: "
+        "five cameras of one home would otherwise point at that home, and with two "
+        "households each could work out the other's count.",
+    )
+    coverage_cache_s: float = Field(
+        300.0,
+        ge=0,
+        le=86_400,
+        title="Coverage map refresh (seconds)",
+        description="How long the public coverage counts are reused before they are "
+        "counted again (anyone may ask for them, as often as they like). 0: every request.",
+    )
+    map_tile_url: str | None = Field(
+        None,
+        title="Map tile URL",
+        description="A slippy-map tile URL template for the public maps, e.g. "
+        "https://tile.openstreetmap.org/{z}/{x}/{y}.png ({s}. may lead the host name). "
+        "Browsers fetch tiles from it directly, so its operator sees visitors' addresses. "
+        "Empty: the maps are drawn on a plain background and make no outside request.",
+        pattern=r"^https?://(\{s\}\.)?[A-Za-z0-9.-]+(:\d{1,5})?/\S*$",
+        max_length=500,
+    )
+    map_tile_attribution: str = Field(
+        "",
+        title="Map tile attribution",
+        description="Credit shown on the map for its tiles, as plain text, e.g. "
+        "'© OpenStreetMap contributors'. Most tile servers require one.",
+        max_length=300,
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -245,6 +297,13 @@ class Settings(BaseSettings):
                 tomllib.load(fh)  # a syntax error names the file and line here
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
+
+    @field_validator("map_tile_url")
+    @classmethod
+    def _tile_placeholders(cls, value: str | None) -> str | None:
+        if value and not all(p in value for p in ("{z}", "{x}", "{y}")):
+            raise ValueError("a tile URL has {z}, {x} and {y} placeholders")
+        return value or None
 
     @model_validator(mode="after")
     def _refuse_weak_secret(self) -> Settings:

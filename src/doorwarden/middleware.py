@@ -14,16 +14,26 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "x-request-id"
 _SAFE_REQUEST_ID = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+def content_security_policy(*, img_sources: tuple[str, ...] = ()) -> str:
+    """The CSP of every response. A page that shows images from elsewhere (the map tiles
+    of the public coverage map) sets its own, with just those origins added."""
+    images = " ".join(("'self'", "data:", *img_sources))
+    return (
+        f"default-src 'self'; img-src {images}; "
+        "style-src 'self'; script-src 'self'; "
+        # Live view plays a MediaSource, which the video element loads from a blob: URL.
+        "media-src 'self' blob:; "
+        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+    )
+
+
 SECURITY_HEADERS = {
     "x-content-type-options": "nosniff",
     "x-frame-options": "DENY",
     "referrer-policy": "same-origin",
-    "content-security-policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        # Live view plays a MediaSource, which the video element loads from a blob: URL.
-        "media-src 'self' blob:; "
-        "object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
-    ),
+    "content-security-policy": content_security_policy(),
     "permissions-policy": "camera=(), microphone=(), geolocation=()",
 }
 log = structlog.get_logger("doorwarden.http")

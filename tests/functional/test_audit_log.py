@@ -18,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import FastAPI
-from sqlalchemy import delete, select, text, update
+from sqlalchemy import delete, func, select, text, update
 from typer.testing import CliRunner
 
 from doorwarden.accounts.models import Role
@@ -305,3 +305,68 @@ async def test_events_with_any_details_are_appended(
         leaf = await db.scalar(select(LogLeaf.leaf))
     assert leaf is not None and "203.0.113.9" not in leaf and "12.5" not in leaf
     await checked(url, app)
+
+
+async def test_an_owner_verifies_their_households_entries(
+    app: FastAPI, factory: Factory, url: str, tmp_path: Path
+) -> None:
+    owner, shared, neighbour = await factory.user(), await factory.user(), await factory.user()
+    home = await factory.household(owner)
+    await factory.share(home, owner, shared)
+    await factory.household(neighbour, "Next door")
+    await append(app)
+    owner_client = await factory.signed_in(owner)
+    response = await owner_client.get(f"/api/v1/households/{home}/log-entries")
+    assert response.status_code == 200, response.text
+    entries = response.json()
+    async with app.state.sessionmaker() as db:
+        expected = await db.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.household_id == home)
+        )
+    assert len(entries) == expected and expected >= 2  # created, member added
+    assert all(json.loads(e["leaf"])["household"] == str(home) for e in entries)
+    saved = tmp_path / "entries.json"
+    saved.write_text(json.dumps(entries))
+    vkey = signer(app).key.verifier()
+    args = ["verify-log", url, "--key", vkey, "--entries", str(saved)]
+    ok = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert ok.exit_code == 0, ok.output
+    assert f"ok: {expected} entries unchanged" in ok.output
+    # An insider edits what the event says (where the request came from) after the fact.
+    await sql(
+        app,
+        update(AuditEvent)
+        .where(AuditEvent.household_id == home)
+        .values(client_address="192.0.2.66"),
+    )
+    edited = (await owner_client.get(f"/api/v1/households/{home}/log-entries")).json()
+    saved.write_text(json.dumps(edited))
+    caught = await asyncio.to_thread(CliRunner().invoke, cli, args)
+    assert caught.exit_code == 1 and "do not match what was logged" in caught.output
+    # Only the owner gets the entries with their private halves.
+    for other in (shared, neighbour):
+        client = await factory.signed_in(other)
+        refused = await client.get(f"/api/v1/households/{home}/log-entries")
+        assert refused.status_code in (403, 404), refused.text
+        await client.aclose()
+    await owner_client.aclose()
+
+
+async def test_the_activity_page_shows_log_positions_and_how_to_check_them(
+    app: FastAPI, factory: Factory
+) -> None:
+    owner = await factory.user()
+    home = await factory.household(owner)
+    client = await factory.signed_in(owner)
+    before = (await client.get(f"/households/{home}/audit")).text
+    assert "pending" in before  # not in the log yet
+    await append(app)
+    page = (await client.get(f"/households/{home}/audit")).text
+    async with app.state.sessionmaker() as db:
+        index = await db.scalar(
+            select(AuditEvent.log_index).where(AuditEvent.household_id == home).limit(1)
+        )
+    assert f"#{index}" in page
+    assert signer(app).key.verifier() in page
+    assert f"/api/v1/households/{home}/log-entries" in page
+    await client.aclose()

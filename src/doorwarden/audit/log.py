@@ -256,3 +256,31 @@ async def consistency(db: AsyncSession, first: int, second: int) -> list[bytes]:
 
 async def index_of_event(db: AsyncSession, event_id: uuid.UUID) -> LogLeaf | None:
     return await db.scalar(select(LogLeaf).where(LogLeaf.event_id == event_id))
+
+
+@dataclass(frozen=True)
+class HouseholdEntry:
+    """A household's own entry, with what only its members get: the salt and the private
+    fields, from which the leaf's commitment can be recomputed."""
+
+    index: int
+    leaf: str
+    salt: str
+    private: str  # private_json(event), exactly as committed to
+
+
+async def household_entries(
+    db: AsyncSession, household_id: uuid.UUID, *, before: int | None = None, limit: int = 100
+) -> list[HouseholdEntry]:
+    """Entries about one household, newest first (below `before`, when given)."""
+    query = (
+        select(LogLeaf.index.label("log_index"), LogLeaf.leaf, LogLeaf.salt, *_LEAF_COLUMNS)
+        .join(AuditEvent, AuditEvent.id == LogLeaf.event_id)
+        .where(AuditEvent.household_id == household_id)
+        .order_by(LogLeaf.index.desc())
+        .limit(limit)
+    )
+    if before is not None:
+        query = query.where(LogLeaf.index < before)
+    rows = (await db.execute(query)).all()
+    return [HouseholdEntry(r.log_index, r.leaf, r.salt, private_json(r).decode()) for r in rows]

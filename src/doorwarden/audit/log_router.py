@@ -6,6 +6,7 @@ never the private half of an event. `doorwarden verify-log URL` is the client.
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
@@ -14,11 +15,12 @@ from pydantic import BaseModel
 
 from doorwarden.audit import log
 from doorwarden.audit.log import LogSigner
-from doorwarden.deps import SessionDep, authorize
+from doorwarden.deps import SessionDep, authorize, household_resource
 from doorwarden.errors import InvalidInput
 from doorwarden.policy import Action, Principal
 
-router = APIRouter(prefix="/api/v1/log", tags=["log"])
+router = APIRouter(tags=["log"])
+LOG = "/api/v1/log"
 NOTE_TYPE = "text/plain; charset=utf-8"
 MAX_INDEX = 2**53
 
@@ -38,6 +40,13 @@ class InclusionOut(BaseModel):
     proof: list[str]  # hex, RFC 6962 section 2.1.1 order
 
 
+class HouseholdEntryOut(BaseModel):
+    index: int
+    leaf: str
+    salt: str  # hex; SHA-256(salt || private) is the leaf's "commitment"
+    private: str  # the private fields as committed to (JSON text)
+
+
 class ConsistencyOut(BaseModel):
     first: int
     second: int
@@ -52,7 +61,7 @@ def _signer(request: Request) -> LogSigner:
 Index = Annotated[int, Query(ge=0, le=MAX_INDEX)]
 
 
-@router.get("/checkpoint", response_class=PlainTextResponse)
+@router.get(LOG + "/checkpoint", response_class=PlainTextResponse)
 async def checkpoint(
     request: Request, _p: Annotated[Principal, authorize(Action.log_read)], db: SessionDep
 ) -> PlainTextResponse:
@@ -61,14 +70,14 @@ async def checkpoint(
     return PlainTextResponse(note.decode(), media_type=NOTE_TYPE)
 
 
-@router.get("/key", response_class=PlainTextResponse)
+@router.get(LOG + "/key", response_class=PlainTextResponse)
 async def key(request: Request, _p: Annotated[Principal, authorize(Action.log_read)]) -> str:
     """The log's verifier key (signed-note vkey). Pin it: a verifier that fetches it from
     the log it checks trusts the log."""
     return _signer(request).key.verifier()
 
 
-@router.get("/entries", response_model=EntriesOut)
+@router.get(LOG + "/entries", response_model=EntriesOut)
 async def entries(
     _p: Annotated[Principal, authorize(Action.log_read)],
     db: SessionDep,
@@ -83,7 +92,7 @@ async def entries(
     return EntriesOut(entries=[Entry(index=i, leaf=leaf) for i, leaf in found])
 
 
-@router.get("/proofs/inclusion", response_model=InclusionOut)
+@router.get(LOG + "/proofs/inclusion", response_model=InclusionOut)
 async def inclusion(
     _p: Annotated[Principal, authorize(Action.log_read)],
     db: SessionDep,
@@ -98,7 +107,7 @@ async def inclusion(
     return InclusionOut(index=index, size=size, proof=[h.hex() for h in proof])
 
 
-@router.get("/proofs/consistency", response_model=ConsistencyOut)
+@router.get(LOG + "/proofs/consistency", response_model=ConsistencyOut)
 async def consistency(
     _p: Annotated[Principal, authorize(Action.log_read)],
     db: SessionDep,
@@ -111,3 +120,18 @@ async def consistency(
     except log.LogError as exc:
         raise InvalidInput(str(exc)) from exc
     return ConsistencyOut(first=first, second=second, proof=[h.hex() for h in proof])
+
+
+@router.get("/api/v1/households/{household_id}/log-entries", response_model=list[HouseholdEntryOut])
+async def household_entries(
+    household_id: uuid.UUID,
+    _p: Annotated[Principal, authorize(Action.household_audit_read, household_resource)],
+    db: SessionDep,
+    before: Annotated[int | None, Query(ge=0, le=MAX_INDEX)] = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[HouseholdEntryOut]:
+    """This household's log entries, newest first, with the salt and private fields of
+    each (owners only): `doorwarden verify-log URL --key KEY --entries FILE` recomputes
+    every leaf from them and checks its inclusion under the signed checkpoint."""
+    found = await log.household_entries(db, household_id, before=before, limit=limit)
+    return [HouseholdEntryOut(**vars(e)) for e in found]

@@ -17,6 +17,7 @@ catches what a single look cannot:
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,7 @@ class LogSource(Protocol):
     def checkpoint(self) -> bytes: ...
     def entries(self, start: int, end: int) -> list[str]: ...
     def consistency(self, first: int, second: int) -> list[bytes]: ...
+    def inclusion(self, index: int, size: int) -> list[bytes]: ...
 
 
 class HttpSource:
@@ -75,6 +77,10 @@ class HttpSource:
         body = self._get("/proofs/consistency", first=first, second=second).json()
         return [bytes.fromhex(h) for h in body.get("proof", [])]
 
+    def inclusion(self, index: int, size: int) -> list[bytes]:
+        body = self._get("/proofs/inclusion", index=index, size=size).json()
+        return [bytes.fromhex(h) for h in body.get("proof", [])]
+
 
 class FileSource:
     """A log exported with `doorwarden log export FILE` (JSON: checkpoint, entries)."""
@@ -94,12 +100,18 @@ class FileSource:
     def entries(self, start: int, end: int) -> list[str]:
         return self.leaves[start:end]
 
-    def consistency(self, first: int, second: int) -> list[bytes]:
+    def _tree(self) -> merkle.MemoryNodeStore:
         if self._nodes is None:  # the file holds every entry: rebuild the tree once
             self._nodes = merkle.MemoryNodeStore()
             hashes = [merkle.leaf_hash(leaf.encode()) for leaf in self.leaves]
             self._nodes.put(merkle.append_nodes(0, hashes, self._nodes))
-        return merkle.consistency_proof(first, second, self._nodes)
+        return self._nodes
+
+    def consistency(self, first: int, second: int) -> list[bytes]:
+        return merkle.consistency_proof(first, second, self._tree())
+
+    def inclusion(self, index: int, size: int) -> list[bytes]:
+        return merkle.inclusion_proof(index, size, self._tree())
 
 
 @dataclass
@@ -190,3 +202,46 @@ def _check_extension(source: LogSource, old: Checkpoint, new: Checkpoint) -> Non
             f"forked: the tree of {new.size} entries does not extend the saved tree of "
             f"{old.size} (the consistency proof fails)"
         )
+
+
+@dataclass(frozen=True)
+class EntriesReport:
+    checkpoint: Checkpoint
+    verified: int  # entries proven included under the checkpoint
+    pending: int  # entries newer than the checkpoint (appended since; check again later)
+
+
+def verify_entries(
+    source: LogSource,
+    key: NoteKey,
+    entries: Sequence[dict[str, Any]],
+    *,
+    origin: str | None = None,
+) -> EntriesReport:
+    """A household's own entries (GET /api/v1/households/{id}/log-entries): each leaf
+    recomputed from its private fields and salt, and proven included under the newest
+    signed checkpoint. Catches an event edited after it was logged, and a log that
+    dropped or never held an entry the household was shown."""
+    checkpoint = _open(source.checkpoint(), key, origin, "the log's checkpoint")
+    verified = pending = 0
+    for entry in entries:
+        try:
+            index, leaf = int(entry["index"]), str(entry["leaf"])
+            salt, private = bytes.fromhex(str(entry["salt"])), str(entry["private"])
+            committed = json.loads(leaf)["commitment"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise VerifyFailed(f"not a log entry: {str(entry)[:120]} ({exc})") from exc
+        if hashlib.sha256(salt + private.encode()).hexdigest() != committed:
+            raise VerifyFailed(
+                f"entry {index}: its details do not match what was logged (changed since)"
+            )
+        if index >= checkpoint.size:
+            pending += 1
+            continue
+        proof = source.inclusion(index, checkpoint.size)
+        if not merkle.verify_inclusion(
+            merkle.leaf_hash(leaf.encode()), index, checkpoint.size, proof, checkpoint.root
+        ):
+            raise VerifyFailed(f"entry {index} is not in the signed log as shown")
+        verified += 1
+    return EntriesReport(checkpoint, verified, pending)

@@ -6,9 +6,12 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+
+if TYPE_CHECKING:
+    from doorwarden.audit.checkpoint import NoteKey
 
 log_app = typer.Typer(
     help="The tamper-evident audit log, from the server's shell.", no_args_is_help=True
@@ -98,6 +101,13 @@ def verify_log(
         ),
     ] = None,
     origin: Annotated[str | None, typer.Option(help="Require this log origin.")] = None,
+    entries: Annotated[
+        Path | None,
+        typer.Option(
+            help="Instead: check a household's own entries, as downloaded from its activity "
+            "page (GET /api/v1/households/ID/log-entries): each one unchanged and in the log."
+        ),
+    ] = None,
 ) -> None:
     """Check a tamper-evident audit log: its signature, every entry against the signed
     root, and — with --state from an earlier run — that nothing was rolled back, forked,
@@ -108,6 +118,9 @@ def verify_log(
     try:
         pinned = NoteKey.from_verifier(key)
         saved = verifier.SavedState.load(state) if state is not None and state.exists() else None
+        if entries is not None:
+            _check_entries(source, pinned, entries, origin)
+            return
         if source.startswith(("http://", "https://")):
             with verifier.HttpSource(source) as served:
                 report = verifier.verify_log(served, pinned, saved=saved, origin=origin)
@@ -130,3 +143,25 @@ def verify_log(
     if state is not None:
         state.write_text(report.state.dump())
         print(f"    saved the state in {state}")
+
+
+def _check_entries(source: str, key: NoteKey, path: Path, origin: str | None) -> None:
+    from doorwarden.audit import verifier  # noqa: PLC0415
+
+    try:
+        found = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise verifier.VerifyFailed(f"{path}: not readable as JSON ({exc})") from exc
+    if not isinstance(found, list):
+        raise verifier.VerifyFailed(f"{path}: expected the list of entries the server gave")
+    if source.startswith(("http://", "https://")):
+        with verifier.HttpSource(source) as served:
+            report = verifier.verify_entries(served, key, found, origin=origin)
+    else:
+        report = verifier.verify_entries(
+            verifier.FileSource(Path(source)), key, found, origin=origin
+        )
+    cp = report.checkpoint
+    print(f"ok: {report.verified} entries unchanged and in {cp.origin} at size {cp.size}")
+    if report.pending:
+        print(f"    {report.pending} newer than the checkpoint: check again in a minute")

@@ -15,6 +15,7 @@ from doorwarden.audit import service as audit
 from doorwarden.deps import (
     ContextDep,
     SessionDep,
+    SettingsDep,
     UserDep,
     authorize,
     household_resource,
@@ -267,7 +268,14 @@ async def household_audit(
     household_id: uuid.UUID,
     _p: Annotated[Principal, authorize(Action.household_audit_read, household_resource)],
     db: SessionDep,
+    settings: SettingsDep,
 ) -> Response:
     household = await service.get_household(db, household_id)
     events = await audit.list_events(db, household_id=household_id, limit=AUDIT_PAGE_SIZE)
-    return render(request, "households/audit.html", {"household": household, "events": events})
+    context = {
+        "household": household,
+        "events": events,
+        "base_url": settings.public_base_url.rstrip("/"),
+        "log_key": request.app.state.log_signer.key.verifier(),
+    }
+    return render(request, "households/audit.html", context)
