@@ -195,6 +195,16 @@ class Settings(BaseSettings):
         "its backlog is dropped and it resumes at the next keyframe; other viewers and the "
         "camera are never slowed down by it.",
     )
+    live_ping_s: float = Field(
+        20.0,
+        gt=0,
+        le=600,
+        title="WebSocket keep-alive (seconds)",
+        description="How often the server pings each live-view connection (cameras and "
+        "viewers), and how long it waits for the answer: a camera or a viewer that "
+        "vanished without closing its connection (power cut, lost network) is noticed "
+        "within twice this, and its viewers told the camera is offline.",
+    )
     live_recheck_s: float = Field(
         30.0,
         gt=0,
@@ -298,12 +308,14 @@ class Settings(BaseSettings):
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=path))
         return tuple(sources)
 
-    @field_validator("map_tile_url")
+    @field_validator("map_tile_url", mode="before")
     @classmethod
-    def _tile_placeholders(cls, value: str | None) -> str | None:
-        if value and not all(p in value for p in ("{z}", "{x}", "{y}")):
+    def _tile_placeholders(cls, value: Any) -> Any:
+        if value == "":  # DOORWARDEN_MAP_TILE_URL= : no tiles, as when it is unset
+            return None
+        if isinstance(value, str) and not all(p in value for p in ("{z}", "{x}", "{y}")):
             raise ValueError("a tile URL has {z}, {x} and {y} placeholders")
-        return value or None
+        return value
 
     @model_validator(mode="after")
     def _refuse_weak_secret(self) -> Settings:

@@ -538,3 +538,40 @@ async def test_behind_a_trusted_tls_proxy_cameras_may_connect(
             await hello(agent)
             async with live.watch("owner"):
                 assert (await control(agent))["type"] == "start"
+
+
+async def test_a_camera_that_vanishes_without_closing_is_noticed(
+    settings: Settings, factory: Factory
+) -> None:
+    """A power cut sends no close frame: the server's pings go unanswered, it drops the
+    connection, and the viewers are told the camera is offline."""
+    async with live_server(settings, factory, live_ping_s=0.3) as live:
+        agent = await live.agent().__aenter__()
+        try:
+            await hello(agent)
+            async with live.watch("owner") as viewer:
+                assert (await control(agent))["type"] == "start"
+                await stream_init(agent)
+                assert await until_bytes(viewer) == b"ftyp-and-moov"
+                agent.transport.pause_reading()  # no more pongs from the camera
+                gone = await until_state(viewer, "offline")
+                assert gone["message"]
+        finally:
+            agent.transport.abort()
+
+
+async def test_a_viewer_that_vanishes_is_cleaned_up_and_the_camera_stopped(
+    settings: Settings, factory: Factory
+) -> None:
+    async with live_server(settings, factory, live_ping_s=0.3) as live, live.agent() as agent:
+        await hello(agent)
+        silent = stalled_viewer(live, "shared")  # never reads, so never answers a ping
+        try:
+            assert (await control(agent))["type"] == "start"
+            # Noticed without any close from the viewer: its session ends, and after the
+            # linger the camera is told to stop.
+            assert await control(agent) == {"type": "stop", "camera": "front"}
+            [end] = await asyncio.to_thread(_wait_for_audit, live, "live:end")
+            assert end["actor_user_id"] == str(live.people["shared"].id)
+        finally:
+            silent.close()

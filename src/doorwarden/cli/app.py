@@ -114,6 +114,8 @@ def serve(
         # The only WebSockets carry live video, which does not compress: deflating every
         # fragment once per viewer cost 4-5x the relay itself (bench/bench_live_relay.py).
         ws_per_message_deflate=False,
+        ws_ping_interval=settings.live_ping_s,
+        ws_ping_timeout=settings.live_ping_s,
     )
 
 
