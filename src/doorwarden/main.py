@@ -46,6 +46,8 @@ from doorwarden.live.relay import LiveHub
 from doorwarden.logging import configure_logging
 from doorwarden.middleware import RequestMiddleware
 from doorwarden.storage import ClipStore, make_store
+from doorwarden.transparency import router as transparency_router
+from doorwarden.transparency import views as transparency_views
 from doorwarden.web.render import STATIC_DIR
 
 API_DESCRIPTION = """
@@ -155,6 +157,7 @@ def create_app(
         clips_router.router,
         clips_playback_router.router,
         live_router.router,
+        transparency_router.router,
         accounts_views.router,
         accounts_account_views.router,
         accounts_admin_views.router,
@@ -164,6 +167,7 @@ def create_app(
         devices_views.router,
         clips_views.router,
         live_views.router,
+        transparency_views.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -1,0 +1,1 @@
+"""Transparency: what the public may know about this instance (the coverage map)."""
