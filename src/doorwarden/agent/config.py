@@ -310,6 +310,15 @@ class AgentConfig(Strict):
         title="Spool directory",
         description="Finished clips wait here, crash-safe, until uploaded.",
     )
+    spool_max_bytes: int = Field(
+        2 * GIB,
+        ge=1024 * KIB,
+        title="Spool limit for unsealed clips (bytes)",
+        description="Clips that are not sealed for upload (the agent is not paired, the "
+        "camera was removed, or the plan stores nothing) take at most this; beyond it the "
+        "oldest are deleted, with a warning. Sealed clips have their own limit "
+        "(upload.max_spool_bytes).",
+    )
     state_dir: Path = Field(
         Path("state"),
         title="State directory",

@@ -8,6 +8,7 @@ entry or debris that `recover()` removes — never half an entry, never a duplic
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -73,10 +74,15 @@ class Recovery:
 
 
 class Spool:
-    def __init__(self, directory: Path | str) -> None:
+    """Finished clips before sealing. `max_bytes` bounds them: a camera that is not paired
+    (or was removed, or whose plan stores nothing) keeps recording, and must not fill its
+    disk. Past the bound the oldest clips are deleted, with a warning."""
+
+    def __init__(self, directory: Path | str, *, max_bytes: int | None = None) -> None:
         self.directory = Path(directory)
         self.tmp = self.directory / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
+        self.max_bytes = max_bytes
 
     def tmp_path(self, suffix: str = CLIP_SUFFIX) -> Path:
         """A fresh path in tmp/ to write a clip into; committing it is then a rename."""
@@ -119,7 +125,33 @@ class Spool:
         _write_durable(sidecar_tmp, json.dumps(body, sort_keys=True, indent=1).encode())
         os.replace(sidecar_tmp, sidecar)  # the commit point
         fsync_dir(self.directory)
-        return SpoolEntry(entry_id, clip, thumb, sidecar, body)
+        entry = SpoolEntry(entry_id, clip, thumb, sidecar, body)
+        self.enforce_limit(keep=entry)
+        return entry
+
+    def enforce_limit(self, *, keep: SpoolEntry | None = None) -> list[str]:
+        """Delete the oldest entries (never `keep`, the clip just recorded) until the spool
+        holds at most `max_bytes`; the ids deleted."""
+        if self.max_bytes is None:
+            return []
+        entries = self.entries()
+        sizes = {e.id: _entry_bytes(e) for e in entries}
+        total = sum(sizes.values())
+        evicted: list[str] = []
+        for entry in entries:
+            if total <= self.max_bytes:
+                break
+            if keep is not None and entry.id == keep.id:
+                continue
+            self.remove(entry)
+            total -= sizes[entry.id]
+            evicted.append(entry.id)
+        if evicted:
+            log.warning(
+                "spool.plain_evicted", clips=evicted, max_bytes=self.max_bytes,
+                hint="clips are not being sealed and uploaded: is this agent paired?",
+            )  # fmt: skip
+        return evicted
 
     def entries(self) -> list[SpoolEntry]:
         """Committed entries, oldest first."""
@@ -177,6 +209,15 @@ class Spool:
             sidecar=sidecar,
             metadata=body,
         )
+
+
+def _entry_bytes(entry: SpoolEntry) -> int:
+    total = 0
+    for path in (entry.clip, entry.thumbnail, entry.sidecar):
+        if path is not None:
+            with contextlib.suppress(OSError):  # removed meanwhile (sealed and uploaded)
+                total += path.stat().st_size
+    return total
 
 
 def _write_durable(path: Path, data: bytes) -> None:

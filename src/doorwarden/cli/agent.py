@@ -395,7 +395,7 @@ def run(
 
     console = Console()
     try:
-        spool = Spool(agent.spool_dir)
+        spool = Spool(agent.spool_dir, max_bytes=agent.spool_max_bytes)
         spool.recover()  # before any camera commits: a killed run's work in progress
         delivery = _delivery(agent, spool, config)
         on_clip = delivery.notify if delivery is not None else None

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from doorwarden.agent import spool as spool_module
 from doorwarden.agent.spool import Spool, new_id
@@ -172,3 +173,31 @@ def test_concurrent_commits_do_not_collide(tmp_path: Path) -> None:
         assert e.clip.read_bytes().decode() == e.metadata["body"]
         assert e.thumbnail is not None and e.thumbnail.read_bytes() == e.clip.read_bytes()
     assert {e.metadata["body"] for e in entries} == {f"{n}-{i}" for n in "ab" for i in range(25)}
+
+
+def test_a_bounded_spool_deletes_the_oldest_clips_with_a_warning(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", max_bytes=350 * 1024)
+    ids = []
+    with capture_logs() as logs:
+        for n in range(5):
+            ids.append(spool.commit(_clip(spool, bytes([n]) * 100 * 1024), None, {"n": n}).id)
+    # 100 KiB clips (and their sidecars) under 350 KiB: the newest three stay.
+    assert [e.id for e in spool.entries()] == ids[2:]
+    evicted = [i for e in logs if e["event"] == "spool.plain_evicted" for i in e["clips"]]
+    assert evicted == ids[:2]
+    assert all(e["log_level"] == "warning" for e in logs if e["event"] == "spool.plain_evicted")
+
+
+def test_the_clip_just_recorded_is_kept_even_alone_over_the_bound(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool", max_bytes=10 * 1024)
+    spool.commit(_clip(spool, b"a" * 4096), None, {})
+    newest = spool.commit(_clip(spool, b"b" * 64 * 1024), None, {})
+    assert [e.id for e in spool.entries()] == [newest.id]
+
+
+def test_an_unbounded_spool_keeps_everything(tmp_path: Path) -> None:
+    spool = Spool(tmp_path / "spool")
+    for _ in range(3):
+        spool.commit(_clip(spool, b"x" * 100 * 1024), None, {})
+    assert len(spool.entries()) == 3
+    assert spool.enforce_limit() == []
