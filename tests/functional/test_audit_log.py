@@ -370,3 +370,30 @@ async def test_the_activity_page_shows_log_positions_and_how_to_check_them(
     assert signer(app).key.verifier() in page
     assert f"/api/v1/households/{home}/log-entries" in page
     await client.aclose()
+
+
+async def test_verify_log_refuses_bad_input_clearly(
+    app: FastAPI, factory: Factory, url: str, tmp_path: Path
+) -> None:
+    await make_events(factory)
+    await append(app)
+    vkey = signer(app).key.verifier()
+    runner = CliRunner()
+
+    def run(*args: str) -> Any:
+        return runner.invoke(cli, ["verify-log", *args])
+
+    malformed_key = await asyncio.to_thread(run, url, "--key", "not a key")
+    assert malformed_key.exit_code == 1 and "FAILED" in malformed_key.output
+    damaged = tmp_path / "state.json"
+    damaged.write_text('{"checkpoint": "x", "edge": 3}')
+    bad_state = await asyncio.to_thread(run, url, "--key", vkey, "--state", str(damaged))
+    assert bad_state.exit_code == 1 and "FAILED" in bad_state.output
+    not_entries = tmp_path / "entries.json"
+    not_entries.write_text('{"index": 0}')
+    bad_entries = await asyncio.to_thread(run, url, "--key", vkey, "--entries", str(not_entries))
+    assert bad_entries.exit_code == 1 and "FAILED" in bad_entries.output
+    unreachable = await asyncio.to_thread(run, "http://127.0.0.1:9", "--key", vkey)
+    assert unreachable.exit_code == 2 and "could not check" in unreachable.output
+    not_export = await asyncio.to_thread(run, str(not_entries), "--key", vkey)
+    assert not_export.exit_code == 1 and "not a log export" in not_export.output

@@ -575,3 +575,13 @@ async def test_a_viewer_that_vanishes_is_cleaned_up_and_the_camera_stopped(
             assert end["actor_user_id"] == str(live.people["shared"].id)
         finally:
             silent.close()
+
+
+async def test_a_viewer_asking_for_a_camera_the_agent_does_not_have_is_told(live: Live) -> None:
+    async with live.agent() as agent:
+        await hello(agent, ["front", "garden"])
+        for name in ("nonesuch", "x" * 5000):
+            async with live.watch("owner", camera=name) as viewer:
+                assert (await until_state(viewer, "error"))["message"]
+        async with live.watch("owner", camera="garden"):
+            assert await control(agent) == {"type": "start", "camera": "garden"}

@@ -144,10 +144,6 @@ async def tree_size(db: AsyncSession) -> int:
     return 0 if last is None else int(last) + 1
 
 
-async def root_at(db: AsyncSession, size: int) -> bytes:
-    return merkle.root(size, await _fetch(db, merkle.root_keys(size)))
-
-
 async def _lock(db: AsyncSession) -> None:
     if db.get_bind().dialect.name == "postgresql":
         await db.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": _LOCK_ID})
@@ -252,10 +248,6 @@ async def consistency(db: AsyncSession, first: int, second: int) -> list[bytes]:
         raise LogError("consistency needs 0 < first <= second")
     keys = merkle.consistency_keys(first, second)
     return merkle.consistency_proof(first, second, await _fetch(db, keys))
-
-
-async def index_of_event(db: AsyncSession, event_id: uuid.UUID) -> LogLeaf | None:
-    return await db.scalar(select(LogLeaf).where(LogLeaf.event_id == event_id))
 
 
 @dataclass(frozen=True)

@@ -316,9 +316,6 @@ class LiveHub:
         if not channel.viewers and channel.stop_timer is None:
             self.channels.pop((channel.device_id, channel.camera), None)
 
-    def viewer_count(self, device_id: uuid.UUID) -> int:
-        return sum(len(c.viewers) for c in self._channels_of(device_id))
-
 
 async def _send_quietly(link: AgentLink, message: dict[str, object]) -> None:
     """Control messages to an agent whose socket may be closing: its handler cleans up."""
