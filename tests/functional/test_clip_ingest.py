@@ -8,7 +8,9 @@ from dataclasses import replace
 
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import select
 
+from doorwarden.audit.models import AuditEvent
 from doorwarden.crypto.keys import SigningKey
 from doorwarden.crypto.manifest import GENESIS
 from tests.factories import Camera, Factory, assert_error
@@ -103,6 +105,28 @@ async def test_concurrent_duplicate_uploads_store_one_clip(factory: Factory) -> 
     final = await upload(camera.client, sealed)
     assert final.json()["status"] == "verified"
     assert len(await clips(browser, home)) == 1
+
+
+async def test_concurrent_completions_verify_once_and_never_fail(
+    factory: Factory, app: FastAPI
+) -> None:
+    """Retried `complete` calls racing each other (on PostgreSQL they truly overlap): one
+    verifies, the others wait and find the clip verified. None may see the staged files
+    vanish under it (a 500), and the clip is received exactly once."""
+    home, camera, browser = await setup(factory)
+    for sealed in chain_of(camera.id, camera.key, camera.recipients, 3):
+        base = f"/api/v1/device/clips/{sealed.sequence}"
+        assert (await camera.client.put(base, content=sealed.manifest)).status_code == 201
+        assert (await send_data(camera.client, sealed)).status_code == 200
+        thumb = await camera.client.put(f"{base}/thumbnail", content=sealed.thumbnail)
+        assert thumb.status_code == 204
+        results = await asyncio.gather(*(camera.client.post(f"{base}/complete") for _ in range(8)))
+        assert [r.status_code for r in results] == [200] * 8, [r.text for r in results]
+        assert {r.json()["status"] for r in results} == {"verified"}
+    assert len(await clips(browser, home)) == 3
+    async with app.state.sessionmaker() as db:
+        received = await db.scalars(select(AuditEvent).where(AuditEvent.tag == "clip:receive"))
+        assert sorted(e.extra["sequence"] for e in received) == [0, 1, 2]
 
 
 async def test_a_chain_is_accepted_in_order(factory: Factory) -> None:

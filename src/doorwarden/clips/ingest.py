@@ -356,9 +356,57 @@ async def complete(
     ctx: RequestContext,
     now: datetime,
 ) -> Clip:
-    clip = await _receiving(db, device, sequence)
-    if clip.status is ClipStatus.verified:
-        return clip
+    # The whole completion holds the clip's lock, and reads the row afresh and locked
+    # (FOR UPDATE, where the database has it): a concurrent completion of the same clip,
+    # a retried request or another server process, waits and then finds it verified,
+    # rather than verifying staged files the first one has already discarded.
+    async with staging.lock(device.id, sequence):
+        clip = await db.scalar(
+            select(Clip)
+            .where(Clip.device_id == device.id, Clip.sequence == sequence)
+            .with_for_update()
+            .execution_options(populate_existing=True)
+        )
+        if clip is None:
+            raise NotFound(f"Send the manifest of clip {sequence} first.")
+        if clip.status is ClipStatus.verified:
+            return clip
+        await _verify_and_store(
+            db, clip=clip, device=device, household=household, staging=staging, store=store,
+            ctx=ctx,
+        )
+        clip.status = ClipStatus.verified
+        clip.verified_at = now
+        if device.last_sequence is None or sequence > device.last_sequence:
+            device.last_sequence, device.last_digest = sequence, clip.digest
+        record(
+            db,
+            tag=Tag.clip_receive,
+            actor=Actor(user_id=None, role="device"),
+            ctx=ctx,
+            household_id=device.household_id,
+            target_type="clip",
+            target_id=clip.id,
+            extra={"device": str(device.id), "sequence": sequence, "bytes": clip.ciphertext_size},
+        )
+        # Committed before the staged copy goes: a crash in between leaves a verified clip
+        # and a stray file, never a clip that is neither staged nor stored.
+        await db.commit()
+        staging.discard(device.id, sequence)
+    return clip
+
+
+async def _verify_and_store(
+    db: AsyncSession,
+    *,
+    clip: Clip,
+    device: Device,
+    household: RecipientKey | None,
+    staging: Staging,
+    store: ClipStore,
+    ctx: RequestContext,
+) -> None:
+    sequence = clip.sequence
     received = staging.received(device.id, sequence)
     thumb = staging.thumb_path(device.id, sequence)
     if received != clip.ciphertext_size or (clip.thumbnail_size and not thumb.exists()):
@@ -372,38 +420,18 @@ async def complete(
     device_public = b64d(device.public_key, what="device key", length=32)
     if signed.manifest.mode == "e2e":
         household = None  # the server cannot open it, by design: the ciphertext is checked
-    async with staging.lock(device.id, sequence):
-        try:
-            await anyio.to_thread.run_sync(
-                _verify_files, signed, device_public, household, staging, device
-            )
-        except seal_errors.SealError as exc:
-            staging.discard(device.id, sequence)  # the camera sends it again from the start
-            kind = _FAILURES.get(type(exc), AlertKind.hash_mismatch)
-            refused = _refusal(DataRefused, str(kind), f"Clip {sequence} was refused: {exc}")
-            raise await _alert_and_refuse(db, device, sequence, kind, refused, ctx) from None
-        await store.put(clip.object_key, _async_blocks(staging.clip_path(device.id, sequence)))
-        if clip.thumbnail_key:
-            await store.put(clip.thumbnail_key, thumb.read_bytes())
-    clip.status = ClipStatus.verified
-    clip.verified_at = now
-    if device.last_sequence is None or sequence > device.last_sequence:
-        device.last_sequence, device.last_digest = sequence, clip.digest
-    record(
-        db,
-        tag=Tag.clip_receive,
-        actor=Actor(user_id=None, role="device"),
-        ctx=ctx,
-        household_id=device.household_id,
-        target_type="clip",
-        target_id=clip.id,
-        extra={"device": str(device.id), "sequence": sequence, "bytes": clip.ciphertext_size},
-    )
-    # Committed before the staged copy goes: a crash in between leaves a verified clip and
-    # a stray file, never a clip that is neither staged nor stored.
-    await db.commit()
-    staging.discard(device.id, sequence)
-    return clip
+    try:
+        await anyio.to_thread.run_sync(
+            _verify_files, signed, device_public, household, staging, device
+        )
+    except seal_errors.SealError as exc:
+        staging.discard(device.id, sequence)  # the camera sends it again from the start
+        kind = _FAILURES.get(type(exc), AlertKind.hash_mismatch)
+        refused = _refusal(DataRefused, str(kind), f"Clip {sequence} was refused: {exc}")
+        raise await _alert_and_refuse(db, device, sequence, kind, refused, ctx) from None
+    await store.put(clip.object_key, _async_blocks(staging.clip_path(device.id, sequence)))
+    if clip.thumbnail_key:
+        await store.put(clip.thumbnail_key, thumb.read_bytes())
 
 
 async def _async_blocks(path: Path) -> AsyncIterator[bytes]:
