@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -19,14 +20,22 @@ from doorwarden.clock import ManualClock
 from doorwarden.config import Settings, SignupMode
 from doorwarden.crypto.keys import SigningKey, b64d, b64e
 from doorwarden.devices import service as devices
+from doorwarden.governance import service as governance
 from doorwarden.households import service as households
 from doorwarden.legal import service as legal
+from doorwarden.legal.requests import Upload
 from doorwarden.main import create_app
+from tests.pdfs import pdf_bytes
 
 SECRET = "test-secret-key-" + "k" * 40
 PASSWORD = "correct horse battery staple"
 BASE_URL = "http://testserver"
 CTX = RequestContext(client_address="192.0.2.1", user_agent="pytest")
+# Where factory households are (51.5, -0.1) and factory agencies' jurisdiction.
+TESTSHIRE: dict[str, Any] = {
+    "type": "Polygon",
+    "coordinates": [[[-0.3, 51.4], [0.1, 51.4], [0.1, 51.6], [-0.3, 51.6], [-0.3, 51.4]]],
+}
 
 
 @pytest.fixture
@@ -126,16 +135,49 @@ class Factory:
                 db, household_id=household_id, email=member.email, actor=owner, ctx=CTX
             )
 
-    async def agency(self, admin: User, name: str | None = None) -> uuid.UUID:
+    async def agency(
+        self,
+        admin: User,
+        name: str | None = None,
+        *,
+        area: dict[str, Any] | None = None,
+    ) -> uuid.UUID:
+        """A registered agency, not verified and without an approval: it can do nothing."""
         async with self.app.state.sessionmaker.begin() as db:
             agency = await legal.create_agency(
                 db,
                 name=name or f"Agency {uuid.uuid4().hex[:6]}",
                 jurisdiction="Testshire",
+                jurisdiction_area=area or TESTSHIRE,
                 actor=admin,
                 ctx=CTX,
             )
             return agency.id
+
+    async def agency_in_good_standing(
+        self, admin: User, name: str | None = None, *, area: dict[str, Any] | None = None
+    ) -> uuid.UUID:
+        """An agency an operator verified, with a municipal approval on file."""
+        agency_id = await self.agency(admin, name, area=area)
+        now = self.app.state.clock.now()
+        async with self.app.state.sessionmaker.begin() as db:
+            agency = await legal.get_agency(db, agency_id)
+            await legal.verify_agency(db, agency=agency, actor=admin, ctx=CTX, now=now)
+            await governance.record_approval(
+                db,
+                agency_id=agency_id,
+                approving_body="Testshire Borough Council",
+                approved_on=now.date(),
+                reference=f"Ordinance {uuid.uuid4().hex[:6]}",
+                expires_on=None,
+                policy=Upload(pdf_bytes(f"Use policy {agency_id}"), "policy.pdf"),
+                store=self.app.state.clip_store,
+                max_bytes=10_000_000,
+                actor=admin,
+                ctx=CTX,
+                now=now,
+            )
+        return agency_id
 
     async def api_token(self, user: User) -> str:
         async with self.app.state.sessionmaker.begin() as db:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Literal
 
 import httpx
@@ -42,9 +43,10 @@ def seal_clip(
     sealer = ClipSeal(recipients, mode=mode, chunk_size=64 * 1024)
     ciphertext = b"".join(sealer.encrypt([data[i : i + 100_000] for i in range(0, size, 100_000)]))
     thumbnail = sealer.seal_thumbnail(b"\xff\xd8 thumbnail " + os.urandom(200))
+    end = datetime.fromisoformat(start) + timedelta(seconds=12)
     facts = ClipFacts(
         device=str(device_id), sequence=sequence, previous=previous, start_utc=start,
-        end_utc=start.replace("10:00:00", "10:00:12"), duration_ms=12_000, labels=labels,
+        end_utc=end.isoformat(timespec="milliseconds"), duration_ms=12_000, labels=labels,
         motion_score=250, codec="h264", width=1280, height=720,
     )  # fmt: skip
     signed = sign(sealer.manifest(facts), key)

@@ -288,6 +288,109 @@ class Settings(BaseSettings):
         max_length=300,
     )
 
+    legal_require_municipal_approval: bool = Field(
+        True,
+        title="Require a municipal approval",
+        description="An agency may make requests only with a municipal approval on file "
+        "(approving body, date, reference, use policy), as surveillance-ordinance laws "
+        "require before an agency uses surveillance technology. Turn off only where no "
+        "such law applies; the transparency report says which.",
+    )
+    warrant_max_devices: int = Field(
+        10,
+        ge=1,
+        le=1000,
+        title="Warrant: most cameras (N)",
+        description="A warrant or subpoena naming more cameras than this is overbroad: "
+        "the reviewer must narrow it or reject it.",
+    )
+    warrant_max_hours: int = Field(
+        72,
+        ge=1,
+        le=24 * 365,
+        title="Warrant: longest window (M hours)",
+        description="A warrant or preservation request for a longer time window is "
+        "overbroad: the reviewer must narrow it or reject it.",
+    )
+    emergency_max_devices: int = Field(
+        3,
+        ge=1,
+        le=20,
+        title="Emergency: most cameras",
+        description="An emergency request may name at most this many cameras.",
+    )
+    emergency_max_hours: int = Field(
+        24,
+        ge=1,
+        le=24,
+        title="Emergency: longest window (hours)",
+        description="An emergency request may cover at most this many hours (24 at most).",
+    )
+    emergency_proof_hours: int = Field(
+        48,
+        ge=1,
+        le=24 * 30,
+        title="Emergency: proof due within (hours)",
+        description="After an emergency disclosure the agency must file its proof (a "
+        "subsequent warrant, or the incident report) within this many hours, or the "
+        "request becomes unratified and the agency is flagged publicly.",
+    )
+    preservation_days: int = Field(
+        90,
+        ge=1,
+        le=365,
+        title="Preservation: hold length (days)",
+        description="How long a preservation request holds clips from retention and "
+        "deletion; the agency may extend it once by the same length.",
+    )
+    community_max_square_miles: float = Field(
+        0.5,
+        gt=0,
+        le=5,
+        title="Community request: largest area (square miles)",
+        description="A community request may cover at most this area.",
+    )
+    community_max_hours: int = Field(
+        12,
+        ge=1,
+        le=72,
+        title="Community request: longest window (hours)",
+        description="A community request may ask for clips of at most this many hours.",
+    )
+    community_open_days: int = Field(
+        14,
+        ge=1,
+        le=90,
+        title="Community request: open for (days)",
+        description="Residents may share with a community request for this many days; "
+        "then it closes on its own.",
+    )
+    legal_document_max_bytes: int = Field(
+        10 * 1_048_576,
+        ge=10_000,
+        le=100 * 1_048_576,
+        title="Largest legal document (bytes)",
+        description="Warrants, subpoenas, orders, reports and use policies are PDFs of at "
+        "most this size.",
+    )
+    package_link_days: int = Field(
+        14,
+        ge=1,
+        le=365,
+        title="Disclosure package link lifetime (days)",
+        description="An agency can download a disclosure package for this long after it "
+        "was built; afterwards the download is refused (the package stays on record).",
+    )
+    legal_interval_s: float = Field(
+        60.0,
+        ge=0,
+        le=3600,
+        title="Legal deadlines interval (seconds)",
+        description="How often the server delivers delayed notices whose non-disclosure "
+        "order ended, marks unproven emergencies unratified, ends expired holds and "
+        "closes community requests. 0: not in the server; run `doorwarden legal run` instead.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,

@@ -9,7 +9,7 @@ on both databases.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from enum import Enum as PyEnum
 from pathlib import Path
@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -195,3 +195,29 @@ def _run_upgrade(conn: Connection, revision: str) -> None:
 
 
 SessionFactory = Callable[[], AsyncSession]
+Cleanup = Callable[[], Awaitable[None]]
+_CLEANUPS = "doorwarden.cleanups"
+
+
+def on_rollback(db: AsyncSession, cleanup: Cleanup) -> None:
+    """Run `cleanup` if this session's transaction is rolled back instead of committed:
+    for what was written outside the database (an object in the store) that only its
+    rows give a meaning to. The transaction's owner calls `run_rollback_cleanups`."""
+    db.info.setdefault(_CLEANUPS, []).append(cleanup)
+
+
+def forget_cleanups(db: AsyncSession) -> None:
+    """The transaction committed: what it stored stays."""
+    db.info.pop(_CLEANUPS, None)
+
+
+async def run_rollback_cleanups(db: AsyncSession) -> None:
+    for cleanup in reversed(db.info.pop(_CLEANUPS, [])):
+        await cleanup()
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    # A route that commits part-way (before streaming a download, say) keeps what it
+    # stored up to there, whatever happens after.
+    session.info.pop(_CLEANUPS, None)

@@ -22,11 +22,14 @@ from doorwarden.accounts.models import Role, User
 from doorwarden.audit.service import RequestContext
 from doorwarden.clock import Clock
 from doorwarden.config import Settings
+from doorwarden.db import forget_cleanups, run_rollback_cleanups
 from doorwarden.devices import service as devices
 from doorwarden.devices.models import Device
 from doorwarden.errors import CsrfFailed, Forbidden, NotAuthenticated
 from doorwarden.households.service import memberships
+from doorwarden.legal.models import Agency
 from doorwarden.legal.service import officer_agency
+from doorwarden.legal.standing import standing_of
 from doorwarden.live.relay import LiveHub
 from doorwarden.web import csrf
 
@@ -50,8 +53,10 @@ async def get_db(request: Request) -> AsyncIterator[AsyncSession]:
         try:
             yield db
             await db.commit()
+            forget_cleanups(db)
         except BaseException:
             await db.rollback()
+            await run_rollback_cleanups(db)  # objects stored for rows that never were
             raise
 
 
@@ -89,10 +94,26 @@ ContextDep = Annotated[RequestContext, Depends(get_request_context)]
 
 
 async def _principal_for(
-    db: AsyncSession, user: User, auth: policy.AuthMethod, session_id: uuid.UUID | None
+    db: AsyncSession,
+    user: User,
+    auth: policy.AuthMethod,
+    session_id: uuid.UUID | None,
+    *,
+    settings: Settings,
+    clock: Clock,
 ) -> policy.Principal:
     households = await memberships(db, user.id) if user.role is Role.resident else {}
     agency_id = await officer_agency(db, user.id) if user.role is Role.agency_officer else None
+    standing = None
+    if agency_id is not None:
+        agency = await db.get(Agency, agency_id)
+        if agency is not None:
+            standing = await standing_of(
+                db,
+                agency,
+                require_approval=settings.legal_require_municipal_approval,
+                today=clock.now().date(),
+            )
     return policy.Principal(
         user_id=user.id,
         role=user.role,
@@ -100,6 +121,7 @@ async def _principal_for(
         agency_id=agency_id,
         auth=auth,
         session_id=session_id,
+        agency_standing=standing,
     )
 
 
@@ -146,12 +168,16 @@ async def principal_of(
                 headers={"WWW-Authenticate": "Bearer"},
             )
         user = found[1]
-        principal = await _principal_for(db, user, policy.AuthMethod.token, None)
+        principal = await _principal_for(
+            db, user, policy.AuthMethod.token, None, settings=settings, clock=clock
+        )
     elif token := request.cookies.get(sessions.SESSION_COOKIE):
         loaded = await sessions.load_session(db, settings, token, clock.now())
         if loaded is not None and not loaded[0].mfa_pending:
             session, user = loaded
-            principal = await _principal_for(db, user, policy.AuthMethod.session, session.id)
+            principal = await _principal_for(
+                db, user, policy.AuthMethod.session, session.id, settings=settings, clock=clock
+            )
     request.state.principal = principal
     request.state.user = user
     request.state.user_name = user.display_name if user is not None and principal.user_id else None
@@ -218,7 +244,15 @@ def authorize(
         if not decision.allowed:
             if principal.is_anonymous:
                 raise NotAuthenticated("Sign in to continue.")
-            raise Forbidden("You are not allowed to do this.", details={"reason": decision.reason})
+            error = Forbidden(
+                "You are not allowed to do this."
+                if decision.code is None
+                else f"Refused: {decision.reason}.",
+                details={"reason": decision.reason},
+            )
+            if decision.code is not None:
+                error.code = decision.code
+            raise error
         await _check_csrf(request, principal, settings)
         return principal
 

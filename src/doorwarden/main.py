@@ -34,12 +34,17 @@ from doorwarden.config import Settings, get_settings
 from doorwarden.db import check_schema_current, create_engine, create_sessionmaker
 from doorwarden.devices import router as devices_router
 from doorwarden.devices import views as devices_views
+from doorwarden.governance import router as governance_router
 from doorwarden.health import router as health_router
 from doorwarden.households import router as households_router
 from doorwarden.households import views as households_views
 from doorwarden.http_errors import document_errors, install_error_handlers
+from doorwarden.legal import household_router as legal_household_router
+from doorwarden.legal import requests_router as legal_requests_router
+from doorwarden.legal import review_router as legal_review_router
 from doorwarden.legal import router as legal_router
 from doorwarden.legal import views as legal_views
+from doorwarden.legal.tasks import legal_loop
 from doorwarden.live import router as live_router
 from doorwarden.live import views as live_views
 from doorwarden.live.relay import LiveHub
@@ -113,6 +118,17 @@ def create_app(
                     )
                 )
             )
+        if settings.legal_interval_s:
+            tasks.append(
+                asyncio.create_task(
+                    legal_loop(
+                        app.state.sessionmaker,
+                        settings,
+                        app.state.clock.now,
+                        settings.legal_interval_s,
+                    )
+                )
+            )
         try:
             yield
         finally:
@@ -151,6 +167,10 @@ def create_app(
         accounts_admin_router.router,
         households_router.router,
         legal_router.router,
+        legal_requests_router.router,
+        legal_review_router.router,
+        legal_household_router.router,
+        governance_router.router,
         audit_router.router,
         audit_log_router.router,
         devices_router.router,
@@ -175,5 +195,6 @@ def create_app(
         RequestMiddleware,
         max_body_bytes=settings.max_body_bytes,
         max_upload_part_bytes=settings.max_upload_part_bytes,
+        max_document_bytes=settings.legal_document_max_bytes,
     )
     return app

@@ -46,19 +46,34 @@ class BodyTooLarge(Exception):
 # Parts of a sealed clip a camera uploads: the one kind of body allowed to be large
 # (fewer, bigger requests per clip), authenticated and checked against its manifest.
 UPLOAD_PART_PATH = re.compile(r"^/api/v1/device/clips/\d{1,16}/data$")
+# Forms that carry legal documents (warrants, orders, reports, use policies): up to two
+# PDFs of legal_document_max_bytes each, checked again per file by the service.
+DOCUMENT_PATH = re.compile(r"^(/api/v1)?/agencies/[0-9a-fA-F-]{36}/(requests|approvals)(/|$)")
+FORM_OVERHEAD = 256 * 1024
 
 
 class RequestMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, max_upload_part_bytes: int | None = None
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_upload_part_bytes: int | None = None,
+        max_document_bytes: int | None = None,
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.max_upload_part_bytes = max_upload_part_bytes or max_body_bytes
+        self.max_document_form_bytes = max(
+            max_body_bytes, 2 * (max_document_bytes or 0) + FORM_OVERHEAD
+        )
 
     def _limit(self, scope: Scope) -> int:
-        if scope.get("method") == "PUT" and UPLOAD_PART_PATH.match(scope.get("path", "")):
+        path = scope.get("path", "")
+        if scope.get("method") == "PUT" and UPLOAD_PART_PATH.match(path):
             return self.max_upload_part_bytes
+        if scope.get("method") == "POST" and DOCUMENT_PATH.match(path):
+            return self.max_document_form_bytes
         return self.max_body_bytes
 
     def _too_large(self, request_id: str, limit: int) -> list[Message]:

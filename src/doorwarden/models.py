@@ -7,5 +7,8 @@ def import_all_models() -> None:
     from doorwarden.audit import models as _audit  # noqa: F401, PLC0415
     from doorwarden.clips import models as _clips  # noqa: F401, PLC0415
     from doorwarden.devices import models as _devices  # noqa: F401, PLC0415
+    from doorwarden.governance import models as _governance  # noqa: F401, PLC0415
     from doorwarden.households import models as _households  # noqa: F401, PLC0415
+    from doorwarden.legal import community_models as _community  # noqa: F401, PLC0415
     from doorwarden.legal import models as _legal  # noqa: F401, PLC0415
+    from doorwarden.legal import package_models as _packages  # noqa: F401, PLC0415

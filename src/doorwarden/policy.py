@@ -11,8 +11,9 @@ test:
    household that owns it. Operator admins, legal reviewers, auditors and agency
    officers have no rule that grants footage, and `decide` refuses footage actions to
    every non-resident account before any rule is consulted. Agencies receive recorded
-   clips only through disclosure packages built by the legal process, never by these
-   actions, and never live view.
+   clips only through disclosure packages built by the legal process (legal_package_*),
+   never by these actions, and never live view: no rule below lets an agency, a
+   reviewer or an operator reach a live stream.
 2. Tenancy: a household resource is visible only to that household's members; an agency
    resource only to that agency's officers (and to staff for administration).
 3. Shared users may view live and history, but not delete footage, change settings or
@@ -22,6 +23,11 @@ test:
 5. A camera (device principal) may only read its own pairing state, upload its own
    clips and stream itself live to the relay; it has no user rights at all, and no
    person, whatever their role, may upload a clip in a camera's name.
+6. An agency acts only in good standing: verified by an operator and, where the
+   instance requires it, with a municipal approval on file. Until then its officers may
+   read their agency and their requests, and do nothing else.
+7. Legal review is the legal reviewers' alone; operators verify agencies, record
+   approvals and set instance policy, and see no request's scope or package.
 """
 
 from __future__ import annotations
@@ -80,6 +86,17 @@ class Action(StrEnum):
     agency_list = "agency:list"
     agency_read = "agency:read"
     agency_verify = "agency:verify"
+    agency_update = "agency:update"
+    # Legal process. Not footage actions: a package holds only what a decision allowed.
+    legal_request_submit = "legal:request:submit"
+    legal_request_read = "legal:request:read"
+    legal_request_update = "legal:request:update"  # withdraw, file proof, extend, close
+    legal_package_download = "legal:package:download"
+    legal_review = "legal:review"
+    household_requests_read = "household:requests:read"  # notices, requests, disclosures
+    # Governance.
+    governance_manage = "governance:manage"  # municipal approvals, camera programmes
+    instance_policy_update = "instance:policy:update"
     # Running the instance.
     admin_users_read = "admin:users:read"
     admin_user_update = "admin:user:update"
@@ -110,6 +127,8 @@ class Principal:
     # A paired camera acting with its device token (never together with user_id).
     device_id: uuid.UUID | None = None
     device_household_id: uuid.UUID | None = None
+    # An officer's agency's standing (legal/standing.py): "active" or why not.
+    agency_standing: str | None = None
 
     @property
     def is_anonymous(self) -> bool:
@@ -157,14 +176,15 @@ Resource = Instance | HouseholdResource | MemberResource | AgencyResource
 class Decision:
     allowed: bool
     reason: str
+    code: str | None = None  # a specific error code for the refusal, else "forbidden"
 
 
 def _allow(reason: str) -> Decision:
     return Decision(True, reason)
 
 
-def _deny(reason: str) -> Decision:
-    return Decision(False, reason)
+def _deny(reason: str, code: str | None = None) -> Decision:
+    return Decision(False, reason, code)
 
 
 Rule = Callable[[Principal, Resource], Decision]
@@ -233,6 +253,33 @@ def _agency_staff_or_own_officer(p: Principal, r: Resource) -> Decision:
     return _deny("not an officer of this agency")
 
 
+# An agency's standing as legal/standing.py names it, and what a refusal then says.
+ACTIVE = "active"
+STANDING_REFUSALS = {
+    "unverified": "this agency has not been verified by an operator yet",
+    "no_approval": "this agency has no municipal approval on file",
+}
+
+
+def _officer_in_good_standing(p: Principal, r: Resource) -> Decision:
+    if not isinstance(r, AgencyResource):
+        return _deny("not an agency resource")
+    if p.role is not Role.agency_officer or p.agency_id != r.agency_id:
+        return _deny("not an officer of this agency")
+    if p.agency_standing != ACTIVE:
+        standing = p.agency_standing or "unverified"
+        reason = STANDING_REFUSALS.get(standing, "this agency may not act")
+        return _deny(reason, f"agency_{standing}")
+    return _allow("officer of this agency, in good standing")
+
+
+def _own_officer(p: Principal, r: Resource) -> Decision:
+    own = isinstance(r, AgencyResource) and p.agency_id == r.agency_id
+    if own and p.role is Role.agency_officer:
+        return _allow("officer of this agency")
+    return _deny("not an officer of this agency")
+
+
 def _device_itself(p: Principal, _r: Resource) -> Decision:
     if p.is_device and p.user_id is None:
         return _allow("the camera itself")
@@ -274,6 +321,15 @@ RULES: Mapping[Action, Rule] = {
     Action.agency_list: _roles(Role.operator_admin, Role.legal_reviewer),
     Action.agency_read: _agency_staff_or_own_officer,
     Action.agency_verify: _roles(Role.operator_admin),
+    Action.agency_update: _roles(Role.operator_admin),
+    Action.legal_request_submit: _officer_in_good_standing,
+    Action.legal_request_read: _own_officer,
+    Action.legal_request_update: _officer_in_good_standing,
+    Action.legal_package_download: _officer_in_good_standing,
+    Action.legal_review: _roles(Role.legal_reviewer),
+    Action.household_requests_read: _household(*OWNER),
+    Action.governance_manage: _roles(Role.operator_admin),
+    Action.instance_policy_update: _roles(Role.operator_admin),
     Action.admin_users_read: _roles(Role.operator_admin),
     Action.admin_user_update: _roles(Role.operator_admin),
     Action.admin_invite_create: _roles(Role.operator_admin),

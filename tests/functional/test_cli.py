@@ -47,6 +47,8 @@ def test_version() -> None:
         ["agent", "run"],
         ["agent", "check-config"],
         ["agent", "describe-config"],
+        ["legal"],
+        ["legal", "run"],
     ],
 )
 def test_every_command_has_help(command: list[str]) -> None:

@@ -49,6 +49,7 @@ class Who:
     interactive: bool = True
     client: httpx.AsyncClient | None = None
     device_of: uuid.UUID | None = None  # a camera paired to this household
+    agency_active: bool = False  # its agency is verified, with an approval on file
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,14 @@ def camera_itself(w: Who, _b: Binding) -> bool:
     return w.device_of is not None
 
 
+def own_officer(w: Who, b: Binding) -> bool:
+    return w.role is Role.agency_officer and w.agency_id == b.agency_id
+
+
+def officer_in_good_standing(w: Who, b: Binding) -> bool:
+    return own_officer(w, b) and w.agency_active
+
+
 def agency_reader(w: Who, b: Binding) -> bool:
     if w.role in (Role.operator_admin, Role.legal_reviewer):
         return True
@@ -125,6 +134,20 @@ EXPECTED: dict[Action, Expect] = {
     Action.admin_user_update: roles(Role.operator_admin),
     Action.admin_invite_create: roles(Role.operator_admin),
     Action.audit_read_all: roles(Role.auditor, Role.operator_admin),
+    Action.agency_update: roles(Role.operator_admin),
+    Action.governance_manage: roles(Role.operator_admin),
+    Action.instance_policy_update: roles(Role.operator_admin),
+}
+# Legal process: officers act for their own agency only, and only in good standing (they
+# may still read their requests); review is the reviewers'; a household's legal view is
+# its owner's. No staff role reaches a package, and no agency reaches footage otherwise.
+EXPECTED |= {
+    Action.legal_request_submit: officer_in_good_standing,
+    Action.legal_request_update: officer_in_good_standing,
+    Action.legal_package_download: officer_in_good_standing,
+    Action.legal_request_read: own_officer,
+    Action.legal_review: roles(Role.legal_reviewer),
+    Action.household_requests_read: members("owner"),
 }
 # Footage actions: members only, never staff. They have routes once clips exist; their
 # expectations are already fixed here so those routes are checked the day they land.
@@ -215,9 +238,10 @@ async def _cast(factory: Factory) -> tuple[list[Who], dict[str, Any]]:
     home_a = await factory.household(owner_a, "A")
     home_b = await factory.household(owner_b, "B")
     await factory.share(home_a, owner_a, shared_a)
-    agency_x = await factory.agency(admin, "Agency X")
-    agency_y = await factory.agency(admin, "Agency Y")
+    agency_x = await factory.agency_in_good_standing(admin, "Agency X")
+    agency_y = await factory.agency(admin, "Agency Y")  # not verified: may not act
     officer = await factory.user(Role.agency_officer, agency_id=agency_x)
+    officer_y = await factory.user(Role.agency_officer, agency_id=agency_y)
     reviewer = await factory.user(Role.legal_reviewer)
     auditor = await factory.user(Role.auditor)
     cast = [
@@ -226,7 +250,8 @@ async def _cast(factory: Factory) -> tuple[list[Who], dict[str, Any]]:
         Who("owner_a_token", Role.resident, owner_a, {home_a: "owner"}, interactive=False),
         Who("shared_a", Role.resident, shared_a, {home_a: "shared"}),
         Who("owner_b", Role.resident, owner_b, {home_b: "owner"}),
-        Who("officer_x", Role.agency_officer, officer, agency_id=agency_x),
+        Who("officer_x", Role.agency_officer, officer, agency_id=agency_x, agency_active=True),
+        Who("officer_y", Role.agency_officer, officer_y, agency_id=agency_y),
         Who("reviewer", Role.legal_reviewer, reviewer),
         Who("admin", Role.operator_admin, admin),
         Who("auditor", Role.auditor, auditor),
@@ -272,6 +297,11 @@ def _fill(path: str, binding: Binding) -> str:
         "device_id": uuid.uuid4(),
         "clip_id": uuid.uuid4(),
         "sequence": 0,
+        "request_id": uuid.uuid4(),
+        "package_id": uuid.uuid4(),
+        "document_id": uuid.uuid4(),
+        "approval_id": uuid.uuid4(),
+        "programme_id": uuid.uuid4(),
     }
 
     def value(match: re.Match[str]) -> str:
@@ -327,6 +357,8 @@ async def test_every_route_decides_as_expected_for_every_role(
                     ok = ok and response.json()["error"]["code"] in (
                         "not_authenticated",
                         "forbidden",
+                        "agency_unverified",  # officers of an agency not in good standing
+                        "agency_no_approval",
                     )
                 checked += 1
                 if not ok:

@@ -146,6 +146,37 @@ def retention() -> None:
     print(f"expired {expired} clip(s); kept {held} under a legal hold")
 
 
+legal_app = typer.Typer(help="Legal process: deadlines and notices.", no_args_is_help=True)
+app.add_typer(legal_app, name="legal")
+
+
+@legal_app.command("run")
+def legal_run() -> None:
+    """Carry out the legal deadlines now: deliver notices whose non-disclosure order has
+    ended, mark unproven emergencies unratified (flagging their agency), end expired
+    holds and close community requests past their time. The server also does this every
+    DOORWARDEN_LEGAL_INTERVAL_S; use this command from cron when that is 0."""
+    from doorwarden.clock import Clock  # noqa: PLC0415
+    from doorwarden.db import create_engine, create_sessionmaker  # noqa: PLC0415
+    from doorwarden.legal.tasks import run_legal_deadlines  # noqa: PLC0415
+    from doorwarden.models import import_all_models  # noqa: PLC0415
+
+    import_all_models()  # the legal tables refer to every other domain's
+    settings = load_settings()
+    require_current_schema(settings)
+
+    async def _run() -> dict[str, int]:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            result = await run_legal_deadlines(create_sessionmaker(engine), settings, Clock().now())
+            return dict(vars(result))
+        finally:
+            await engine.dispose()
+
+    for name, count in asyncio.run(_run()).items():
+        print(f"{name.replace('_', ' ')}: {count}")
+
+
 @app.command()
 def settings() -> None:
     """List every setting: environment variable, default and meaning."""

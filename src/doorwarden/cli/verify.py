@@ -202,12 +202,39 @@ def verify(
     json_output: Annotated[
         bool, typer.Option("--json", help="Print a machine-readable report instead.")
     ] = False,
+    instance_key: Annotated[
+        str | None,
+        typer.Option(
+            "--instance-key",
+            metavar="VKEY",
+            help="Disclosure packages: the instance's verifier key as it publishes it "
+            "(GET /api/v1/log/key), pinned. Without it, the key package.json names is used, "
+            "which proves less.",
+            show_default=False,
+        ),
+    ] = None,
+    extract: Annotated[
+        Path | None,
+        typer.Option(
+            "--extract",
+            metavar="DIR",
+            help="Disclosure packages: write the decrypted MP4s and JPEG thumbnails here, "
+            "only if every check holds.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
-    """Check sealed clips offline: signatures, hashes, the chain; exit 0 only if all hold.
+    """Check sealed clips, or a disclosure package (a .zip), offline: signatures, hashes,
+    the chain; exit 0 only if all hold.
 
     Nothing is sent anywhere. Exit 1 when any check fails, 2 for a bad argument.
     """
+    if path.suffix.lower() == ".zip" and not path.is_dir():
+        dir_only = bool(device_key) or key is not None or require_decrypt or from_start
+        _verify_package(path, instance_key, extract, json_output, dir_only=dir_only)
     try:
+        if instance_key is not None or extract is not None:
+            raise UsageError("--instance-key and --extract are for disclosure packages (.zip)")
         if require_decrypt and key is None:
             raise UsageError("--require-decrypt needs --key")
         options = Options(
@@ -225,3 +252,29 @@ def verify(
     else:
         render(report, Console(highlight=False, soft_wrap=True))
     raise typer.Exit(0 if report.ok else 1)
+
+
+def _verify_package(
+    path: Path,
+    instance_key: str | None,
+    extract: Path | None,
+    json_output: bool,
+    *,
+    dir_only: bool,
+) -> None:
+    # Imported here: cli/verify_package.py prints with this module's helpers.
+    from doorwarden.cli.verify_package import verify_package_path  # noqa: PLC0415
+
+    try:
+        if dir_only:
+            # A package carries its camera keys (signed) and its clip keys; its clips are a
+            # window, not a chain from 0.
+            raise UsageError(
+                "--device-key, --key, --require-decrypt and --from-start are for sealed clip "
+                "folders"
+            )
+        ok = verify_package_path(path, instance_key, extract, json_output)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from exc
+    raise typer.Exit(0 if ok else 1)

@@ -372,7 +372,12 @@ async def complete(
         if clip.status is ClipStatus.verified:
             return clip
         await _verify_and_store(
-            db, clip=clip, device=device, household=household, staging=staging, store=store,
+            db,
+            clip=clip,
+            device=device,
+            household=household,
+            staging=staging,
+            store=store,
             ctx=ctx,
         )
         clip.status = ClipStatus.verified

@@ -81,9 +81,9 @@ class IntegrityAlert(UUIDPrimaryKey, CreatedAt, Base):
 
 
 class ClipHold(UUIDPrimaryKey, CreatedAt, Base):
-    """A legal hold: while one is active the clip is neither deleted by its owner nor
-    expired by retention. The legal process creates and releases holds; this table is
-    where every deletion path looks."""
+    """A legal hold: while one is active (not released, not past `expires_at`) the clip
+    is neither deleted by its owner nor expired by retention. The legal process creates
+    and releases holds; this table is where every deletion path looks."""
 
     __tablename__ = "clip_holds"
 
@@ -95,3 +95,10 @@ class ClipHold(UUIDPrimaryKey, CreatedAt, Base):
         ForeignKey("users.id", ondelete="SET NULL")
     )
     released_at: Mapped[datetime | None]
+    # The preservation request that placed it, and when it lapses on its own.
+    request_id: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("legal_requests.id", ondelete="RESTRICT"), index=True
+    )
+    expires_at: Mapped[datetime | None]
+    # Until then its owner is not told of it (a court's non-disclosure order).
+    hidden_until: Mapped[datetime | None]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.audit.service import SYSTEM, Actor, RequestContext, record
@@ -36,9 +36,25 @@ async def verified_clip(db: AsyncSession, household_id: uuid.UUID, clip_id: uuid
     return clip
 
 
-async def is_held(db: AsyncSession, clip_id: uuid.UUID) -> bool:
-    query = select(ClipHold.id).where(ClipHold.clip_id == clip_id, ClipHold.released_at.is_(None))
+def active_holds(now: datetime) -> ColumnElement[bool]:
+    """Holds in force: not released, and not past their end."""
+    return and_(
+        ClipHold.released_at.is_(None),
+        or_(ClipHold.expires_at.is_(None), ClipHold.expires_at > now),
+    )
+
+
+async def is_held(db: AsyncSession, clip_id: uuid.UUID, now: datetime) -> bool:
+    query = select(ClipHold.id).where(ClipHold.clip_id == clip_id, active_holds(now))
     return (await db.scalar(query.limit(1))) is not None
+
+
+async def hold_is_secret(db: AsyncSession, clip_id: uuid.UUID, now: datetime) -> bool:
+    """Every hold in force on the clip is one its owner may not learn of yet (a court's
+    non-disclosure order still runs)."""
+    query = select(ClipHold.hidden_until).where(ClipHold.clip_id == clip_id, active_holds(now))
+    hidden = (await db.scalars(query)).all()
+    return bool(hidden) and all(until is not None and now < until for until in hidden)
 
 
 async def _remove_objects(store: ClipStore, keys: list[str]) -> None:
@@ -65,10 +81,15 @@ async def delete_clip(
     now: datetime,
 ) -> None:
     clip = await verified_clip(db, household_id, clip_id)
-    if await is_held(db, clip.id):
-        error = Conflict(
-            "This clip is under a legal hold and cannot be deleted while the hold lasts."
-        )
+    if await is_held(db, clip.id, now):
+        # Under a court's non-disclosure order the owner may not learn of the hold yet;
+        # the refusal then says no more than that the clip cannot go now.
+        if await hold_is_secret(db, clip.id, now):
+            error = Conflict("This clip cannot be deleted at the moment.")
+        else:
+            error = Conflict(
+                "This clip is under a legal hold and cannot be deleted while the hold lasts."
+            )
         error.code = "legal_hold"
         raise error
     record(
@@ -118,7 +139,7 @@ async def expire_clips(
             .limit(RETENTION_BATCH)
         )
         for clip in (await db.scalars(query)).all():
-            if await is_held(db, clip.id):
+            if await is_held(db, clip.id, now):
                 result.held += 1
                 continue
             record(

@@ -18,8 +18,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from doorwarden.crypto import stream
-from doorwarden.crypto.errors import HashMismatchError, NotARecipientError, NotFoundInClipError
-from doorwarden.crypto.keys import RecipientKey, key_id
+from doorwarden.crypto.errors import (
+    HashMismatchError,
+    MalformedError,
+    NotARecipientError,
+    NotFoundInClipError,
+)
+from doorwarden.crypto.keys import KEY_BYTES, RecipientKey, key_id
 from doorwarden.crypto.manifest import Manifest, Mode, SignedManifest
 from doorwarden.crypto.wrap import unwrap_key, wrap_key
 
@@ -139,7 +144,25 @@ def open_thumbnail(
 ) -> bytes:
     """The thumbnail JPEG, checked against the signed manifest."""
     key = clip_key(signed, device_public, recipient)
-    manifest = signed.manifest
+    return _open_thumbnail(signed.manifest, sealed, key)
+
+
+def open_thumbnail_with_key(
+    signed: SignedManifest, device_public: bytes, sealed: bytes, key: bytes
+) -> bytes:
+    """As `open_thumbnail`, with the clip's raw 32-byte key instead of a recipient key
+    (a disclosure package carries the keys of the clips the provider could open)."""
+    signed.verify(device_public)
+    return _open_thumbnail(signed.manifest, sealed, _check_key(key))
+
+
+def _check_key(key: bytes) -> bytes:
+    if len(key) != KEY_BYTES:
+        raise MalformedError(f"clip key: expected {KEY_BYTES} bytes, got {len(key)}")
+    return key
+
+
+def _open_thumbnail(manifest: Manifest, sealed: bytes, key: bytes) -> bytes:
     if (
         len(sealed) != manifest.thumbnail_size
         or hashlib.sha256(sealed).hexdigest() != manifest.thumbnail_sha256
@@ -162,7 +185,19 @@ def open_clip(
     HashMismatchError) at the first problem; what was yielded before is then void.
     """
     key = clip_key(signed, device_public, recipient)
-    manifest = signed.manifest
+    yield from _open_clip(signed.manifest, blocks, key)
+
+
+def open_clip_with_key(
+    signed: SignedManifest, device_public: bytes, key: bytes, blocks: Iterable[bytes]
+) -> Iterator[bytes]:
+    """As `open_clip`, with the clip's raw 32-byte key instead of a recipient key. The
+    signature is still checked first: a key opens ciphertext, it does not vouch for it."""
+    signed.verify(device_public)
+    yield from _open_clip(signed.manifest, blocks, _check_key(key))
+
+
+def _open_clip(manifest: Manifest, blocks: Iterable[bytes], key: bytes) -> Iterator[bytes]:
     cipher, cipher_size = hashlib.sha256(), 0
     plain, plain_size = hashlib.sha256(), 0
 

@@ -24,8 +24,14 @@ class Household(UUIDPrimaryKey, CreatedAt, Base):
 
     name: Mapped[str] = mapped_column(SafeString(100))
     address: Mapped[str] = mapped_column(SafeString(300), default="")
+    # The address folded for comparison (households/addresses.py): legal process names
+    # addresses, and finds the household by this key.
+    address_key: Mapped[str | None] = mapped_column(SafeString(300), index=True)
     latitude: Mapped[float | None]
     longitude: Mapped[float | None]
+    # The H3 cell (resolution geo.CELL_RESOLUTION) of the location, kept with it: area
+    # queries select candidate cells by index, then test the exact polygon.
+    location_cell: Mapped[str | None] = mapped_column(SafeString(16), index=True)
     time_zone: Mapped[str] = mapped_column(SafeString(64), default="UTC")
 
 

@@ -13,6 +13,8 @@ from doorwarden.accounts.service import actor_of, find_user_by_email
 from doorwarden.audit.service import RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.errors import Conflict, InvalidInput, NotFound
+from doorwarden.geo import cell_of
+from doorwarden.households.addresses import address_key
 from doorwarden.households.models import Household, HouseholdMember, HouseholdRole
 
 MAX_MEMBERS = 50
@@ -39,8 +41,10 @@ async def create_household(
     household = Household(
         name=name.strip(),
         address=address.strip(),
+        address_key=address_key(address),
         latitude=latitude,
         longitude=longitude,
+        location_cell=cell_of(latitude, longitude),
         time_zone=time_zone,
     )
     db.add(household)
@@ -91,6 +95,8 @@ async def update_household(
 ) -> Household:
     for field, value in changes.items():
         setattr(household, field, value.strip() if isinstance(value, str) else value)
+    household.location_cell = cell_of(household.latitude, household.longitude)
+    household.address_key = address_key(household.address)
     record(
         db,
         tag=Tag.household_update,

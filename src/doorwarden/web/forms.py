@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import RedirectResponse, Response
 
 from doorwarden.accounts.models import User
+from doorwarden.db import run_rollback_cleanups
 from doorwarden.errors import DomainError
 from doorwarden.web.render import render
 
@@ -68,6 +69,7 @@ async def discard(db: AsyncSession, user: User | None) -> None:
     """Undo a failed form's partial work; reload the signed-in user for the page header
     (a rollback expires every loaded row, and async sessions cannot lazy-load)."""
     await db.rollback()
+    await run_rollback_cleanups(db)
     if user is not None:
         await db.refresh(user)
 

@@ -1,0 +1,289 @@
+"""A request after its decision, by the agency or by the clock: withdrawing one not yet
+decided, proving an emergency (a warrant filed since, or the incident report), extending a
+preservation once, closing a community request; and the deadlines that pass on their own
+(`run_deadlines`): unproven emergencies become unratified and flag their agency, holds
+end, community requests close, delayed notices go out.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from doorwarden.accounts.models import User
+from doorwarden.accounts.service import actor_of
+from doorwarden.audit.service import SYSTEM, Actor, RequestContext, record
+from doorwarden.audit.tags import Tag
+from doorwarden.clips.models import ClipHold
+from doorwarden.config import Settings
+from doorwarden.errors import Conflict, InvalidInput
+from doorwarden.legal import documents
+from doorwarden.legal.models import Agency, DocumentKind, LegalRequest, RequestKind, RequestStatus
+from doorwarden.legal.notices import deliver_due
+from doorwarden.legal.requests import Upload
+from doorwarden.legal.states import GRANTED, TAGS, Event, next_status
+from doorwarden.storage.base import ClipStore
+
+
+class AlreadyExtended(Conflict):
+    code = "already_extended"
+
+
+class ProofInvalid(InvalidInput):
+    code = "proof_invalid"
+
+
+class ProofLate(Conflict):
+    code = "proof_late"
+
+
+def _audit(
+    db: AsyncSession,
+    request: LegalRequest,
+    event: Event,
+    actor: Actor,
+    ctx: RequestContext,
+    now: datetime,
+    extra: dict[str, object] | None = None,
+) -> None:
+    record(
+        db,
+        tag=TAGS[event],
+        actor=actor,
+        ctx=ctx,
+        agency_id=request.agency_id,
+        target_type="legal_request",
+        target_id=request.id,
+        extra={"kind": str(request.kind), "status": str(request.status), **(extra or {})},
+        occurred_at=now,
+    )
+
+
+async def withdraw(
+    db: AsyncSession, *, request: LegalRequest, officer: User, ctx: RequestContext, now: datetime
+) -> LegalRequest:
+    request.status = next_status(request.kind, request.status, Event.withdraw)
+    request.closed_at = now
+    _audit(db, request, Event.withdraw, actor_of(officer), ctx, now)
+    return request
+
+
+async def file_proof(
+    db: AsyncSession,
+    *,
+    request: LegalRequest,
+    officer: User,
+    warrant_request_id: uuid.UUID | None,
+    report: Upload | None,
+    store: ClipStore,
+    settings: Settings,
+    ctx: RequestContext,
+    now: datetime,
+) -> LegalRequest:
+    """Ratify an emergency disclosure with its proof, before the deadline."""
+    if request.kind is RequestKind.emergency and request.status is RequestStatus.unratified:
+        raise ProofLate("The proof deadline has passed: the request stays unratified.")
+    next_status(request.kind, request.status, Event.ratify)  # refuse early, change nothing
+    if request.proof_due_at is not None and now > request.proof_due_at:
+        raise ProofLate("The proof deadline has passed: the request stays unratified.")
+    if (warrant_request_id is None) == (report is None):
+        raise ProofInvalid(
+            "Prove the emergency with either a warrant request filed since "
+            "(warrant_request_id) or the incident report (a PDF), one of the two."
+        )
+    extra: dict[str, object] = {}
+    if warrant_request_id is not None:
+        warrant = await db.get(LegalRequest, warrant_request_id)
+        if (
+            warrant is None
+            or warrant.agency_id != request.agency_id
+            or warrant.kind is not RequestKind.warrant
+            or warrant.created_at < request.created_at
+            or warrant.status in (RequestStatus.withdrawn, RequestStatus.rejected)
+        ):
+            raise ProofInvalid(
+                "The proof must be a warrant request of this agency, filed after the "
+                "emergency request and neither withdrawn nor rejected."
+            )
+        request.proof_request_id = warrant.id
+        extra["warrant_request"] = str(warrant.id)
+    elif report is not None:
+        pages = documents.check_pdf(
+            report.data,
+            content_type=report.content_type,
+            max_bytes=settings.legal_document_max_bytes,
+            what="incident report",
+        )
+        document = await documents.store_document(
+            db,
+            store,
+            agency_id=request.agency_id,
+            kind=DocumentKind.incident_report,
+            data=report.data,
+            filename=report.filename,
+            pages=pages,
+            actor=actor_of(officer),
+            ctx=ctx,
+            now=now,
+        )
+        request.proof_document_id = document.id
+        extra["incident_report_sha256"] = document.sha256
+    request.status = next_status(request.kind, request.status, Event.ratify)
+    request.ratified_at = now
+    _audit(db, request, Event.ratify, actor_of(officer), ctx, now, extra)
+    return request
+
+
+async def extend(
+    db: AsyncSession,
+    *,
+    request: LegalRequest,
+    officer: User,
+    settings: Settings,
+    ctx: RequestContext,
+    now: datetime,
+) -> LegalRequest:
+    """Extend a preservation's holds once, by the same length again."""
+    next_status(request.kind, request.status, Event.extend)
+    if request.extended_at is not None:
+        raise AlreadyExtended("This preservation was extended once already; it cannot be again.")
+    assert request.hold_until is not None  # noqa: S101 - set when granted
+    request.hold_until = request.hold_until + timedelta(days=settings.preservation_days)
+    request.extended_at = now
+    await db.execute(
+        update(ClipHold)
+        .where(ClipHold.request_id == request.id, ClipHold.released_at.is_(None))
+        .values(expires_at=request.hold_until)
+    )
+    _audit(
+        db,
+        request,
+        Event.extend,
+        actor_of(officer),
+        ctx,
+        now,
+        {"hold_until": request.hold_until.isoformat()},
+    )
+    return request
+
+
+async def close_community(
+    db: AsyncSession, *, request: LegalRequest, officer: User, ctx: RequestContext, now: datetime
+) -> LegalRequest:
+    request.status = next_status(request.kind, request.status, Event.close)
+    request.closed_at = now
+    _audit(db, request, Event.close, actor_of(officer), ctx, now)
+    return request
+
+
+@dataclass
+class DeadlineResult:
+    notices_delivered: int = 0
+    emergencies_unratified: int = 0
+    preservations_ended: int = 0
+    community_closed: int = 0
+
+
+async def _due(
+    db: AsyncSession, kind: RequestKind, states: Collection[RequestStatus], *when: Any
+) -> Sequence[LegalRequest]:
+    """Requests of `kind` in one of `states` whose deadline (`when`) has come."""
+    query = select(LegalRequest).where(
+        LegalRequest.kind == kind, LegalRequest.status.in_(list(states)), *when
+    )
+    return (await db.scalars(query.order_by(LegalRequest.created_at))).all()
+
+
+async def _lapse_emergencies(
+    db: AsyncSession, now: datetime, ctx: RequestContext, result: DeadlineResult
+) -> None:
+    overdue = await _due(db, RequestKind.emergency, GRANTED, LegalRequest.proof_due_at <= now)
+    for request in overdue:
+        request.status = next_status(request.kind, request.status, Event.lapse)
+        _audit(
+            db,
+            request,
+            Event.lapse,
+            SYSTEM,
+            ctx,
+            now,
+            {"proof_due_at": request.proof_due_at.isoformat() if request.proof_due_at else None},
+        )
+        agency = await db.get(Agency, request.agency_id)
+        if agency is not None:
+            agency.flagged_at = now
+            agency.flag_reason = (
+                f"Emergency request {request.id} (case {request.case_number}) was not proven "
+                "within the deadline."
+            )
+            record(
+                db,
+                tag=Tag.agency_flag,
+                actor=SYSTEM,
+                ctx=ctx,
+                agency_id=agency.id,
+                target_type="agency",
+                target_id=agency.id,
+                extra={"request": str(request.id), "reason": "emergency unratified"},
+                occurred_at=now,
+            )
+        result.emergencies_unratified += 1
+
+
+async def _end_preservations(
+    db: AsyncSession, now: datetime, ctx: RequestContext, result: DeadlineResult
+) -> None:
+    ended = await _due(db, RequestKind.preservation, GRANTED, LegalRequest.hold_until <= now)
+    for request in ended:
+        request.status = next_status(request.kind, request.status, Event.expire)
+        request.closed_at = now
+        released = await db.execute(
+            update(ClipHold)
+            .where(ClipHold.request_id == request.id, ClipHold.released_at.is_(None))
+            .values(released_at=now)
+        )
+        _audit(db, request, Event.expire, SYSTEM, ctx, now, {"holds_released": released.rowcount})  # type: ignore[attr-defined]
+        record(
+            db,
+            tag=Tag.legal_hold_release,
+            actor=SYSTEM,
+            ctx=ctx,
+            agency_id=request.agency_id,
+            target_type="legal_request",
+            target_id=request.id,
+            extra={"holds": released.rowcount},  # type: ignore[attr-defined]
+            occurred_at=now,
+        )
+        result.preservations_ended += 1
+
+
+async def _close_community(
+    db: AsyncSession, now: datetime, settings: Settings, ctx: RequestContext, result: DeadlineResult
+) -> None:
+    cutoff = now - timedelta(days=settings.community_open_days)
+    due = await _due(
+        db, RequestKind.community, [RequestStatus.open], LegalRequest.created_at <= cutoff
+    )
+    for request in due:
+        request.status = next_status(request.kind, request.status, Event.expire)
+        request.closed_at = now
+        _audit(db, request, Event.expire, SYSTEM, ctx, now)
+        result.community_closed += 1
+
+
+async def run_deadlines(
+    db: AsyncSession, *, settings: Settings, ctx: RequestContext, now: datetime
+) -> DeadlineResult:
+    """Everything whose time has come, in one transaction (the caller commits)."""
+    result = DeadlineResult()
+    result.notices_delivered = await deliver_due(db, now=now, ctx=ctx)
+    await _lapse_emergencies(db, now, ctx, result)
+    await _end_preservations(db, now, ctx, result)
+    await _close_community(db, now, settings, ctx, result)
+    return result
