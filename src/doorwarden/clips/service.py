@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.audit.service import SYSTEM, Actor, RequestContext, record
@@ -128,16 +128,16 @@ async def expire_clips(
         plan = await plan_of(db, household_id)
         days = 0 if plan.kind is PlanKind.live_only else plan.retention_days
         cutoff = now - timedelta(days=days)
-        query = (
-            select(Clip)
-            .where(
-                Clip.household_id == plan.household_id,
-                Clip.status == ClipStatus.verified,
-                Clip.end_at < cutoff,
-            )
-            .order_by(Clip.start_at)
-            .limit(RETENTION_BATCH)
+        due = and_(
+            Clip.household_id == plan.household_id,
+            Clip.status == ClipStatus.verified,
+            Clip.end_at < cutoff,
         )
+        # Held clips are left out of the batch, not skipped in it: otherwise a batch's worth
+        # of old held clips would stop every other clip of the household from expiring.
+        held = select(ClipHold.id).where(ClipHold.clip_id == Clip.id, active_holds(now)).exists()
+        result.held += await db.scalar(select(func.count()).select_from(Clip).where(due, held)) or 0
+        query = select(Clip).where(due, ~held).order_by(Clip.start_at).limit(RETENTION_BATCH)
         for clip in (await db.scalars(query)).all():
             if await is_held(db, clip.id, now):
                 result.held += 1

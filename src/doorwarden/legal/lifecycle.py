@@ -27,7 +27,7 @@ from doorwarden.legal import documents
 from doorwarden.legal.models import Agency, DocumentKind, LegalRequest, RequestKind, RequestStatus
 from doorwarden.legal.notices import deliver_due
 from doorwarden.legal.requests import Upload
-from doorwarden.legal.states import GRANTED, TAGS, Event, next_status
+from doorwarden.legal.states import GRANTED, TAGS, Event, WrongState, next_status
 from doorwarden.storage.base import ClipStore
 
 
@@ -71,7 +71,28 @@ async def withdraw(
     request.status = next_status(request.kind, request.status, Event.withdraw)
     request.closed_at = now
     _audit(db, request, Event.withdraw, actor_of(officer), ctx, now)
+    await proof_fell_away(db, warrant=request, ctx=ctx, now=now)
     return request
+
+
+async def proof_fell_away(
+    db: AsyncSession, *, warrant: LegalRequest, ctx: RequestContext, now: datetime
+) -> None:
+    """A warrant that ratified an emergency and is then withdrawn or rejected proves
+    nothing: the emergency is unratified after all, and its agency flagged."""
+    proven = (
+        await db.scalars(
+            select(LegalRequest).where(
+                LegalRequest.proof_request_id == warrant.id,
+                LegalRequest.status == RequestStatus.ratified,
+            )
+        )
+    ).all()
+    for emergency in proven:
+        await _unratify(
+            db, emergency, now, ctx,
+            f"its proof, warrant request {warrant.id}, was {warrant.status}",
+        )  # fmt: skip
 
 
 async def file_proof(
@@ -104,13 +125,20 @@ async def file_proof(
             warrant is None
             or warrant.agency_id != request.agency_id
             or warrant.kind is not RequestKind.warrant
-            or warrant.created_at < request.created_at
+            or warrant.created_at <= request.created_at
             or warrant.status in (RequestStatus.withdrawn, RequestStatus.rejected)
         ):
             raise ProofInvalid(
                 "The proof must be a warrant request of this agency, filed after the "
                 "emergency request and neither withdrawn nor rejected."
             )
+        already = await db.scalar(
+            select(LegalRequest.id).where(
+                LegalRequest.proof_request_id == warrant.id, LegalRequest.id != request.id
+            )
+        )
+        if already is not None:
+            raise ProofInvalid("That warrant request is already the proof of another emergency.")
         request.proof_request_id = warrant.id
         extra["warrant_request"] = str(warrant.id)
     elif report is not None:
@@ -154,6 +182,13 @@ async def extend(
     if request.extended_at is not None:
         raise AlreadyExtended("This preservation was extended once already; it cannot be again.")
     assert request.hold_until is not None  # noqa: S101 - set when granted
+    if now >= request.hold_until:
+        # Ended, only not yet closed by the job: extending now would put back holds the
+        # owner was already free of, without a review. A new preservation request is reviewed.
+        raise WrongState(
+            "This preservation's holds have ended; it can no longer be extended.",
+            details={"hold_until": request.hold_until.isoformat()},
+        )
     request.hold_until = request.hold_until + timedelta(days=settings.preservation_days)
     request.extended_at = now
     await db.execute(
@@ -200,39 +235,38 @@ async def _due(
     return (await db.scalars(query.order_by(LegalRequest.created_at))).all()
 
 
+async def _unratify(
+    db: AsyncSession, request: LegalRequest, now: datetime, ctx: RequestContext, why: str
+) -> None:
+    request.status = next_status(request.kind, request.status, Event.lapse)
+    _audit(db, request, Event.lapse, SYSTEM, ctx, now, {"why": why})
+    agency = await db.get(Agency, request.agency_id)
+    if agency is not None:
+        agency.flagged_at = now
+        agency.flag_reason = (
+            f"Emergency request {request.id} (case {request.case_number}) is unratified: {why}."
+        )
+        record(
+            db,
+            tag=Tag.agency_flag,
+            actor=SYSTEM,
+            ctx=ctx,
+            agency_id=agency.id,
+            target_type="agency",
+            target_id=agency.id,
+            extra={"request": str(request.id), "reason": "emergency unratified", "why": why},
+            occurred_at=now,
+        )
+
+
 async def _lapse_emergencies(
     db: AsyncSession, now: datetime, ctx: RequestContext, result: DeadlineResult
 ) -> None:
-    overdue = await _due(db, RequestKind.emergency, GRANTED, LegalRequest.proof_due_at <= now)
+    # Strictly past the deadline: at the deadline itself, proof is still accepted.
+    overdue = await _due(db, RequestKind.emergency, GRANTED, LegalRequest.proof_due_at < now)
     for request in overdue:
-        request.status = next_status(request.kind, request.status, Event.lapse)
-        _audit(
-            db,
-            request,
-            Event.lapse,
-            SYSTEM,
-            ctx,
-            now,
-            {"proof_due_at": request.proof_due_at.isoformat() if request.proof_due_at else None},
-        )
-        agency = await db.get(Agency, request.agency_id)
-        if agency is not None:
-            agency.flagged_at = now
-            agency.flag_reason = (
-                f"Emergency request {request.id} (case {request.case_number}) was not proven "
-                "within the deadline."
-            )
-            record(
-                db,
-                tag=Tag.agency_flag,
-                actor=SYSTEM,
-                ctx=ctx,
-                agency_id=agency.id,
-                target_type="agency",
-                target_id=agency.id,
-                extra={"request": str(request.id), "reason": "emergency unratified"},
-                occurred_at=now,
-            )
+        due = request.proof_due_at.isoformat() if request.proof_due_at else "?"
+        await _unratify(db, request, now, ctx, f"no proof was filed by {due}")
         result.emergencies_unratified += 1
 
 

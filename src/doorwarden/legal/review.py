@@ -20,6 +20,7 @@ from doorwarden.accounts.service import actor_of
 from doorwarden.audit.service import RequestContext, record
 from doorwarden.errors import Conflict, InvalidInput, NotFound
 from doorwarden.legal import checks
+from doorwarden.legal.lifecycle import proof_fell_away
 from doorwarden.legal.models import (
     Agency,
     LegalRequest,
@@ -152,6 +153,7 @@ async def reject(
         target.approved = False
     _audit(db, request, Event.reject, reviewer, effects.ctx, effects.now, {"reason": text})
     await apply_decision(db, request=request, actor=actor_of(reviewer), effects=effects)
+    await proof_fell_away(db, warrant=request, ctx=effects.ctx, now=effects.now)
     return request
 
 

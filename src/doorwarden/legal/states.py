@@ -46,7 +46,8 @@ for _kind in REVIEWED_KINDS:
     TRANSITIONS[(_kind, Event.reject)] = (UNDECIDED, S.rejected)
     TRANSITIONS[(_kind, Event.withdraw)] = (UNDECIDED, S.withdrawn)
 TRANSITIONS[(RequestKind.emergency, Event.ratify)] = (GRANTED, S.ratified)
-TRANSITIONS[(RequestKind.emergency, Event.lapse)] = (GRANTED, S.unratified)
+# Also from ratified: the warrant that proved it was withdrawn or rejected afterwards.
+TRANSITIONS[(RequestKind.emergency, Event.lapse)] = (GRANTED | {S.ratified}, S.unratified)
 TRANSITIONS[(RequestKind.preservation, Event.extend)] = (GRANTED, None)
 TRANSITIONS[(RequestKind.preservation, Event.expire)] = (GRANTED, S.closed)
 TRANSITIONS[(RequestKind.community, Event.close)] = (frozenset({S.open}), S.closed)
