@@ -117,7 +117,7 @@ async def test_cameras_are_counted_per_cell_and_small_cells_withheld(
     }
     assert (body["resolution"], body["min_cameras"], body["min_households"]) == (7, 5, 3)
     assert math.isclose(body["cell_area_km2"], 5.1613, abs_tol=0.001)
-    assert body["programmes"] == []  # no governance domain yet: nothing on record
+    assert body["programmes"] == []  # no camera programme on record here
     (feature,) = body["features"]  # type: ignore[misc]
     assert feature["id"] == BRISTOL
     assert feature["geometry"]["type"] == "Polygon"

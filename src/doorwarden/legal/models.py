@@ -130,6 +130,7 @@ class LegalRequest(UUIDPrimaryKey, CreatedAt, Base):
     __table_args__ = (
         Index("ix_legal_requests_status_created_at", "status", "created_at"),
         Index("ix_legal_requests_agency_id_created_at", "agency_id", "created_at"),
+        Index("ix_legal_requests_created_at", "created_at"),  # the transparency report
     )
 
     agency_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("agencies.id", ondelete="RESTRICT"))
@@ -246,6 +247,8 @@ class Notice(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "legal_notices"
     __table_args__ = (
         Index("ix_legal_notices_household_id_delivered_at", "household_id", "delivered_at"),
+        Index("ix_legal_notices_created_at", "created_at"),  # the transparency report
+        Index("ix_legal_notices_delivered_at", "delivered_at"),
     )
 
     household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))

@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey
+from sqlalchemy import BigInteger, ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
 from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum
@@ -22,6 +22,7 @@ class PackageKind(StrEnum):
 
 class Package(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "legal_packages"
+    __table_args__ = (Index("ix_legal_packages_created_at", "created_at"),)  # the report
 
     request_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("legal_requests.id", ondelete="RESTRICT"), index=True

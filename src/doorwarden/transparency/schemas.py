@@ -3,12 +3,23 @@ carry the totals, the suppression thresholds and the subsidised-camera programme
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
+from doorwarden.legal.models import AgencyKind, RequestKind
+from doorwarden.legal.package_models import PackageKind
 from doorwarden.transparency.coverage import Coverage
+from doorwarden.transparency.report_model import (
+    COMMUNITY_RULE,
+    MIN_HOUSEHOLDS_FOR_RATE,
+    ProgrammeRow,
+    Report,
+    RequestCounts,
+)
 
 
 class Polygon(BaseModel):
@@ -42,8 +53,17 @@ class CoverageTotals(BaseModel):
 
 
 class ProgrammeOut(BaseModel):
+    """One subsidised-camera programme. Counted per agency and programme, never per place,
+    so the cell rule above does not apply to it."""
+
     agency: str = Field(description="The agency that runs the subsidised-camera programme.")
-    cameras: int = Field(description="Cameras enrolled through its programmes.")
+    cameras: int = Field(description="Cameras in service enrolled through this programme.")
+    programme: str = Field(description="The programme's name.")
+    kind: str = Field(description="giveaway or discount")
+    funding_source: str = Field(description="Who pays for the cameras.")
+    approving_body: str = Field(description="The public body whose approval it runs under.")
+    approval_reference: str = Field(description="That approval's ordinance or resolution.")
+    ended_at: datetime | None = Field(description="When it stopped enrolling, if it has.")
 
 
 class CoverageOut(BaseModel):
@@ -60,7 +80,7 @@ class CoverageOut(BaseModel):
     generated_at: datetime = Field(description="When the cameras were counted.")
 
     @classmethod
-    def of(cls, coverage: Coverage) -> CoverageOut:
+    def of(cls, coverage: Coverage, programmes: Sequence[ProgrammeRow] = ()) -> CoverageOut:
         return cls(
             features=[
                 CellFeature(
@@ -82,9 +102,248 @@ class CoverageOut(BaseModel):
                 cells_shown=len(coverage.cells),
                 cells_suppressed=coverage.cells_suppressed,
             ),
-            # No camera programme is on record anywhere yet: agency programmes and their
-            # municipal approvals belong to the governance domain (src/doorwarden/governance/,
-            # not built yet). Until it exists this list is empty, and the page says so.
-            programmes=[],
+            programmes=[
+                ProgrammeOut(
+                    agency=p.agency,
+                    cameras=p.cameras,
+                    programme=p.name,
+                    kind=p.kind,
+                    funding_source=p.funding_source,
+                    approving_body=p.approving_body,
+                    approval_reference=p.approval_reference,
+                    ended_at=p.ended_at,
+                )
+                for p in programmes
+            ],
             generated_at=coverage.generated_at,
+        )
+
+
+# -- the transparency report (transparency/report.py) ------------------------------------
+
+
+def _count(description: str) -> Any:
+    return Field(ge=0, description=description)
+
+
+class PeriodOut(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    from_: date = Field(alias="from", description="The first day counted (UTC).")
+    to: date = Field(description="The last day counted (UTC), included.")
+    start: datetime = Field(description="Midnight UTC starting the first day.")
+    end: datetime = Field(description="Midnight UTC after the last day (excluded).")
+
+
+class RequestCountsOut(BaseModel):
+    """Requests of one kind submitted in the period, by what became of them."""
+
+    kind: RequestKind
+    total: int = _count("Requests of this kind submitted in the period.")
+    pending: int = _count("Not decided yet (submitted or in review).")
+    approved: int = _count("Approved as asked (whatever happened after).")
+    narrowed: int = _count("Approved with fewer cameras or a shorter window than asked.")
+    rejected: int = _count("Rejected by the legal reviewer.")
+    withdrawn: int = _count("Withdrawn by the agency before a decision.")
+    awaiting_proof: int = _count("Emergencies granted whose proof is not due yet.")
+    ratified: int = _count("Emergencies proven in time (a warrant or the incident report).")
+    unratified: int = _count("Emergencies not proven by the deadline; the agency is flagged.")
+    open: int = _count("Community requests residents may still answer.")
+    closed: int = _count("Community requests closed by the agency or by their deadline.")
+
+
+class DisclosureCountsOut(BaseModel):
+    packages: int = _count("Disclosure packages built in the period.")
+    provisional: int = _count("Of those, emergency packages (standing only if proven).")
+    clips: int = _count("Clips in those packages (a clip in two packages counts twice).")
+    clips_without_content: int = _count(
+        "Clips end-to-end encrypted: the package held their ciphertext and metadata only, "
+        "the provider having no key."
+    )
+    devices: int = _count("Distinct cameras with at least one clip disclosed.")
+    households: int = _count("Distinct households with at least one clip disclosed.")
+    requests_with_e2e_content: int = _count(
+        "Requests with at least one end-to-end encrypted clip in a package of the period."
+    )
+    subscriber_households: int = _count(
+        "Distinct households whose subscriber information was disclosed (subpoenas)."
+    )
+
+
+class PackageKindOut(BaseModel):
+    kind: PackageKind
+    packages: int = _count("Packages of this kind built in the period.")
+    provisional: int = _count("Of those, emergency packages.")
+    clips: int = _count("Clips in them.")
+    clips_without_content: int = _count("Of those, end-to-end encrypted.")
+
+
+class DisclosuresOut(DisclosureCountsOut):
+    by_kind: list[PackageKindOut] = Field(description="The same per package kind.")
+
+
+class AgencyReportOut(BaseModel):
+    name: str
+    kind: AgencyKind
+    verified: bool = Field(description="An operator checked the agency is what it says.")
+    flagged: bool = Field(description="The agency let an emergency request go unratified.")
+    flagged_at: datetime | None
+    flag_reason: str | None
+    requests: list[RequestCountsOut] = Field(description="Its requests of the period, by kind.")
+    disclosures: DisclosureCountsOut = Field(description="What was disclosed to it.")
+
+
+class NoticesOut(BaseModel):
+    delivered: int = _count("Notices to households delivered in the period.")
+    delayed: int = _count(
+        "Notices made in the period but held back by a court's non-disclosure order."
+    )
+    delayed_pending: int = _count("Of those, not delivered yet (the order still runs).")
+
+
+class HoldsOut(BaseModel):
+    preservations_granted: int = _count(
+        "Preservation requests of the period approved or narrowed (holds placed)."
+    )
+    clips_held: int = _count("Clips put on hold by legal process in the period.")
+    clips_held_now: int = _count("Of those, still held now.")
+
+
+class CommunityOut(BaseModel):
+    requests: int = _count("Community requests made in the period.")
+    households_asked: int = _count(
+        "Households asked by them (one asked by two requests counts twice)."
+    )
+    households_shared: int | None = Field(
+        ge=0, description="Households that shared at least one clip; null when too few asked."
+    )
+    response_rate: float | None = Field(
+        ge=0, le=1, description="households_shared / households_asked; null when too few asked."
+    )
+    clips_shared: int = _count("Clips residents chose to share with them.")
+    min_households_for_rate: int = Field(description="Fewest households asked to show a rate.")
+    rule: str = Field(description="Why a rate is not shown over a handful of homes.")
+
+
+class ReportPolicyOut(BaseModel):
+    community_requests_enabled: bool = Field(description="Agencies may make community requests.")
+    require_municipal_approval: bool = Field(
+        description="An agency needs a municipal approval on file to make any request."
+    )
+    warrant_max_devices: int = Field(description="More cameras in a warrant is overbroad.")
+    warrant_max_hours: int = Field(description="A longer warrant window is overbroad.")
+    emergency_max_devices: int
+    emergency_max_hours: int
+    emergency_proof_hours: int = Field(description="Hours an agency has to prove an emergency.")
+    preservation_days: int = Field(description="How long a preservation holds clips.")
+    community_max_square_miles: float
+    community_max_hours: int
+    community_open_days: int
+    package_link_days: int = Field(description="Days an agency may download a package.")
+
+
+class ApprovalOnFileOut(BaseModel):
+    agency: str
+    approving_body: str = Field(description="The public body that approved the agency's use.")
+    reference: str = Field(description="Its ordinance or resolution.")
+    approved_on: date
+    expires_on: date | None
+    revoked_at: datetime | None
+    in_force: bool
+
+
+class ReportProgrammeOut(BaseModel):
+    agency: str
+    programme: str
+    kind: str = Field(description="giveaway or discount")
+    funding_source: str
+    approving_body: str
+    approval_reference: str
+    cameras: int = _count("Cameras in service enrolled in it now.")
+    ended_at: datetime | None
+
+
+class ReportOut(BaseModel):
+    """The transparency report for a period: counts only, never a household or a person."""
+
+    period: PeriodOut
+    generated_at: datetime = Field(description="When it was counted.")
+    requests_total: int = _count("Requests of every kind submitted in the period.")
+    unratified_emergencies: int = _count(
+        "Emergency requests of the period the agency never proved: disclosures that stood "
+        "on the agency's word alone."
+    )
+    requests: list[RequestCountsOut] = Field(description="Per request kind.")
+    agencies: list[AgencyReportOut] = Field(
+        description="Agencies with a request or a package in the period, and flagged ones."
+    )
+    disclosures: DisclosuresOut
+    notices: NoticesOut
+    holds: HoldsOut
+    community: CommunityOut
+    policy: ReportPolicyOut = Field(description="The instance policy in force now.")
+    approvals: list[ApprovalOnFileOut] = Field(description="Municipal approvals on file.")
+    programmes: list[ReportProgrammeOut] = Field(
+        description="Subsidised-camera programmes, with their cameras enrolled."
+    )
+    log_checkpoint_url: str = Field(description="The audit log's signed checkpoint.")
+
+    @classmethod
+    def of(cls, r: Report, *, log_checkpoint_url: str) -> ReportOut:
+        def kinds(counts: dict[RequestKind, RequestCounts]) -> list[RequestCountsOut]:
+            return [RequestCountsOut(kind=k, **asdict(c)) for k, c in counts.items()]
+
+        c = r.community
+        return cls(
+            period=PeriodOut(
+                from_=r.period.first, to=r.period.last, start=r.period.start, end=r.period.end
+            ),
+            generated_at=r.generated_at,
+            requests_total=r.requests_total,
+            unratified_emergencies=r.unratified_emergencies,
+            requests=kinds(r.requests),
+            agencies=[
+                AgencyReportOut(
+                    name=a.name,
+                    kind=a.kind,
+                    verified=a.verified,
+                    flagged=a.flagged_at is not None,
+                    flagged_at=a.flagged_at,
+                    flag_reason=a.flag_reason,
+                    requests=kinds(a.requests),
+                    disclosures=DisclosureCountsOut(**asdict(a.disclosures)),
+                )
+                for a in r.agencies
+            ],
+            disclosures=DisclosuresOut(
+                **asdict(r.disclosures),
+                by_kind=[PackageKindOut(**asdict(k)) for k in r.packages],
+            ),
+            notices=NoticesOut(**asdict(r.notices)),
+            holds=HoldsOut(**asdict(r.holds)),
+            community=CommunityOut(
+                requests=c.requests,
+                households_asked=c.households_asked,
+                households_shared=c.households_shared,
+                response_rate=c.response_rate,
+                clips_shared=c.clips_shared,
+                min_households_for_rate=MIN_HOUSEHOLDS_FOR_RATE,
+                rule=COMMUNITY_RULE,
+            ),
+            policy=ReportPolicyOut(**asdict(r.policy)),
+            approvals=[ApprovalOnFileOut(**asdict(a)) for a in r.approvals],
+            programmes=[
+                ReportProgrammeOut(
+                    agency=p.agency,
+                    programme=p.name,
+                    kind=p.kind,
+                    funding_source=p.funding_source,
+                    approving_body=p.approving_body,
+                    approval_reference=p.approval_reference,
+                    cameras=p.cameras,
+                    ended_at=p.ended_at,
+                )
+                for p in r.programmes
+            ],
+            log_checkpoint_url=log_checkpoint_url,
         )

@@ -202,6 +202,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_legal_requests")),
     )
     with op.batch_alter_table("legal_requests", schema=None) as batch_op:
+        batch_op.create_index("ix_legal_requests_created_at", ["created_at"], unique=False)
         batch_op.create_index(
             "ix_legal_requests_agency_id_created_at", ["agency_id", "created_at"], unique=False
         )
@@ -393,6 +394,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_legal_packages")),
     )
     with op.batch_alter_table("legal_packages", schema=None) as batch_op:
+        batch_op.create_index("ix_legal_packages_created_at", ["created_at"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_legal_packages_agency_id"), ["agency_id"], unique=False
         )
@@ -478,6 +480,8 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_legal_notices")),
     )
     with op.batch_alter_table("legal_notices", schema=None) as batch_op:
+        batch_op.create_index("ix_legal_notices_created_at", ["created_at"], unique=False)
+        batch_op.create_index("ix_legal_notices_delivered_at", ["delivered_at"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_legal_notices_deliver_after"), ["deliver_after"], unique=False
         )
@@ -739,6 +743,10 @@ def downgrade() -> None:
         batch_op.drop_index("ix_legal_notices_household_id_delivered_at")
         batch_op.drop_index(batch_op.f("ix_legal_notices_deliver_after"))
 
+    with op.batch_alter_table("legal_notices", schema=None) as batch_op:
+        batch_op.drop_index("ix_legal_notices_created_at")
+    with op.batch_alter_table("legal_notices", schema=None) as batch_op:
+        batch_op.drop_index("ix_legal_notices_delivered_at")
     op.drop_table("legal_notices")
     with op.batch_alter_table("legal_scope_items", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_legal_scope_items_request_id"))
@@ -748,6 +756,8 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_legal_packages_request_id"))
         batch_op.drop_index(batch_op.f("ix_legal_packages_agency_id"))
 
+    with op.batch_alter_table("legal_packages", schema=None) as batch_op:
+        batch_op.drop_index("ix_legal_packages_created_at")
     op.drop_table("legal_packages")
     with op.batch_alter_table("community_shares", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_community_shares_household_id"))
@@ -769,6 +779,8 @@ def downgrade() -> None:
         batch_op.drop_index("ix_legal_requests_status_created_at")
         batch_op.drop_index("ix_legal_requests_agency_id_created_at")
 
+    with op.batch_alter_table("legal_requests", schema=None) as batch_op:
+        batch_op.drop_index("ix_legal_requests_created_at")
     op.drop_table("legal_requests")
     with op.batch_alter_table("legal_documents", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_legal_documents_sha256"))
