@@ -108,28 +108,3 @@ def test_serve_refuses_an_unmigrated_database_then_upgrade_and_create_user_work(
         env=env,
     )
     assert bad_agency.returncode == 2
-
-
-async def test_demo_seed_is_idempotent_and_every_account_signs_in(tmp_path: Path) -> None:
-    from sqlalchemy import func, select
-
-    from doorwarden.accounts.models import User
-    from doorwarden.accounts.secrets import verify_password
-    from doorwarden.cli.demo import ACCOUNTS, DEMO_PASSWORD, seed
-    from doorwarden.db import create_engine, create_sessionmaker
-    from doorwarden.households.models import HouseholdMember
-
-    url = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
-    await seed(url)
-    await seed(url)
-    engine = create_engine(url)
-    try:
-        async with create_sessionmaker(engine)() as db:
-            users = {u.email: u for u in (await db.scalars(select(User))).all()}
-            members = await db.scalar(select(func.count()).select_from(HouseholdMember))
-    finally:
-        await engine.dispose()
-    assert set(users) == {a.email for a in ACCOUNTS}
-    assert all(users[a.email].role is a.role for a in ACCOUNTS)
-    assert all([await verify_password(u.password_hash, DEMO_PASSWORD) for u in users.values()])
-    assert members == 3  # owner and shared user of Demo House, owner of Next Door
