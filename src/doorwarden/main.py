@@ -35,13 +35,18 @@ from doorwarden.db import check_schema_current, create_engine, create_sessionmak
 from doorwarden.devices import router as devices_router
 from doorwarden.devices import views as devices_views
 from doorwarden.governance import router as governance_router
+from doorwarden.governance import views as governance_views
 from doorwarden.health import router as health_router
 from doorwarden.households import router as households_router
 from doorwarden.households import views as households_views
 from doorwarden.http_errors import document_errors, install_error_handlers
 from doorwarden.legal import household_router as legal_household_router
+from doorwarden.legal import household_views as legal_household_views
+from doorwarden.legal import request_detail_views as legal_request_detail_views
+from doorwarden.legal import request_views as legal_request_views
 from doorwarden.legal import requests_router as legal_requests_router
 from doorwarden.legal import review_router as legal_review_router
+from doorwarden.legal import review_views as legal_review_views
 from doorwarden.legal import router as legal_router
 from doorwarden.legal import views as legal_views
 from doorwarden.legal.tasks import legal_loop
@@ -183,6 +188,11 @@ def create_app(
         accounts_admin_views.router,
         households_views.router,
         legal_views.router,
+        legal_request_views.router,
+        legal_request_detail_views.router,
+        legal_review_views.router,
+        legal_household_views.router,
+        governance_views.router,
         audit_views.router,
         devices_views.router,
         clips_views.router,

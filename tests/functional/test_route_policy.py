@@ -302,6 +302,7 @@ def _fill(path: str, binding: Binding) -> str:
         "document_id": uuid.uuid4(),
         "approval_id": uuid.uuid4(),
         "programme_id": uuid.uuid4(),
+        "kind": "warrant",  # a request kind (the officer's new-request form)
     }
 
     def value(match: re.Match[str]) -> str:

@@ -37,7 +37,7 @@ SessionEnd = Annotated[Principal, authorize(Action.session_end)]
 HOME_BY_ROLE = {
     Role.resident: "/households",
     Role.agency_officer: "/agency",
-    Role.legal_reviewer: "/agencies",
+    Role.legal_reviewer: "/review",
     Role.operator_admin: "/admin",
     Role.auditor: "/audit",
 }

@@ -25,7 +25,7 @@ from starlette.responses import Response
 
 from doorwarden.accounts.service import actor_of
 from doorwarden.clips import service
-from doorwarden.clips.models import Clip, ClipStatus
+from doorwarden.clips.models import Clip, ClipHold, ClipStatus
 from doorwarden.deps import (
     ClockDep,
     ContextDep,
@@ -235,6 +235,25 @@ def _recorded_as(clip: Clip) -> str | None:
         return None
 
 
+@dataclass(frozen=True)
+class HoldMark:
+    until: datetime | None  # None: until released
+
+
+async def visible_hold(db: AsyncSession, clip_id: uuid.UUID, now: datetime) -> HoldMark | None:
+    """The legal hold its owner may know of (a court's non-disclosure order hides one
+    until it ends), with the latest end of those in force."""
+    query = select(ClipHold.expires_at).where(
+        ClipHold.clip_id == clip_id,
+        service.active_holds(now),
+        or_(ClipHold.hidden_until.is_(None), ClipHold.hidden_until <= now),
+    )
+    ends = (await db.scalars(query)).all()
+    if not ends:
+        return None
+    return HoldMark(None if any(e is None for e in ends) else max(e for e in ends if e))
+
+
 async def _player_page(
     request: Request,
     db: AsyncSession,
@@ -268,6 +287,7 @@ async def _player_page(
         "recorded_as": _recorded_as(clip),
         "can_delete": can(principal, Action.clip_delete, household_id),
         "can_download": can(principal, Action.clip_download, household_id),
+        "hold": await visible_hold(db, clip.id, request.app.state.clock.now()),
         **extra,
     }
     return render(request, "clips/player.html", context, status_code=status_code)

@@ -33,7 +33,9 @@ from doorwarden.deps import (
 from doorwarden.devices import service
 from doorwarden.devices.models import Device, PlanKind
 from doorwarden.devices.schemas import PlanIn
-from doorwarden.errors import DomainError, NotFound
+from doorwarden.errors import DomainError, InvalidInput, NotFound
+from doorwarden.governance import service as governance
+from doorwarden.governance.views import programme_choices, programme_marks
 from doorwarden.households import service as households
 from doorwarden.policy import Action, Principal
 from doorwarden.web.forms import discard, failure, see_other
@@ -44,6 +46,7 @@ router = APIRouter(include_in_schema=False)
 DONE_MESSAGES = {
     "plan": "Plan saved. Cameras learn it on their next call to the server.",
     "removed": "Camera removed: it can no longer upload. Its clips stay.",
+    "programme": "Saved where the camera came from. It grants the agency nothing.",
 }
 # last_seen_at is refreshed at most once a minute (devices.service.authenticate), so a
 # camera in touch with the server is never more than a minute stale: allow two. It is
@@ -146,6 +149,8 @@ async def _cameras_page(
         ),
         "can_manage": can(principal, Action.device_manage, household_id),
         "can_update": can(principal, Action.household_update, household_id),
+        "programmes": await programme_choices(db),
+        "programme_of": await programme_marks(db, [d.id for d in paired]),
         **extra,
     }
     return render(request, "cameras/index.html", context, status_code=status_code)
@@ -244,3 +249,42 @@ async def remove_camera(
     await db.commit()  # revoked before its live connection is cut: it cannot come back
     await live_hub.disconnect(device_id)
     return see_other(f"/households/{household_id}/cameras?done=removed")
+
+
+@router.post("/households/{household_id}/cameras/{device_id}/programme")
+async def set_programme(
+    request: Request,
+    household_id: uuid.UUID,
+    device_id: uuid.UUID,
+    principal: Annotated[Principal, authorize(Action.device_manage, household_resource)],
+    user: UserDep,
+    db: SessionDep,
+    ctx: ContextDep,
+    clock: ClockDep,
+    programme_id: Annotated[str, Form(max_length=60)] = "",
+) -> Response:
+    """The owner says which agency programme the camera came from (or none): a public
+    count, and nothing else: no consent, no sharing, no access follows from it."""
+    device = await db.get(Device, device_id)
+    if device is None or device.household_id != household_id or device.revoked_at:
+        raise NotFound("No such camera.")
+    try:
+        try:
+            chosen = uuid.UUID(programme_id) if programme_id.strip() else None
+        except ValueError:
+            raise InvalidInput("Choose a programme from the list, or none.") from None
+        await governance.set_enrolment(
+            db, device=device, programme_id=chosen, actor=user, ctx=ctx, now=clock.now()
+        )
+    except DomainError as exc:
+        await discard(db, user)
+        return await _cameras_page(
+            request,
+            db,
+            principal,
+            household_id,
+            clock.now(),
+            status_code=exc.status_code,
+            programme_error=exc.message,
+        )
+    return see_other(f"/households/{household_id}/cameras?done=programme#cameras")

@@ -25,6 +25,7 @@ from doorwarden.errors import DomainError, InvalidInput
 from doorwarden.households import service
 from doorwarden.households.models import HouseholdRole
 from doorwarden.households.schemas import HouseholdIn, HouseholdPatch, MemberIn
+from doorwarden.legal.household_views import unread_notices
 from doorwarden.policy import Action, Principal
 from doorwarden.web.forms import (
     discard,
@@ -149,10 +150,12 @@ async def _detail_page(
 ) -> Response:
     household = await service.get_household(db, household_id)
     members = await service.list_members(db, household_id)
+    is_owner = principal.household_role(household_id) is HouseholdRole.owner
     context = {
         "household": household,
         "members": members,
-        "is_owner": principal.household_role(household_id) is HouseholdRole.owner,
+        "is_owner": is_owner,
+        "unread_notices": await unread_notices(db, household_id) if is_owner else 0,
         "me": principal.user_id,
         **extra,
     }

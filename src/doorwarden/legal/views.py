@@ -15,6 +15,7 @@ from doorwarden.accounts.models import Role
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, UserDep, agency_resource, authorize
 from doorwarden.errors import DomainError
 from doorwarden.legal import service
+from doorwarden.legal.agency_page import agency_page
 from doorwarden.legal.schemas import AgencyIn
 from doorwarden.policy import Action, Principal
 from doorwarden.web.forms import discard, failure, see_other
@@ -97,15 +98,10 @@ async def agency_detail(
     agency_id: uuid.UUID,
     principal: Annotated[Principal, authorize(Action.agency_read, agency_resource)],
     db: SessionDep,
+    clock: ClockDep,
     done: str | None = None,
 ) -> Response:
-    context = {
-        "agency": await service.get_agency(db, agency_id),
-        "officers": await service.list_officers(db, agency_id),
-        "can_manage": principal.role is Role.operator_admin,
-        "done": DONE_MESSAGES.get(done or ""),
-    }
-    return render(request, "legal/agency.html", context)
+    return await agency_page(request, db, principal, agency_id, clock, done=done)
 
 
 @router.post("/agencies/{agency_id}/verify")

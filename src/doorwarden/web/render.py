@@ -21,9 +21,14 @@ NAVIGATION: dict[Role | None, list[tuple[str, str]]] = {
     None: [("Sign in", "/login"), ("Create account", "/signup")],
     Role.resident: [("Households", "/households"), ("Account", "/account")],
     Role.agency_officer: [("Agency", "/agency"), ("Account", "/account")],
-    Role.legal_reviewer: [("Agencies", "/agencies"), ("Account", "/account")],
+    Role.legal_reviewer: [
+        ("Review", "/review"),
+        ("Agencies", "/agencies"),
+        ("Account", "/account"),
+    ],
     Role.operator_admin: [
         ("Administration", "/admin"),
+        ("Instance policy", "/policy"),
         ("Audit log", "/audit"),
         ("Account", "/account"),
     ],
