@@ -71,13 +71,31 @@ class EventFields(Protocol):
     extra: dict[str, Any] | None
 
 
+# Entries that must not say in public which household they are about: legal process,
+# sharing with an agency, camera programmes. Their household (and, for a clip, the clip)
+# is committed to with the private fields instead: an agency reading the log must not
+# learn which homes were asked, which shared and which did not, nor link a shared clip
+# to the rest of its household's entries. The household still gets these entries, with
+# their salts, and checks them as any other (its rows keep the household id).
+QUIET_HOUSEHOLD_TAGS = ("legal:", "clip:share", "governance:programme:")
+
+
+def quiet(event: EventFields) -> bool:
+    return event.tag.startswith(QUIET_HOUSEHOLD_TAGS)
+
+
 def private_fields(event: EventFields) -> dict[str, Any]:
-    return {
+    fields = {
         "client_address": event.client_address,
         "user_agent": event.user_agent,
         "request_id": event.request_id,
         "extra": event.extra or {},
     }
+    if quiet(event):
+        fields["household"] = str(event.household_id) if event.household_id else None
+        if event.target_type == "clip":
+            fields["target"] = event.target_id
+    return fields
 
 
 def private_json(event: EventFields) -> bytes:
@@ -98,6 +116,7 @@ def commitment(salt: str, event: EventFields) -> str:
 def leaf_of(event: EventFields, salt: str) -> bytes:
     """The bytes the log hashes for `event`: public fields only (no address, no agent)."""
     at = event.occurred_at
+    hidden = quiet(event)
     return canonical_json(
         {
             "v": LEAF_VERSION,
@@ -106,10 +125,10 @@ def leaf_of(event: EventFields, salt: str) -> bytes:
             "tag": event.tag,
             "actor": str(event.actor_user_id) if event.actor_user_id else None,
             "role": event.actor_role,
-            "household": str(event.household_id) if event.household_id else None,
+            "household": str(event.household_id) if event.household_id and not hidden else None,
             "agency": str(event.agency_id) if event.agency_id else None,
             "target_type": event.target_type,
-            "target": event.target_id,
+            "target": None if hidden and event.target_type == "clip" else event.target_id,
             "commitment": commitment(salt, event),
         }
     )

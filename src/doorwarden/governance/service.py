@@ -200,6 +200,9 @@ async def create_programme(
     approval = await approval_of(db, agency_id, approval_id)
     if approval.revoked_at is not None:
         raise InvalidInput("That approval was revoked; a programme needs one in force.")
+    # In force as legal/standing.py counts it: an expired approval authorises nothing new.
+    if approval.expires_on is not None and approval.expires_on < now.date():
+        raise InvalidInput("That approval has expired; a programme needs one in force.")
     programme = CameraProgramme(
         id=uuid.uuid4(),
         agency_id=agency_id,
