@@ -288,6 +288,8 @@ async def set_enrolment(
     """Mark the camera as from a programme (or no longer). Nothing else changes: no
     consent, no sharing, no access of any kind follows from it."""
     current = await db.get(ProgrammeEnrolment, device.id)
+    if programme_id is not None and device.revoked_at is not None:
+        raise InvalidInput("This camera was removed; a removed camera cannot be enrolled.")
     if programme_id is None:
         if current is not None:
             await db.delete(current)
