@@ -17,7 +17,7 @@ from doorwarden.accounts import api_tokens, service
 from doorwarden.accounts.models import Role, User
 from doorwarden.audit.service import RequestContext
 from doorwarden.clock import ManualClock
-from doorwarden.config import Settings, SignupMode
+from doorwarden.config import PasswordCost, Settings, SignupMode
 from doorwarden.crypto.keys import SigningKey, b64d, b64e
 from doorwarden.devices import service as devices
 from doorwarden.governance import service as governance
@@ -31,6 +31,17 @@ SECRET = "test-secret-key-" + "k" * 40
 PASSWORD = "correct horse battery staple"
 BASE_URL = "http://testserver"
 CTX = RequestContext(client_address="192.0.2.1", user_agent="pytest")
+# argon2id at its cheapest for the suite's thousands of accounts: at the production cost
+# (~0.16 s a hash on a 2-core machine) hashing took over half of the database tests' time.
+# A stored hash carries its cost, so sign-in checks run the same code either way;
+# tests/unit/test_passwords.py checks the production profile and the re-hash.
+CHEAP_COST = PasswordCost(time_cost=1, memory_kib=1024, parallelism=1)
+CHEAP_PASSWORDS: dict[str, int] = {
+    "password_hash_time_cost": CHEAP_COST.time_cost,
+    "password_hash_memory_kib": CHEAP_COST.memory_kib,
+    "password_hash_parallelism": CHEAP_COST.parallelism,
+}
+CHEAP_PASSWORDS_ENV = {f"DOORWARDEN_{k.upper()}": str(v) for k, v in CHEAP_PASSWORDS.items()}
 # Where factory households are (51.5, -0.1) and factory agencies' jurisdiction.
 TESTSHIRE: dict[str, Any] = {
     "type": "Polygon",
@@ -55,6 +66,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         # The log appender runs when a test says so (tests/functional/test_audit_log.py),
         # not in the background of tests that count or read audit events.
         log_interval_s=0,
+        **CHEAP_PASSWORDS,
     )
 
 
@@ -112,6 +124,7 @@ class Factory:
                 display_name=role.value.title(),
                 password=password,
                 role=role,
+                password_cost=self.app.state.settings.password_cost,
                 agency_id=agency_id,
             )
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import dataclass
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +32,15 @@ MIN_SECRET_LENGTH = 32
 class SignupMode(StrEnum):
     open = "open"
     invite = "invite"
+
+
+@dataclass(frozen=True)
+class PasswordCost:
+    """argon2id's cost for new password hashes (a stored hash carries its own)."""
+
+    time_cost: int
+    memory_kib: int
+    parallelism: int
 
 
 class Settings(BaseSettings):
@@ -117,6 +127,31 @@ class Settings(BaseSettings):
         title="Maximum clip upload part (bytes)",
         description="Largest part of a sealed clip a camera may send in one request (the "
         "one body allowed above the general maximum).",
+    )
+    password_hash_time_cost: int = Field(
+        3,
+        ge=1,
+        le=20,
+        title="Password hashing: passes",
+        description="argon2id passes over memory per password hash. The defaults (3 passes, "
+        "64 MiB, 4 lanes) are RFC 9106's second recommended profile; OWASP's floor is 2 "
+        "passes with 19 MiB. Stored hashes keep their own cost and are re-hashed at the "
+        "next sign-in after a change.",
+    )
+    password_hash_memory_kib: int = Field(
+        65536,
+        ge=64,
+        le=4 * 1024 * 1024,
+        title="Password hashing: memory (KiB)",
+        description="argon2id memory per password hash, in KiB (each sign-in needs this "
+        "much for ~0.1-0.2 s). Lower only on a machine that cannot afford it.",
+    )
+    password_hash_parallelism: int = Field(
+        4,
+        ge=1,
+        le=16,
+        title="Password hashing: lanes",
+        description="argon2id lanes (threads) per password hash.",
     )
     login_account_failures: int = Field(
         10,
@@ -421,6 +456,15 @@ class Settings(BaseSettings):
         return value
 
     @model_validator(mode="after")
+    def _password_memory_fits_lanes(self) -> Settings:
+        if self.password_hash_memory_kib < 8 * self.password_hash_parallelism:
+            raise ValueError(
+                "password_hash_memory_kib must be at least 8 KiB per lane "
+                f"({8 * self.password_hash_parallelism} for {self.password_hash_parallelism})"
+            )
+        return self
+
+    @model_validator(mode="after")
     def _refuse_weak_secret(self) -> Settings:
         secret = self.secret_key.get_secret_value()
         if self.development:
@@ -439,6 +483,14 @@ class Settings(BaseSettings):
                 f"DOORWARDEN_SECRET_KEY must be at least {MIN_SECRET_LENGTH} characters"
             )
         return self
+
+    @property
+    def password_cost(self) -> PasswordCost:
+        return PasswordCost(
+            time_cost=self.password_hash_time_cost,
+            memory_kib=self.password_hash_memory_kib,
+            parallelism=self.password_hash_parallelism,
+        )
 
     @property
     def effective_log_origin(self) -> str:

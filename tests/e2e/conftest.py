@@ -22,6 +22,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
+from tests.factories import CHEAP_PASSWORDS_ENV
 from tests.live_server import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -124,6 +125,7 @@ def _server_env(data_dir: Path, port: int) -> dict[str, str]:
             "DOORWARDEN_SIGNUP_MODE": "open",
             "DOORWARDEN_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
             "DOORWARDEN_BIND_HOST": "127.0.0.1",
+            **CHEAP_PASSWORDS_ENV,
         }
     )
     return env

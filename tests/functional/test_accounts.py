@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import argon2
 import httpx
 import pyotp
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import select
 
+from doorwarden.accounts import service
 from doorwarden.accounts.models import ApiToken, Role, User, UserSession
-from doorwarden.accounts.secrets import secret_digest
+from doorwarden.accounts.secrets import hash_password, secret_digest, verify_password
 from doorwarden.clock import ManualClock
-from doorwarden.config import Settings, SignupMode
+from doorwarden.config import PasswordCost, Settings, SignupMode
 from doorwarden.main import create_app
 from tests.factories import PASSWORD, Factory, assert_error, make_client
 
@@ -279,3 +281,51 @@ async def test_deactivated_accounts_lose_sessions_and_tokens(
     )
     for client in (admin_browser, user_browser, script):
         await client.aclose()
+
+
+async def test_a_hash_of_an_older_cost_is_replaced_at_the_next_sign_in(
+    app: FastAPI, factory: Factory, settings: Settings
+) -> None:
+    # As if the operator changed the cost since the account was made.
+    older = PasswordCost(time_cost=2, memory_kib=2048, parallelism=1)
+    user = await factory.user()
+    async with app.state.sessionmaker.begin() as db:
+        stored = await db.get(User, user.id)
+        assert stored is not None
+        stored.password_hash = await hash_password(PASSWORD, older)
+    async with make_client(app) as c:
+        wrong = await c.post("/api/v1/session", json={"email": user.email, "password": "x" * 12})
+        assert_error(wrong, 401, "not_authenticated")
+    async with app.state.sessionmaker() as db:
+        kept = (await db.get(User, user.id)).password_hash  # type: ignore[union-attr]
+    assert argon2.extract_parameters(kept).time_cost == 2  # a wrong password changes nothing
+    await (await factory.signed_in(user)).aclose()
+    async with app.state.sessionmaker() as db:
+        renewed = (await db.get(User, user.id)).password_hash  # type: ignore[union-attr]
+    made = argon2.extract_parameters(renewed)
+    assert (made.time_cost, made.memory_cost, made.parallelism) == (
+        settings.password_hash_time_cost,
+        settings.password_hash_memory_kib,
+        settings.password_hash_parallelism,
+    )
+    assert await verify_password(renewed, PASSWORD)
+    await (await factory.signed_in(user)).aclose()  # and the same password still signs in
+
+
+async def test_a_password_changed_meanwhile_is_not_overwritten_by_a_re_hash(
+    app: FastAPI, factory: Factory, settings: Settings
+) -> None:
+    user = await factory.user()
+    async with app.state.sessionmaker() as db:
+        checked = (await db.get(User, user.id)).password_hash  # type: ignore[union-attr]
+    async with app.state.sessionmaker.begin() as db:
+        changed = await db.get(User, user.id)
+        assert changed is not None
+        changed.password_hash = await hash_password("a brand new password", settings.password_cost)
+    async with app.state.sessionmaker.begin() as db:
+        stale = await hash_password(PASSWORD, settings.password_cost)
+        await service.replace_password_hash(db, user.id, checked, stale)
+    async with app.state.sessionmaker() as db:
+        now_stored = (await db.get(User, user.id)).password_hash  # type: ignore[union-attr]
+    assert await verify_password(now_stored, "a brand new password")
+    assert not await verify_password(now_stored, PASSWORD)

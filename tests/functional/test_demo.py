@@ -42,6 +42,7 @@ from doorwarden.households.models import Household, HouseholdMember
 from doorwarden.legal.models import Agency
 from doorwarden.storage import make_store
 from doorwarden.verify_package import PackageOptions, verify_package
+from tests.factories import CHEAP_COST as COST
 from tests.live_server import free_port
 
 HOME, NEXT_DOOR, ACROSS_ROAD = HOMES
@@ -50,8 +51,8 @@ HOME, NEXT_DOOR, ACROSS_ROAD = HOMES
 async def test_seeding_twice_makes_everything_once(tmp_path: Path) -> None:
     url = f"sqlite+aiosqlite:///{tmp_path / 'demo.db'}"
     store = make_store(str(tmp_path / "clips"))
-    first = await seed(url, store, pair=frozenset({HOME.slug}))
-    again = await seed(url, store)
+    first = await seed(url, store, password_cost=COST, pair=frozenset({HOME.slug}))
+    again = await seed(url, store, password_cost=COST)
     assert first.made and again.made == []
     assert again.households == first.households and again.agency_id == first.agency_id
     assert set(first.pairing_codes) == {HOME.slug} and again.pairing_codes == {}

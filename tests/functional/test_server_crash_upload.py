@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 
 from doorwarden.crypto.keys import SigningKey, b64d, b64e
+from tests.factories import CHEAP_PASSWORDS_ENV
 from tests.live_server import free_port
 from tests.sealed_clips import seal_clip
 
@@ -32,6 +33,7 @@ def _env(data_dir: Path, port: int, secret: str) -> dict[str, str]:
             "DOORWARDEN_DATABASE_URL": f"sqlite+aiosqlite:///{data_dir / 'doorwarden.db'}",
             "DOORWARDEN_SIGNUP_MODE": "open",
             "DOORWARDEN_PUBLIC_BASE_URL": f"http://127.0.0.1:{port}",
+            **CHEAP_PASSWORDS_ENV,
         }
     )
     return env

@@ -10,7 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from doorwarden.accounts import service, throttle, totp
 from doorwarden.accounts.models import ThrottleScope, User
-from doorwarden.accounts.secrets import new_secret, sign, signature_ok, verify_password
+from doorwarden.accounts.secrets import (
+    hash_password,
+    needs_rehash,
+    new_secret,
+    sign,
+    signature_ok,
+    verify_sign_in,
+)
 from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.config import Settings
@@ -86,10 +93,20 @@ async def check_password(
     async with sessionmaker.begin() as db:
         user, keys = await _buckets(db, settings, attempt)
         await throttle.reserve(db, settings, keys, now)
-    ok = await verify_password(user.password_hash if user else None, attempt.password)
+    cost = settings.password_cost
+    ok = await verify_sign_in(user.password_hash if user else None, attempt.password, cost)
     if ok and user is not None and user.is_active:
+        # The only moment the password is known: a hash made at an older cost is
+        # replaced by one at the current settings' cost.
+        rehashed = (
+            await hash_password(attempt.password, cost)
+            if needs_rehash(user.password_hash, cost)
+            else None
+        )
         async with sessionmaker.begin() as db:
             await throttle.settle_success(db, keys, now)
+            if rehashed is not None:
+                await service.replace_password_hash(db, user.id, user.password_hash, rehashed)
         return user
     async with sessionmaker.begin() as db:
         lock = await throttle.settle_failure(db, settings, keys, now)

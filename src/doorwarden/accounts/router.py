@@ -146,6 +146,7 @@ async def change_password(
     principal: AccountSecurity,
     user: UserDep,
     db: SessionDep,
+    settings: SettingsDep,
     clock: ClockDep,
     ctx: ContextDep,
 ) -> PasswordChangedOut:
@@ -155,6 +156,7 @@ async def change_password(
         user=user,
         current_password=body.current_password,
         new_password=body.new_password,
+        password_cost=settings.password_cost,
         keep_session_id=principal.session_id,
         ctx=ctx,
         now=clock.now(),

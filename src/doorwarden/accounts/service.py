@@ -21,7 +21,7 @@ from doorwarden.accounts.secrets import (
 )
 from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
-from doorwarden.config import Settings, SignupMode
+from doorwarden.config import PasswordCost, Settings, SignupMode
 from doorwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
 from doorwarden.legal.models import Agency, AgencyOfficer
 
@@ -64,6 +64,7 @@ async def create_user(
     display_name: str,
     password: str,
     role: Role,
+    password_cost: PasswordCost,
     agency_id: uuid.UUID | None = None,
 ) -> User:
     email = normalise_email(email)
@@ -75,7 +76,7 @@ async def create_user(
     user = User(
         email=email,
         display_name=display_name.strip(),
-        password_hash=await hash_password(password),
+        password_hash=await hash_password(password, password_cost),
         role=role,
     )
     db.add(user)
@@ -85,6 +86,18 @@ async def create_user(
             raise NotFound("No such agency.")
         db.add(AgencyOfficer(user_id=user.id, agency_id=agency_id))
     return user
+
+
+async def replace_password_hash(
+    db: AsyncSession, user_id: uuid.UUID, old_hash: str, new_hash: str
+) -> None:
+    """The same password re-hashed at the current cost; only if the hash is still the one
+    that was checked (a password changed meanwhile wins)."""
+    await db.execute(
+        update(User)
+        .where(User.id == user_id, User.password_hash == old_hash)
+        .values(password_hash=new_hash)
+    )
 
 
 async def _claim_invite(db: AsyncSession, code: str, now: datetime) -> Invite:
@@ -117,6 +130,7 @@ async def sign_up(
         display_name=display_name,
         password=password,
         role=invite.role if invite else Role.resident,
+        password_cost=settings.password_cost,
         agency_id=invite.agency_id if invite else None,
     )
     if invite is not None:
@@ -181,6 +195,7 @@ async def change_password(
     user: User,
     current_password: str,
     new_password: str,
+    password_cost: PasswordCost,
     keep_session_id: uuid.UUID | None,
     ctx: RequestContext,
     now: datetime,
@@ -189,7 +204,7 @@ async def change_password(
     if not await verify_password(user.password_hash, current_password):
         raise Forbidden("The current password is not correct.")
     check_password_policy(new_password, email=user.email)
-    user.password_hash = await hash_password(new_password)
+    user.password_hash = await hash_password(new_password, password_cost)
     user.password_changed_at = now
     ended = await sessions.end_other_sessions(db, user.id, keep=keep_session_id)
     record(

@@ -253,6 +253,7 @@ def create_user(
                     display_name=display_name or email.split("@")[0],
                     password=password,
                     role=role,
+                    password_cost=settings.password_cost,
                     agency_id=agency,
                 )
                 record(

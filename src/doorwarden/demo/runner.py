@@ -186,7 +186,12 @@ class Demo:
             if not (self.data.agents / home.slug / "state" / IDENTITY_FILE).exists()
         )
         self.seeded = asyncio.run(
-            seed(settings.effective_database_url, clip_store(settings), pair=unpaired)
+            seed(
+                settings.effective_database_url,
+                clip_store(settings),
+                password_cost=settings.password_cost,
+                pair=unpaired,
+            )
         )
         self.phase("migrated and seeded", began)
         self.started.made = self.seeded.made

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from doorwarden.accounts import service as accounts
 from doorwarden.accounts.models import Role, User
 from doorwarden.audit.service import RequestContext
+from doorwarden.config import PasswordCost
 from doorwarden.db import create_engine, create_sessionmaker, upgrade_database
 from doorwarden.demo.cast import (
     ACCOUNTS,
@@ -52,7 +53,11 @@ class Seeded:
 
 
 async def _user(
-    db: AsyncSession, account: DemoAccount, agency_id: uuid.UUID | None, made: list[str]
+    db: AsyncSession,
+    account: DemoAccount,
+    agency_id: uuid.UUID | None,
+    cost: PasswordCost,
+    made: list[str],
 ) -> User:
     found = await accounts.find_user_by_email(db, account.email)
     if found is not None:
@@ -64,6 +69,7 @@ async def _user(
         display_name=account.name,
         password=DEMO_PASSWORD,
         role=account.role,
+        password_cost=cost,
         agency_id=agency_id if account.role is Role.agency_officer else None,
     )
 
@@ -145,7 +151,12 @@ async def _home(
 
 
 async def seed(
-    url: str, store: ClipStore, *, pair: frozenset[str] = frozenset(), now: datetime | None = None
+    url: str,
+    store: ClipStore,
+    *,
+    password_cost: PasswordCost,
+    pair: frozenset[str] = frozenset(),
+    now: datetime | None = None,
 ) -> Seeded:
     """Migrate the database at `url`, then make whatever of the cast is missing, and a
     pairing code for each home in `pair` (the owner's, as the Cameras page makes it: it
@@ -156,11 +167,11 @@ async def seed(
     try:
         async with create_sessionmaker(engine).begin() as db:
             made: list[str] = []
-            users = {ADMIN.email: await _user(db, ADMIN, None, made)}
+            users = {ADMIN.email: await _user(db, ADMIN, None, password_cost, made)}
             agency = await _agency(db, users[ADMIN.email], now, store, made)
             for account in ACCOUNTS:
                 if account.email not in users:
-                    users[account.email] = await _user(db, account, agency.id, made)
+                    users[account.email] = await _user(db, account, agency.id, password_cost, made)
             officer = users[OFFICER.email]
             if await legal.officer_agency(db, officer.id) != agency.id:
                 raise RuntimeError(f"{OFFICER.email} is not an officer of {AGENCY_NAME}")
