@@ -223,10 +223,14 @@ def perimeter_km(area: Area) -> float:
 
 def estimated_cells(area: Area, resolution: int = CELL_RESOLUTION) -> int:
     """About how many cells overlap the area (the inside, plus a band along every ring),
-    without computing them: a huge area is refused before any work is done."""
-    inside = area_km2(area) / float(h3.average_hexagon_area(resolution, "km^2"))
-    edge = float(h3.average_hexagon_edge_length(resolution, "km"))
-    return math.ceil(inside + 1.5 * perimeter_km(area) / edge + 7 * len(_polygons(area)))
+    without computing them, from the size of a cell where the area is: a huge area is
+    refused before any work is done."""
+    centre = area.representative_point()
+    cell = h3.latlng_to_cell(centre.y, centre.x, resolution)
+    cell_km2 = float(h3.cell_area(cell, "km^2"))
+    edge_km = math.sqrt(2 * cell_km2 / (3 * math.sqrt(3)))  # of a regular hexagon that size
+    inside = area_km2(area) / cell_km2
+    return math.ceil(inside + 1.5 * perimeter_km(area) / edge_km + 7 * len(_polygons(area)))
 
 
 def covering_cells(

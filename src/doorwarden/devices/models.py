@@ -8,7 +8,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import BigInteger, ForeignKey, LargeBinary
+from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary
 from sqlalchemy.orm import Mapped, mapped_column
 
 from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum
@@ -24,9 +24,12 @@ class PlanKind(StrEnum):
 
 class Device(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "devices"
+    # A household's cameras, and whether each is in service, from the index alone (area
+    # queries join every candidate home to its cameras).
+    __table_args__ = (Index("ix_devices_household_in_service", "household_id", "revoked_at", "id"),)
 
     household_id: Mapped[uuid.UUID] = mapped_column(
-        ForeignKey("households.id", ondelete="CASCADE"), index=True
+        ForeignKey("households.id", ondelete="CASCADE")
     )
     name: Mapped[str] = mapped_column(SafeString(100))
     # Ed25519 public key, base64url of the 32 raw bytes: verifies every manifest.

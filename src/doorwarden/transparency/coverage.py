@@ -11,21 +11,35 @@ Anyone may read it, so it must not say where any one camera or household is:
 * the resolution is a setting, not a request parameter: whoever could ask for two
   resolutions could subtract the shown children from their parent cell and find the
   withheld ones. (A shown cell beside withheld ones says nothing about them.)
+
+Counting: a home is counted in the coverage cell its location falls in. Each household
+keeps its location's cell at geo.CELL_RESOLUTION (9), so for coverage resolutions up to 9
+the database groups the cameras by that stored cell and returns one row per cell, with
+the bounding box of its homes' locations, rather than one row per household. Whenever
+that box lies inside one coverage cell, the whole group is counted there at once (the
+common case). The parent of the stored cell is not used: about 6% of homes lie in
+another coverage cell than their cell's parent (H3 children do not tile their parent
+exactly), and the map counts homes where they are. Groups whose box straddles a coverage
+cell's edge, and any stored cell that does not match its location (a location written
+without its cell), are counted home by home from their coordinates, as finer resolutions
+are. The result is the same as counting every home from its coordinates.
 """
 
 from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 import h3
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.devices.models import Device
+from doorwarden.geo import CELL_RESOLUTION
 from doorwarden.households.models import Household
 
 # Six decimals (about 0.1 m) is far finer than any cell edge, and halves the payload.
@@ -33,6 +47,29 @@ PRECISION = 6
 
 # (latitude, longitude, active cameras) of one household.
 HouseholdRow = tuple[float | None, float | None, int]
+
+# A box of homes is counted in one coverage cell only when it lies inside that cell with
+# this margin to spare (degrees of latitude, ~11 cm): H3 cell edges are great-circle arcs,
+# which bow by a few cm from the straight lines between the box's corners over 500 m.
+BOX_MARGIN_DEG = 1e-6
+# Beyond this latitude the margin's argument is not made; such cells are counted home by home.
+BOX_MAX_LATITUDE = 80.0
+# Cells per IN (...) list when reading homes of straddling cells.
+CELL_BATCH = 5000
+
+
+@dataclass(frozen=True)
+class CellGroup:
+    """The homes with cameras in service whose stored cell is `cell` (None: none stored)."""
+
+    cell: str | None
+    located: bool  # False: these homes have no latitude or no longitude
+    households: int
+    cameras: int
+    south: float | None
+    north: float | None
+    west: float | None
+    east: float | None
 
 
 @dataclass(frozen=True)
@@ -89,28 +126,31 @@ def ring(cell: str) -> list[tuple[float, float]]:
     return [(round(lng, PRECISION), round(lat, PRECISION)) for lng, lat in points]
 
 
-def summarise(
-    rows: Iterable[HouseholdRow],
-    *,
-    resolution: int,
-    min_cameras: int,
-    min_households: int,
-    now: datetime,
+@dataclass
+class _Tally:
+    cameras: dict[str, int] = field(default_factory=dict)
+    households: dict[str, int] = field(default_factory=dict)
+    unlocated: int = 0
+
+    def add(self, cell: str, households: int, cameras: int) -> None:
+        self.cameras[cell] = self.cameras.get(cell, 0) + cameras
+        self.households[cell] = self.households.get(cell, 0) + households
+
+    def add_homes(self, rows: Iterable[HouseholdRow], resolution: int) -> None:
+        for latitude, longitude, count in rows:
+            if not _located(latitude, longitude):
+                self.unlocated += count
+                continue
+            self.add(str(h3.latlng_to_cell(latitude, longitude, resolution)), 1, count)
+
+
+def _counted(
+    tally: _Tally, *, resolution: int, min_cameras: int, min_households: int, now: datetime
 ) -> Coverage:
-    """Count each household's cameras in its cell, then withhold the small cells."""
-    cameras: dict[str, int] = {}
-    households: dict[str, int] = {}
-    unlocated = 0
-    for latitude, longitude, count in rows:
-        if not _located(latitude, longitude):
-            unlocated += count
-            continue
-        cell = str(h3.latlng_to_cell(latitude, longitude, resolution))
-        cameras[cell] = cameras.get(cell, 0) + count
-        households[cell] = households.get(cell, 0) + 1
+    """Withhold the small cells."""
     shown, suppressed_cells, suppressed_cameras = [], 0, 0
-    for cell, count in cameras.items():
-        if count >= min_cameras and households[cell] >= min_households:
+    for cell, count in tally.cameras.items():
+        if count >= min_cameras and tally.households[cell] >= min_households:
             shown.append(Cell(id=cell, cameras=count, ring=ring(cell)))
         else:
             suppressed_cells += 1
@@ -124,26 +164,135 @@ def summarise(
         cells=shown,
         cells_suppressed=suppressed_cells,
         cameras_suppressed=suppressed_cameras,
-        cameras_unlocated=unlocated,
+        cameras_unlocated=tally.unlocated,
     )
 
 
-async def household_cameras(db: AsyncSession) -> list[HouseholdRow]:
-    """Every household with a camera in service: its location and how many it has."""
-    rows = await db.execute(
+def summarise(
+    rows: Iterable[HouseholdRow],
+    *,
+    resolution: int,
+    min_cameras: int,
+    min_households: int,
+    now: datetime,
+) -> Coverage:
+    """Count each household's cameras in its cell, then withhold the small cells."""
+    tally = _Tally()
+    tally.add_homes(rows, resolution)
+    return _counted(
+        tally,
+        resolution=resolution,
+        min_cameras=min_cameras,
+        min_households=min_households,
+        now=now,
+    )
+
+
+def box_cell(group: CellGroup, resolution: int) -> str | None:
+    """The coverage cell that holds every home of the group, when its box of locations
+    provably lies in one; None when the homes must be counted one by one."""
+    south, north, west, east = group.south, group.north, group.west, group.east
+    if south is None or north is None or west is None or east is None:
+        return None
+    if not (_located(south, west) and _located(north, east)):
+        return None  # NaN, infinity or an impossible coordinate among them
+    if max(abs(south), abs(north)) > BOX_MAX_LATITUDE or east - west > 1:
+        return None
+    dlat = BOX_MARGIN_DEG
+    dlng = BOX_MARGIN_DEG / math.cos(math.radians(max(abs(south), abs(north))))
+    cells = {
+        h3.latlng_to_cell(lat, lng, resolution)
+        for lat in (south - dlat, north + dlat)
+        for lng in (west - dlng, east + dlng)
+    }
+    return str(cells.pop()) if len(cells) == 1 else None
+
+
+async def household_cameras(
+    db: AsyncSession, cells: Sequence[str | None] | None = None
+) -> list[HouseholdRow]:
+    """Every household with a camera in service: its location and how many it has. With
+    `cells`, only the located ones whose stored cell is one of them (None: none stored)."""
+    query = (
         select(Household.latitude, Household.longitude, func.count(Device.id))
         .join(Device, Device.household_id == Household.id)
         .where(Device.revoked_at.is_(None))
         .group_by(Household.id, Household.latitude, Household.longitude)
     )
-    return [(lat, lng, int(n)) for lat, lng, n in rows]
+    if cells is None:
+        return [(lat, lng, int(n)) for lat, lng, n in await db.execute(query)]
+    # The homes without a location were counted with their group (cell_cameras).
+    query = query.where(Household.latitude.is_not(None), Household.longitude.is_not(None))
+    stored = sorted(c for c in cells if c is not None)
+    batches: list[Any] = [
+        Household.location_cell.in_(stored[i : i + CELL_BATCH])
+        for i in range(0, len(stored), CELL_BATCH)
+    ]
+    if None in cells:
+        batches.append(Household.location_cell.is_(None))
+    rows: list[HouseholdRow] = []
+    for condition in batches:
+        rows += [(lat, lng, int(n)) for lat, lng, n in await db.execute(query.where(condition))]
+    return rows
+
+
+async def cell_cameras(db: AsyncSession) -> list[CellGroup]:
+    """Households with cameras in service grouped by their stored cell: one row per cell
+    (and per located or not), with the bounding box of the homes' locations."""
+    homes = (
+        select(
+            Household.location_cell.label("cell"),
+            Household.latitude.label("lat"),
+            Household.longitude.label("lng"),
+            func.count(Device.id).label("cameras"),
+        )
+        .join(Device, Device.household_id == Household.id)
+        .where(Device.revoked_at.is_(None))
+        .group_by(Household.id, Household.location_cell, Household.latitude, Household.longitude)
+        .subquery()
+    )
+    located = case((and_(homes.c.lat.is_not(None), homes.c.lng.is_not(None)), 1), else_=0).label(
+        "located"
+    )
+    rows = await db.execute(
+        select(
+            homes.c.cell,
+            located,
+            func.count(),
+            func.sum(homes.c.cameras),
+            func.min(homes.c.lat),
+            func.max(homes.c.lat),
+            func.min(homes.c.lng),
+            func.max(homes.c.lng),
+        ).group_by(homes.c.cell, located)
+    )
+    return [
+        CellGroup(cell, bool(flag), int(n), int(cams), south, north, west, east)
+        for cell, flag, n, cams, south, north, west, east in rows
+    ]
 
 
 async def coverage(
     db: AsyncSession, *, resolution: int, min_cameras: int, min_households: int, now: datetime
 ) -> Coverage:
-    return summarise(
-        await household_cameras(db),
+    tally = _Tally()
+    if resolution > CELL_RESOLUTION:  # finer than the stored cells: home by home
+        tally.add_homes(await household_cameras(db), resolution)
+    else:
+        one_by_one: list[str | None] = []
+        for group in await cell_cameras(db):
+            if not group.located:
+                tally.unlocated += group.cameras
+                continue
+            cell = box_cell(group, resolution)
+            if cell is None:
+                one_by_one.append(group.cell)
+            else:
+                tally.add(cell, group.households, group.cameras)
+        if one_by_one:
+            tally.add_homes(await household_cameras(db, one_by_one), resolution)
+    return _counted(
+        tally,
         resolution=resolution,
         min_cameras=min_cameras,
         min_households=min_households,
