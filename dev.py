@@ -102,6 +102,15 @@ def ensure_system_packages() -> None:
         say(f"not installed: {' '.join(missing)}; the tests that need them will {consequence}")
 
 
+def parallel() -> list[str]:
+    """pytest-xdist options. Most tests wait on processes, sockets and the database more
+    than they compute, so twice as many workers as cores pays (BENCHMARKS.md, test suite).
+    Each test file stays on one worker (its module fixtures are made once).
+    DOORWARDEN_TEST_WORKERS=N sets the count; 0 runs in this process (for a debugger)."""
+    workers = os.environ.get("DOORWARDEN_TEST_WORKERS") or str(min(8, 2 * (os.cpu_count() or 1)))
+    return [] if workers == "0" else ["-n", workers, "--dist", "loadfile"]
+
+
 def test(extra: list[str]) -> int:
     ensure_system_packages()
     say("ruff")
@@ -122,10 +131,17 @@ def test(extra: list[str]) -> int:
     pg_url = os.environ.get("DOORWARDEN_TEST_DATABASE_URL", DEFAULT_PG)
     clean_env = {"DOORWARDEN_TEST_DATABASE_URL": ""}
     say("test suite on SQLite")
-    sqlite = run(PYTHON, "-m", "pytest", *extra, env=clean_env)
+    sqlite = run(PYTHON, "-m", "pytest", *parallel(), *extra, env=clean_env)
     say(f"database tests on PostgreSQL ({pg_url})")
     postgres = run(
-        PYTHON, "-m", "pytest", "-m", "db", *extra, env={"DOORWARDEN_TEST_DATABASE_URL": pg_url}
+        PYTHON,
+        "-m",
+        "pytest",
+        "-m",
+        "db",
+        *parallel(),
+        *extra,
+        env={"DOORWARDEN_TEST_DATABASE_URL": pg_url},
     )
     results = {
         "ruff": lint,

@@ -253,6 +253,7 @@ async def home(settings: Settings, factory: Factory) -> Any:
         yield live
 
 
+@pytest.mark.slow
 async def test_every_recorded_clip_arrives_exactly_once_through_kill_9(
     home: LiveHousehold, app: FastAPI, settings: Settings, tmp_path: Path
 ) -> None:

@@ -63,6 +63,7 @@ def test_a_missing_secret_is_a_clear_error(tmp_path: Path) -> None:
     assert "DOORWARDEN_SECRET_KEY" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.slow
 def test_serve_refuses_an_unmigrated_database_then_upgrade_and_create_user_work(
     tmp_path: Path,
 ) -> None:

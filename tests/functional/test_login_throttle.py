@@ -8,6 +8,7 @@ import random
 from datetime import timedelta
 
 import httpx
+import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select
 
@@ -40,6 +41,7 @@ async def _attempt(
         return await c.post("/api/v1/session", json={"email": email, "password": password})
 
 
+@pytest.mark.slow
 async def test_a_thousand_wrong_passwords_from_many_addresses_lock_the_account_and_tell_the_owner(
     app: FastAPI, factory: Factory, clock: ManualClock, settings: Settings
 ) -> None:

@@ -72,6 +72,7 @@ def live_api(settings: Settings, staff_tokens: dict[str, str]) -> Iterator[dict[
         }
 
 
+@pytest.mark.slow
 def test_api_never_fails_on_any_input(live_api: dict[str, Any]) -> None:
     # Driven by hand rather than through schemathesis' pytest plugin, which does not run
     # on pytest 9; each operation is its own hypothesis run.

@@ -314,6 +314,7 @@ def _fill(path: str, binding: Binding) -> str:
     return PARAM.sub(value, path)
 
 
+@pytest.mark.slow
 async def test_every_route_decides_as_expected_for_every_role(
     app: FastAPI, factory: Factory, settings: Settings, clock: ManualClock
 ) -> None:

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import pytest
 
 from doorwarden.crypto.keys import SigningKey, b64d, b64e
 from tests.factories import CHEAP_PASSWORDS_ENV
@@ -63,6 +64,7 @@ def serving(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]
         server.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_killed_server_mid_upload_shows_no_partial_clip_and_resumes(tmp_path: Path) -> None:
     port = free_port()
     env = _env(tmp_path, port, secrets.token_urlsafe(36))
