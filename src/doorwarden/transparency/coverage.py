@@ -40,6 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.devices.models import Device
 from doorwarden.geo import CELL_RESOLUTION
+from doorwarden.households.area import CELL_BATCH
 from doorwarden.households.models import Household
 
 # Six decimals (about 0.1 m) is far finer than any cell edge, and halves the payload.
@@ -54,8 +55,6 @@ HouseholdRow = tuple[float | None, float | None, int]
 BOX_MARGIN_DEG = 1e-6
 # Beyond this latitude the margin's argument is not made; such cells are counted home by home.
 BOX_MAX_LATITUDE = 80.0
-# Cells per IN (...) list when reading homes of straddling cells.
-CELL_BATCH = 5000
 
 
 @dataclass(frozen=True)
