@@ -10,9 +10,13 @@ circles, irregular star shapes, street corridors, L shapes, rings with a hole, p
 blocks as a MultiPolygon), centred where people live (a random household) or, one time in
 four, anywhere in the box. Each query runs in its own session, as a request would.
 
-Baseline in the same run: the same query without the cell pre-filter, as one would write
-it without an index on the location: a latitude/longitude bounding-box scan joined with
-the devices, then the same exact test. The two must find the same cameras (checked).
+Baselines in the same run, each finding the same cameras (checked): the query without
+the cell pre-filter, as one would write it without an index on the location (a
+latitude/longitude bounding-box scan of the households joined with their devices, then
+the same exact test); and the previous design (migration 0006): candidates by the
+households' cell index, joined to their devices, through SQLAlchemy's result rows. The
+current one reads the cameras' own copy of the location from one partial index
+(migration 0007), through the driver.
 
     .venv/bin/python bench/bench_area_query.py [--backend sqlite|postgresql|both]
         [--cameras 1000000] [--polygons 200] [--baseline-polygons 50] [--quick]
@@ -47,7 +51,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from doorwarden import geo
 from doorwarden.db import create_engine, create_sessionmaker, is_sqlite, upgrade_database
 from doorwarden.devices.models import Device
-from doorwarden.households.area import AreaCamera, cameras_in, households_in
+from doorwarden.households.area import CELL_BATCH, AreaCamera, cameras_in, households_in, padded
 from doorwarden.households.models import Household
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -123,7 +127,7 @@ HOME_COLUMNS = [
 ]  # fmt: skip
 DEVICE_COLUMNS = [
     "id", "household_id", "name", "public_key", "token_hash", "token_prefix", "revoked_at",
-    "created_at",
+    "created_at", "latitude", "longitude", "location_cell",
 ]  # fmt: skip
 
 
@@ -199,7 +203,7 @@ async def populate(url: str, cameras: int, seed: int) -> Population:
     devices = [
         (
             device_ids[k], ids[int(h)], "Front door", "A" * 43, f"{k:064x}", f"{k:016x}",
-            revoked_at if k >= cameras else None, now,
+            revoked_at if k >= cameras else None, now, *homes[int(h)][4:7],  # its home's place
         )
         for k, h in enumerate(all_owners)
     ]  # fmt: skip
@@ -318,6 +322,30 @@ async def bbox_scan(db: AsyncSession, area: Any) -> list[AreaCamera]:
     return [AreaCamera(h, d) for (h, _, _, d), ok in zip(rows, inside, strict=True) if ok]
 
 
+async def household_join(db: AsyncSession, area: Any) -> list[AreaCamera]:
+    """The previous design: candidate homes by their cell (and the bounding box), joined
+    to their cameras in service, the same exact test."""
+    west, south, east, north = area.bounds
+    found: list[AreaCamera] = []
+    cells = geo.covering_cells(area)
+    for first in range(0, len(cells), CELL_BATCH):
+        rows = (
+            await db.execute(
+                select(Household.id, Household.latitude, Household.longitude, Device.id)
+                .join(Device, Device.household_id == Household.id)
+                .where(
+                    Household.location_cell.in_(padded(cells[first : first + CELL_BATCH])),
+                    Household.latitude.between(south, north),
+                    Household.longitude.between(west, east),
+                    Device.revoked_at.is_(None),
+                )
+            )
+        ).all()
+        inside = geo.contained(area, ((lat, lng) for _, lat, lng, _ in rows))
+        found += [AreaCamera(h, d) for (h, _, _, d), ok in zip(rows, inside, strict=True) if ok]
+    return found
+
+
 async def timed(
     sessions: async_sessionmaker[AsyncSession], query: Any, area: Any
 ) -> tuple[float, Any]:
@@ -414,12 +442,16 @@ async def bench_one(label: str, url: str, args: argparse.Namespace) -> None:
             cell_ms.append((time.perf_counter() - t0) * 1000)
         first, median, found = await measure(sessions, polygons, cameras_in, args.rounds)
         _, homes_ms, homes = await measure(sessions, polygons, households_in, args.rounds)
+        _, joined_ms, joined = await measure(sessions, polygons, household_join, args.rounds)
+        assert joined == found, "the previous design found other cameras"
         base_ms = []
         for _, area in polygons[: args.baseline_polygons]:
             ms, cams = await timed(sessions, bbox_scan, area)
             base_ms.append(ms)
             _, ours = await timed(sessions, cameras_in, area)
             assert set(cams) == set(ours), "the cell pre-filter changed the answer"
+            _, before = await timed(sessions, household_join, area)
+            assert set(before) == set(ours), "the cameras' copy of the location disagrees"
             _, recipients = await timed(sessions, households_in, area)
             assert recipients == sorted({c.household_id for c in ours}, key=lambda u: u.int)
         print(
@@ -433,6 +465,9 @@ async def bench_one(label: str, url: str, args: argparse.Namespace) -> None:
         print(line("geo.covering_cells alone", cell_ms))
         print(line("cameras_in, first time per area", first, base))
         print(line(f"cameras_in, median of {args.rounds} per area", median, base))
+        print(line(f"previous design (0006), median of {args.rounds}", joined_ms, base))
+        p50x, p95x = (pct(joined_ms, p) / pct(median, p) for p in (50, 95))
+        print(f"  cameras_in against the previous design: p50 {p50x:.1f}x, p95 {p95x:.1f}x faster")
         print(line(f"households_in, median of {args.rounds} per area", homes_ms, base))
         by_kind: dict[str, list[float]] = {}
         for (kind, _), ms in zip(polygons, median, strict=True):

@@ -272,10 +272,16 @@ def contained(area: Area, points: Iterable[tuple[float | None, float | None]]) -
         [(math.nan if a is None else a, math.nan if b is None else b) for a, b in points],
         dtype=np.float64,
     ).reshape(-1, 2)
-    if not len(pts):
-        return []
-    lat, lng = pts[:, 0], pts[:, 1]
+    return within(area, pts[:, 0], pts[:, 1]).tolist()  # type: ignore[no-any-return]
+
+
+def within(area: Area, latitudes: np.ndarray, longitudes: np.ndarray) -> np.ndarray:
+    """`contains` for arrays of coordinates: a boolean mask. NaN (a missing coordinate)
+    and impossible values are outside."""
+    lat, lng = np.asarray(latitudes, dtype=np.float64), np.asarray(longitudes, dtype=np.float64)
+    if not len(lat):
+        return np.zeros(0, dtype=bool)
     with np.errstate(invalid="ignore"):  # NaN compares False: a missing location is out
         valid = (np.abs(lat) <= 90) & (np.abs(lng) <= 180)
     inside = shapely.intersects_xy(area, np.where(valid, lng, 0.0), np.where(valid, lat, 0.0))
-    return (inside & valid).tolist()  # type: ignore[no-any-return]
+    return inside & valid  # type: ignore[no-any-return]

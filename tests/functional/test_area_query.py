@@ -5,6 +5,7 @@ cell (transparency/coverage.py) equal the counts made home by home."""
 
 from __future__ import annotations
 
+import asyncio
 import random
 import uuid
 from datetime import UTC, datetime
@@ -13,9 +14,12 @@ import h3
 import pytest
 from fastapi import FastAPI
 from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden import geo
 from doorwarden.accounts.models import User
+from doorwarden.crypto.keys import SigningKey, b64e
+from doorwarden.devices import service as devices
 from doorwarden.devices.models import Device
 from doorwarden.households import service as households
 from doorwarden.households.area import AreaCamera, cameras_in, households_in, padded
@@ -27,7 +31,7 @@ from doorwarden.transparency.coverage import (
     household_cameras,
     summarise,
 )
-from tests.factories import CTX, Factory
+from tests.factories import CTX, Factory, make_client
 
 # A block in Bristol (about 280 m x 330 m) with a courtyard (70 m x 110 m) cut out of it.
 WEST, SOUTH, EAST, NORTH = -2.5900, 51.4530, -2.5860, 51.4560
@@ -60,6 +64,17 @@ async def home(
         )
     paired = [await factory.camera(owner, household.id, f"Camera {i}") for i in range(cameras)]
     return household.id, [c.id for c in paired]
+
+
+async def move(
+    db: AsyncSession, owner: User, household: uuid.UUID, location: tuple[float, float] | None
+) -> None:
+    """The owner changes the household's location, through the service."""
+    lat, lng = location if location is not None else (None, None)
+    stored = await households.get_household(db, household)
+    await households.update_household(
+        db, household=stored, changes={"latitude": lat, "longitude": lng}, actor=owner, ctx=CTX
+    )
 
 
 async def found(app: FastAPI, area: geo.Area) -> set[AreaCamera]:
@@ -144,12 +159,8 @@ async def test_a_moved_household_is_found_at_its_new_place_only(
     assert await found(factory.app, BLOCK) == cams(household, devices)
     assert await found(factory.app, elsewhere) == set()
     async with factory.app.state.sessionmaker.begin() as db:
-        stored = await households.get_household(db, household)
-        old_cell = stored.location_cell
-        await households.update_household(
-            db, household=stored, changes={"latitude": 51.4600, "longitude": -2.5700},
-            actor=owner, ctx=CTX,
-        )  # fmt: skip
+        old_cell = (await households.get_household(db, household)).location_cell
+        await move(db, owner, household, (51.4600, -2.5700))
     async with factory.app.state.sessionmaker() as db:
         moved = await households.get_household(db, household)
         assert moved.location_cell == geo.cell_of(51.4600, -2.5700) != old_cell
@@ -160,12 +171,97 @@ async def test_a_moved_household_is_found_at_its_new_place_only(
     assert await found(factory.app, both) == cams(household, devices)
     # Removing the location takes it off every map.
     async with factory.app.state.sessionmaker.begin() as db:
+        await move(db, owner, household, None)
+    assert await found(factory.app, both) == set()
+
+
+async def stored_places(app: FastAPI, household: uuid.UUID) -> set[tuple[object, ...]]:
+    """(latitude, longitude, cell) of the household and of each of its cameras."""
+    async with app.state.sessionmaker() as db:
+        stored = await households.get_household(db, household)
+        cameras = (
+            await db.execute(
+                select(Device.latitude, Device.longitude, Device.location_cell).where(
+                    Device.household_id == household
+                )
+            )
+        ).all()
+    return {(stored.latitude, stored.longitude, stored.location_cell), *map(tuple, cameras)}
+
+
+async def test_cameras_carry_their_household_location_through_moves_and_pairing(
+    factory: Factory, owner: User
+) -> None:
+    household, before = await home(factory, owner, (51.4550, -2.5895), cameras=2)
+    assert await stored_places(factory.app, household) == {
+        (51.4550, -2.5895, geo.cell_of(51.4550, -2.5895))
+    }
+    async with factory.app.state.sessionmaker.begin() as db:
+        await move(db, owner, household, (51.4600, -2.5700))
+    later = await factory.camera(owner, household, "Garden")
+    assert await stored_places(factory.app, household) == {
+        (51.4600, -2.5700, geo.cell_of(51.4600, -2.5700))
+    }
+    elsewhere = geo.parse_area(
+        {"type": "Polygon", "coordinates": [box(-2.5710, 51.4590, -2.5690, 51.4610)]}
+    )
+    assert await found(factory.app, elsewhere) == cams(household, [*before, later.id])
+    # A change that does not move the home leaves the cameras alone (and still agrees).
+    async with factory.app.state.sessionmaker.begin() as db:
         stored = await households.get_household(db, household)
         await households.update_household(
-            db, household=stored, changes={"latitude": None, "longitude": None},
-            actor=owner, ctx=CTX,
+            db, household=stored, changes={"name": "Renamed"}, actor=owner, ctx=CTX
+        )
+    assert len(await stored_places(factory.app, household)) == 1
+
+
+async def test_a_camera_paired_while_its_home_moves_is_placed_where_the_home_ends_up(
+    factory: Factory, owner: User
+) -> None:
+    """The move holds the household's row (PostgreSQL) or the database (SQLite) until it
+    commits; the pairing waits for it and copies the new place. Without the wait, the
+    pairing would copy the old place and the move would not see the new camera."""
+    household, _ = await home(factory, owner, (51.4550, -2.5895), cameras=0)
+    async with factory.app.state.sessionmaker.begin() as db:
+        _, code = await devices.create_pairing_code(
+            db, household_id=household, user=owner, ctx=CTX, now=factory.app.state.clock.now()
+        )
+    agent = make_client(factory.app, "203.0.113.50")
+    key = SigningKey.generate()
+    async with factory.app.state.sessionmaker.begin() as db:
+        await move(db, owner, household, (51.4600, -2.5700))
+        pairing = asyncio.create_task(
+            agent.post(
+                "/api/v1/devices/pair",
+                json={"code": code, "name": "Racer", "public_key": b64e(key.public)},
+            )
+        )
+        await asyncio.sleep(0.5)  # the pairing is under way, waiting for the move
+        assert not pairing.done()
+    paired = await pairing
+    assert paired.status_code == 201, paired.text
+    assert await stored_places(factory.app, household) == {
+        (51.4600, -2.5700, geo.cell_of(51.4600, -2.5700))
+    }
+
+
+async def test_the_query_runs_in_the_session_transaction(factory: Factory, owner: User) -> None:
+    """It reads through the driver, but within the caller's transaction: what the session
+    has written and not committed is found, and gone after a rollback."""
+    household, _ = await home(factory, owner, (51.4535, -2.5890), cameras=0)
+    async with factory.app.state.sessionmaker() as db, db.begin():
+        stored = await households.get_household(db, household)
+        camera = Device(
+            household_id=household, name="Uncommitted", public_key="A" * 43,
+            token_hash="f" * 64, token_prefix="f" * 16, latitude=stored.latitude,
+            longitude=stored.longitude, location_cell=stored.location_cell,
         )  # fmt: skip
-    assert await found(factory.app, both) == set()
+        db.add(camera)
+        await db.flush()
+        assert await cameras_in(db, BLOCK) == [AreaCamera(household, camera.id)]
+        assert await households_in(db, BLOCK) == [household]
+        await db.rollback()
+    assert await found(factory.app, BLOCK) == set()
 
 
 async def test_a_long_thin_area_with_many_cells(factory: Factory, owner: User) -> None:

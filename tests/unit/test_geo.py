@@ -226,6 +226,11 @@ def test_missing_or_impossible_locations_are_in_no_area() -> None:
     assert [geo.contains(everywhere, lat, lng) for lat, lng in points] == [False] * 7 + [True]
     assert geo.contained(everywhere, points) == [False] * 7 + [True]
     assert geo.contained(everywhere, []) == []
+    # The array form, as the area query calls it (NaN for a missing coordinate).
+    lats = [math.nan if a is None else a for a, _ in points]
+    lngs = [math.nan if b is None else b for _, b in points]
+    assert geo.within(everywhere, lats, lngs).tolist() == [False] * 7 + [True]
+    assert geo.within(everywhere, [], []).tolist() == []
 
 
 def test_multipolygon_containment_and_cover() -> None:
@@ -339,6 +344,7 @@ def test_every_point_inside_has_its_cell_in_the_cover(
         bx, by = x1 + s * (x2 - x1), y1 + s * (y2 - y1)
         points.append((lat + t * (by - lat), lng + t * (bx - lng)))
     inside = geo.contained(area, points)
+    assert geo.within(area, [a for a, _ in points], [b for _, b in points]).tolist() == inside
     for (plat, plng), flag in zip(points, inside, strict=True):
         covered = area.covers(shapely.Point(plng, plat))
         assert geo.contains(area, plat, plng) is flag is covered

@@ -20,6 +20,7 @@ from doorwarden.crypto.keys import KEY_BYTES, b64d
 from doorwarden.devices.keys import member_keys
 from doorwarden.devices.models import Device, Encryption, HouseholdPlan, PairingCode, PlanKind
 from doorwarden.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
+from doorwarden.households.models import Household
 
 TOKEN_PREFIX = "dwd_"
 CODE_TTL = timedelta(minutes=10)
@@ -120,9 +121,22 @@ async def pair(
             "This pairing code is not valid: it may be mistyped, expired or already used. "
             "Create a new one on the household's Cameras page."
         )
+    # The camera is where its household is (households/area.py). The row lock makes a
+    # concurrent change of the location wait for this pairing, or this pairing for it,
+    # so the copy cannot be stale (SQLite runs one writer at a time anyway).
+    home = (
+        await db.execute(
+            select(Household.latitude, Household.longitude, Household.location_cell)
+            .where(Household.id == row.household_id)
+            .with_for_update()
+        )
+    ).one()
     token = new_secret(TOKEN_PREFIX)
     device = Device(
         household_id=row.household_id,
+        latitude=home.latitude,
+        longitude=home.longitude,
+        location_cell=home.location_cell,
         name=name.strip(),
         public_key=public_key,
         token_hash=secret_digest(token),
