@@ -6,7 +6,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import pickle
 import shutil
+import subprocess
+import sys
 import tracemalloc
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -363,11 +366,37 @@ def test_files_that_cannot_be_read(export: Export) -> None:
     }  # fmt: skip
 
 
-@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+# Run as root, the verifier goes to a child process without root's override of file
+# modes (the two capabilities below), so that a mode of 0 binds it as it binds any user.
+UNPRIVILEGED = ["--inh-caps=-all", "--bounding-set=-dac_override,-dac_read_search"]
+IN_CHILD = """
+import pickle, sys
+from doorwarden.verify import verify_path
+directory, options = pickle.load(sys.stdin.buffer)
+sys.stdout.buffer.write(pickle.dumps(verify_path(directory, options)))
+"""
+
+
+def verify_unprivileged(directory: Path, options: Options) -> Report:
+    if os.geteuid() != 0:
+        return verify_path(directory, options)
+    setpriv = shutil.which("setpriv")
+    assert setpriv is not None, "util-linux's setpriv drops root's override of file modes"
+    child = subprocess.run(
+        [setpriv, *UNPRIVILEGED, sys.executable, "-c", IN_CHILD],
+        input=pickle.dumps((directory, options)),
+        capture_output=True,
+        check=True,
+        timeout=60,
+    )
+    return pickle.loads(child.stdout)  # type: ignore[no-any-return]  # noqa: S301 - ours
+
+
 def test_a_file_without_read_permission(export: Export) -> None:
     export.paths(3).clip.chmod(0)
-    report = verify_path(export.directory, export.pinned())
+    report = verify_unprivileged(export.directory, export.pinned())
     assert failing(report) == {3: {"clip": "unreadable"}}
+    assert [c.sequence for c in report.clips] == [0, 1, 2, 3]
 
 
 def test_an_empty_directory(tmp_path: Path) -> None:
