@@ -22,6 +22,7 @@ from doorwarden.accounts.models import Role, User
 from doorwarden.accounts.sessions import SESSION_COOKIE
 from doorwarden.clips.models import Clip
 from doorwarden.config import Settings
+from doorwarden.policy import Action
 from tests.factories import PASSWORD, Factory
 from tests.functional.route_inventory import inventory
 from tests.legal_flow import cast, decide, device_item, file_warrant, home
@@ -29,8 +30,11 @@ from tests.live_server import running_server
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets")
 
-# What streams footage: live view in any form, and a recorded clip's bytes in any form.
-STREAMING = re.compile(r"/live\b|/(video|download|thumbnail|sealed)$")
+# What a viewer reads footage through: every GET route that declares one of these
+# policy actions (live view, a clip or its list, a clip's bytes in any form).
+READS_FOOTAGE = {Action.live_view, Action.clip_view, Action.clip_download}
+# A cross-check on the declarations: whatever is named like a stream must declare one.
+STREAMING = re.compile(r"/live\b|/(video|download|thumbnail|sealed|stream|snapshot|hls)\b")
 PARAM = re.compile(r"{(\w+)}")
 
 
@@ -63,9 +67,13 @@ def websocket_paths(app: FastAPI) -> list[str]:
 def streaming_http_paths(app: FastAPI) -> list[tuple[str, str]]:
     routes, _ = inventory(app)
     # GET: what a viewer reads (the camera's own upload routes take a device token only).
-    return sorted(
-        {(r.method, r.path) for r in routes if r.method == "GET" and STREAMING.search(r.path)}
-    )
+    viewer = [r for r in routes if r.method == "GET"]
+    undeclared = [r.path for r in viewer if STREAMING.search(r.path) and not r.actions]
+    assert undeclared == [], f"streaming routes that declare no policy action: {undeclared}"
+    named = {r.path for r in viewer if STREAMING.search(r.path)}
+    footage = {(r.method, r.path) for r in viewer if READS_FOOTAGE & set(r.actions)}
+    assert named <= {path for _, path in footage}, "a stream that is not declared as footage"
+    return sorted(footage)
 
 
 async def test_every_live_and_streaming_endpoint_is_refused_to_staff_and_agencies(
@@ -95,11 +103,13 @@ async def test_every_live_and_streaming_endpoint_is_refused_to_staff_and_agencie
     assert clip_id is not None
     target = Target(elm.household_id, elm.camera.id, clip_id)
     http_paths = streaming_http_paths(app)
-    ws_paths = [p for p in websocket_paths(app) if "household_id" in p]
+    ws_paths = websocket_paths(app)  # the viewers' and the cameras' own
     # The walk found the endpoints it must (so an empty walk cannot pass).
     assert ("GET", "/households/{household_id}/cameras/{device_id}/live") in http_paths
     assert ("GET", "/api/v1/households/{household_id}/clips/{clip_id}/video") in http_paths
+    assert ("GET", "/households/{household_id}/clips/{clip_id}") in http_paths
     assert "/api/v1/households/{household_id}/devices/{device_id}/live" in ws_paths
+    assert "/api/v1/device/live" in ws_paths
     await people.close()
 
     with running_server(settings.model_copy(update={"development": True})) as url:
@@ -127,7 +137,9 @@ async def test_every_live_and_streaming_endpoint_is_refused_to_staff_and_agencie
                     ):
                         refusals.append(f"{name}: WebSocket {path} opened")
                 except InvalidStatus as exc:
-                    if exc.response.status_code != 403:
+                    # A camera's socket takes a device token: a person is not authenticated.
+                    refused = {401} if "household_id" not in path else {403}
+                    if exc.response.status_code not in refused:
                         refusals.append(f"{name}: WebSocket {path} -> {exc.response.status_code}")
     assert refusals == [], "\n".join(refusals)
 
