@@ -350,9 +350,10 @@ class Settings(BaseSettings):
     emergency_max_devices: int = Field(
         3,
         ge=1,
-        le=20,
+        le=5,
         title="Emergency: most cameras",
-        description="An emergency request may name at most this many cameras.",
+        description="An emergency request may name at most this many cameras (5 at most: "
+        "an emergency is about a few cameras, never a neighbourhood).",
     )
     emergency_max_hours: int = Field(
         24,
@@ -373,24 +374,27 @@ class Settings(BaseSettings):
     preservation_days: int = Field(
         90,
         ge=1,
-        le=365,
+        le=90,
         title="Preservation: hold length (days)",
         description="How long a preservation request holds clips from retention and "
-        "deletion; the agency may extend it once by the same length.",
+        "deletion (90 at most, as the law gives a preservation letter); the agency may "
+        "extend it once by the same length.",
     )
     community_max_square_miles: float = Field(
         0.5,
         gt=0,
-        le=5,
+        le=0.5,
         title="Community request: largest area (square miles)",
-        description="A community request may cover at most this area.",
+        description="A community request may cover at most this area (0.5 at most: an "
+        "operator may make it smaller, never larger).",
     )
     community_max_hours: int = Field(
         12,
         ge=1,
-        le=72,
+        le=12,
         title="Community request: longest window (hours)",
-        description="A community request may ask for clips of at most this many hours.",
+        description="A community request may ask for clips of at most this many hours (12 "
+        "at most).",
     )
     community_open_days: int = Field(
         14,

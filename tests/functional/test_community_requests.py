@@ -710,6 +710,19 @@ async def test_the_agency_sees_only_the_clips_shared(
     later = await officer.get(f"{base}/{rid}")
     assert [p["id"] for p in later.json()["packages"]] == [package["id"]]
     assert_tells_nothing(later.text, secrets)
+    # The sharer is told exactly what the agency received; the household that ignored
+    # the request is told of no disclosure.
+    [told] = [n for n in (await legal_view(sharer.client, sharer.household_id))["notices"]
+              if n["kind"] == "disclosure"]  # fmt: skip
+    assert told["request_id"] == rid and told["delivered_at"]
+    assert "received the clips your household shared" in told["message"]
+    assert mine[11.0] in told["message"] and mine[10.0] not in told["message"]
+    ignored = (await legal_view(ignorer.client, ignorer.household_id))["notices"]
+    assert [n["kind"] for n in ignored] == ["community"]
+    disclosed = await events(app, "legal:disclose")
+    assert [(e.household_id, e.extra["clips"]) for e in disclosed] == [
+        (sharer.household_id, [mine[11.0]])
+    ]
 
 
 async def test_other_agencies_and_other_roles_cannot_reach_the_shares(

@@ -522,8 +522,11 @@ async def test_a_subscriber_package_holds_subscribers_and_no_clip(
     assert "keys.json" not in files and "devices.json" not in files
     (household,) = json.loads(files["subscribers.json"])
     assert (household["name"], household["address"]) == ("The Smiths", "1 Door Lane")
+    assert set(household) == {"household", "name", "address", "created_at", "members"}
     (member,) = household["members"]
-    assert member["role"] == "owner" and member["email"].endswith("@example.org")
+    # Name and account dates only: no e-mail address, no role, nothing else.
+    assert set(member) == {"display_name", "account_created_at"}
+    assert "@" not in files["subscribers.json"].decode()
     assert json.loads(files["package.json"])["clips"] == []
     report = verify_package(path, pinned(world.app))
     assert report.ok, failures(report)

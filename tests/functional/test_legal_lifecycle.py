@@ -345,7 +345,10 @@ async def test_a_preservation_holds_the_clips_until_it_ends(
     assert release.target_id == rid and release.extra["holds"] == 2
     assert any(e.target_id == rid for e in await events(app, "legal:request:close"))
     assert (await run_job(app, settings, clock)).preservations_ended == 0  # once only
-    assert (await legal_view(elm.client, elm.household_id))["holds"] == []
+    view = await legal_view(elm.client, elm.household_id)
+    assert view["holds"] == []
+    [ended_notice] = [n for n in view["notices"] if "has ended" in n["message"]]
+    assert ended_notice["kind"] == "hold" and ended_notice["request_id"] == rid
     gone = await elm.client.delete(delete_url(elm, ten.id))
     assert gone.status_code == 204, gone.text
     assert not await store.exists(ten.object_key)
@@ -617,6 +620,12 @@ async def test_an_unproven_emergency_lapses_and_flags_the_agency(
     assert flag.target_id == str(people.agency_id) and flag.extra["request"] == rid
     [lapse] = await events(app, "legal:request:lapse")
     assert lapse.target_id == rid and lapse.extra["status"] == "unratified"
+    # The owner is told that the disclosure about their home went unproven.
+    [told] = [n for n in (await legal_view(elm.client, elm.household_id))["notices"]
+              if n["request_id"] == rid and n["kind"] == "decision"]  # fmt: skip
+    assert "recorded as unratified" in told["message"]
+    assert moment(told["delivered_at"]) == clock.now()
+    assert "no proof was filed" in told["message"] and decision["case_number"] in told["message"]
     assert (await run_job(app, settings, clock)).emergencies_unratified == 0
     assert len(await events(app, "agency:flag")) == 1
 
@@ -887,6 +896,12 @@ async def test_a_withdrawn_or_rejected_proof_unratifies_and_proves_one_emergency
     assert (await read_request(people, first.json()["id"]))["status"] == "unratified"
     [flag] = await events(app, "agency:flag")
     assert "withdrawn" in flag.extra["why"]
+    # The owner hears of both: the warrant withdrawn, the emergency it proved unratified.
+    notices = (await legal_view(elm.client, elm.household_id))["notices"]
+    [gone] = [n for n in notices if n["request_id"] == wid and "withdrawn" in n["message"]]
+    assert "nothing about your home was disclosed" in gone["message"]
+    assert [n for n in notices if n["request_id"] == first.json()["id"]
+            and n["kind"] == "decision" and "recorded as unratified" in n["message"]]  # fmt: skip
     agency = (await people.admin_client.get(f"/api/v1/agencies/{people.agency_id}")).json()
     assert agency["flagged_at"] is not None
     # The same for a proof the reviewer rejects.

@@ -91,3 +91,22 @@ def test_every_setting_is_documented() -> None:
         "DOORWARDEN_PUBLIC_BASE_URL",
     }
     assert all(row["title"] and row["description"] for row in rows)
+
+
+@pytest.mark.parametrize(
+    ("name", "at_most", "above"),
+    [
+        ("community_max_square_miles", 0.5, 0.51),
+        ("community_max_hours", 12, 13),
+        ("emergency_max_hours", 24, 25),
+        ("emergency_max_devices", 5, 6),
+        ("preservation_days", 90, 91),
+    ],
+)
+def test_the_legal_limits_can_be_tightened_never_loosened(
+    name: str, at_most: float, above: float
+) -> None:
+    """The limits the law or the platform's promises set are caps an operator may lower."""
+    assert getattr(Settings(development=True, **{name: at_most}), name) == at_most
+    with pytest.raises(ValidationError, match=name):
+        Settings(development=True, **{name: above})

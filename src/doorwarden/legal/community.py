@@ -27,9 +27,9 @@ from doorwarden.errors import Conflict, DomainError, InvalidInput, NotFound
 from doorwarden.governance.service import instance_policy
 from doorwarden.households.area import households_in
 from doorwarden.legal.community_models import CommunityRecipient, CommunityShare
-from doorwarden.legal.models import LegalRequest, NoticeKind, RequestKind, RequestStatus
+from doorwarden.legal.models import Agency, LegalRequest, NoticeKind, RequestKind, RequestStatus
 from doorwarden.legal.notices import notify
-from doorwarden.legal.outcomes import Effects
+from doorwarden.legal.outcomes import Effects, tell_disclosure
 from doorwarden.legal.package import build_package
 from doorwarden.legal.package_models import Package, PackageKind
 from doorwarden.legal.request_schemas import CommunityIn
@@ -248,13 +248,14 @@ async def shares_for_agency(db: AsyncSession, request: LegalRequest) -> Sequence
 async def build_shares_package(
     db: AsyncSession, *, request: LegalRequest, officer: User, effects: Effects
 ) -> Package:
-    """A package of every clip shared so far (the agency asks when it wants one)."""
+    """A package of every clip shared so far (the agency asks when it wants one). Each
+    household whose clips it holds is told, clip by clip, that the agency now has them."""
     if request.kind is not RequestKind.community:
         raise NotFound("Only community requests have shared clips.")
     clips = await shares_for_agency(db, request)
     if not clips:
         raise NothingShared("No resident has shared a clip with this request (yet).")
-    return await build_package(
+    package = await build_package(
         db,
         request=request,
         kind=PackageKind.community,
@@ -267,6 +268,21 @@ async def build_shares_package(
         ctx=effects.ctx,
         now=effects.now,
     )
+    agency = await db.get(Agency, request.agency_id)
+    assert agency is not None  # noqa: S101 - a foreign key
+    heading = f"{agency.name}'s community request (case {request.case_number})"
+    await tell_disclosure(
+        db,
+        request,
+        package,
+        sorted({c.household_id for c in clips}),
+        clips,
+        heading,
+        actor_of(officer),
+        effects,
+        opening=f"{heading}: the agency has received the clips your household shared.",
+    )
+    return package
 
 
 async def response_counts(db: AsyncSession, request_id: uuid.UUID) -> tuple[int, int]:

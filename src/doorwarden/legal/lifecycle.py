@@ -24,9 +24,17 @@ from doorwarden.clips.models import ClipHold
 from doorwarden.config import Settings
 from doorwarden.errors import Conflict, InvalidInput
 from doorwarden.legal import documents
-from doorwarden.legal.models import Agency, DocumentKind, LegalRequest, RequestKind, RequestStatus
-from doorwarden.legal.notices import deliver_due
+from doorwarden.legal.models import (
+    Agency,
+    DocumentKind,
+    LegalRequest,
+    NoticeKind,
+    RequestKind,
+    RequestStatus,
+)
+from doorwarden.legal.notices import deliver_due, notify
 from doorwarden.legal.requests import Upload
+from doorwarden.legal.scope import targets_of
 from doorwarden.legal.states import GRANTED, TAGS, Event, WrongState, next_status
 from doorwarden.storage.base import ClipStore
 
@@ -71,8 +79,41 @@ async def withdraw(
     request.status = next_status(request.kind, request.status, Event.withdraw)
     request.closed_at = now
     _audit(db, request, Event.withdraw, actor_of(officer), ctx, now)
+    await _tell(
+        db, request, ctx, now, approved_only=False,
+        message="was withdrawn by the agency before it was decided; nothing about your home "
+        "was disclosed.",
+    )  # fmt: skip
     await proof_fell_away(db, warrant=request, ctx=ctx, now=now)
     return request
+
+
+async def _tell(
+    db: AsyncSession,
+    request: LegalRequest,
+    ctx: RequestContext,
+    now: datetime,
+    *,
+    approved_only: bool,
+    message: str,
+    kind: NoticeKind = NoticeKind.decision,
+) -> None:
+    """Tell the households the request named (or those its decision kept) what became of
+    it: by default an owner hears of every turn a request about their home takes."""
+    households = {
+        t.household_id for t in await targets_of(db, request.id, approved_only=approved_only)
+    }
+    agency = await db.get(Agency, request.agency_id)
+    name = agency.name if agency is not None else "The agency"
+    await notify(
+        db,
+        request=request,
+        household_ids=households,
+        kind=kind,
+        message=f"{name}'s {request.kind} request (case {request.case_number}) {message}",
+        ctx=ctx,
+        now=now,
+    )
 
 
 async def proof_fell_away(
@@ -240,6 +281,12 @@ async def _unratify(
 ) -> None:
     request.status = next_status(request.kind, request.status, Event.lapse)
     _audit(db, request, Event.lapse, SYSTEM, ctx, now, {"why": why})
+    await _tell(
+        db, request, ctx, now, approved_only=True,
+        message=f"is now recorded as unratified: {why}. What was disclosed about your home "
+        "under it is listed in your earlier notice; the agency has been flagged, and the "
+        "request counts as unratified in the public transparency report.",
+    )  # fmt: skip
     agency = await db.get(Agency, request.agency_id)
     if agency is not None:
         agency.flagged_at = now
@@ -283,6 +330,11 @@ async def _end_preservations(
             .values(released_at=now)
         )
         _audit(db, request, Event.expire, SYSTEM, ctx, now, {"holds_released": released.rowcount})  # type: ignore[attr-defined]
+        await _tell(
+            db, request, ctx, now, approved_only=True, kind=NoticeKind.hold,
+            message="has ended: your clips it held are no longer preserved, and your own "
+            "retention and deletion apply to them again.",
+        )  # fmt: skip
         record(
             db,
             tag=Tag.legal_hold_release,

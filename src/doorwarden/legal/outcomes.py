@@ -145,8 +145,11 @@ async def tell_disclosure(
     heading: str,
     actor: Actor,
     effects: Effects,
+    *,
+    opening: str | None = None,
 ) -> None:
-    """One disclosure event and one notice per household, naming exactly its clips."""
+    """One disclosure event and one notice per household, naming exactly its clips. The
+    notice opens with `opening`, or says how the request was decided."""
     per_household: dict[uuid.UUID, list[Clip]] = defaultdict(list)
     for clip in clips:
         per_household[clip.household_id].append(clip)
@@ -173,8 +176,8 @@ async def tell_disclosure(
         )
         if package.kind is PackageKind.subscriber:
             what = (
-                "your household's name and address, and its members' names, e-mail "
-                "addresses and account dates. No video was disclosed."
+                "your household's name and address, and its members' names and account "
+                "dates. No video was disclosed."
             )
         elif own:
             what = f"{len(own)} clip(s) of {_window(request)}:\n{_clip_lines(own, names)}"
@@ -185,8 +188,8 @@ async def tell_disclosure(
             request=request,
             household_ids=[household_id],
             kind=NoticeKind.disclosure,
-            message=f"{heading} was {request.status}. Disclosed about your home: {what}"
-            + provisional,
+            message=f"{opening or f'{heading} was {request.status}.'} Disclosed about your "
+            f"home: {what}{provisional}",
             ctx=effects.ctx,
             now=effects.now,
             package_id=package.id,

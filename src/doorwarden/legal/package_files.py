@@ -205,6 +205,9 @@ def custody_json(
 def subscribers_json(
     households: Sequence[Household], members: Sequence[tuple[HouseholdMember, User]]
 ) -> list[dict[str, Any]]:
+    """Subscriber information and nothing more: the household's name, address and dates,
+    its members' names and account dates. No e-mail address or role: a subpoena reaches
+    who the subscriber is, not how to contact them or who administers the home."""
     by_household: dict[Any, list[tuple[HouseholdMember, User]]] = {}
     for member, user in members:
         by_household.setdefault(member.household_id, []).append((member, user))
@@ -215,13 +218,8 @@ def subscribers_json(
             "address": h.address,
             "created_at": iso(h.created_at),
             "members": [
-                {
-                    "display_name": user.display_name,
-                    "email": user.email,
-                    "role": str(member.role),
-                    "account_created_at": iso(user.created_at),
-                }
-                for member, user in by_household.get(h.id, [])
+                {"display_name": user.display_name, "account_created_at": iso(user.created_at)}
+                for _, user in by_household.get(h.id, [])
             ],
         }
         for h in households
