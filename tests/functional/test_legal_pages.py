@@ -5,8 +5,11 @@ which page is the route-policy test's; here: what the pages say, and what they r
 
 from __future__ import annotations
 
+import io
+import json
 import re
 import uuid
+import zipfile
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -337,3 +340,54 @@ async def test_no_resident_sees_a_request_under_a_nondisclosure_order_until_it_e
     after = await again.get(f"/households/{elm.household_id}/requests")
     await again.aclose()
     assert case in after.text and "held back by a court" in after.text
+
+
+async def test_a_subpoena_filed_by_form_discloses_subscriber_details_and_no_video(
+    people: Cast, factory: Factory
+) -> None:
+    elm = await home(factory, "12 Elm Street")
+    new = f"/agencies/{people.agency_id}/requests/new/subpoena"
+    form = {
+        "case_number": "SUB-7",
+        "issuing_court": "Testshire Magistrates' Court",
+        "signed_on": "2026-11-26",
+        "window_start": "2026-11-25T09:00",
+        "window_end": "2026-11-25T12:00",
+        "addresses": "12 Elm Street",
+        "justification": "Who held the account at 12 Elm Street that morning.",
+    }
+    unsigned = await submit(people.officer_client, new, new, form)
+    assert unsigned.status_code == 400 and "Attach the subpoena as a PDF." in unsigned.text
+    filed = await submit(
+        people.officer_client, new, new, form, {"document": pdf("subpoena.pdf", "Subpoena 7")}
+    )
+    assert filed.status_code == 303, filed.text
+    match = REQUEST_PAGE.search(filed.headers["location"])
+    assert match is not None
+    request_id = match.group(1)
+    shown = text_of(await people.officer_client.get(filed.headers["location"]))
+    assert "Request filed" in shown and "SUB-7" in shown and "subpoena" in shown
+
+    reviewer, page = people.reviewer_client, f"/review/{request_id}"
+    assert (await submit(reviewer, page, f"{page}/start", {})).status_code == 303
+    approved = await submit(reviewer, page, f"{page}/approve", {"attest": "signed"})
+    assert approved.status_code == 303, approved.text
+
+    officer_page = await people.officer_client.get(
+        f"/agencies/{people.agency_id}/requests/{request_id}"
+    )
+    assert "approved" in text_of(officer_page)
+    download = re.search(r'href="(/api/v1/agencies/[^"]+/packages/[^"]+)"', officer_page.text)
+    assert download is not None
+    package = await people.officer_client.get(download.group(1))
+    assert package.status_code == 200, package.text
+    with zipfile.ZipFile(io.BytesIO(package.content)) as zipped:
+        names = zipped.namelist()
+        [subscriber] = json.loads(zipped.read("subscribers.json"))
+    assert subscriber["address"] == "12 Elm Street"
+    assert not [n for n in names if n.startswith("clips/")]
+
+    del elm.client.headers["x-csrf-token"]
+    told = text_of(await elm.client.get(f"/households/{elm.household_id}/requests"))
+    assert "SUB-7" in told and "No video was disclosed." in told
+    assert f"/households/{elm.household_id}/clips/" not in told
