@@ -243,6 +243,13 @@ def _owner_or_self(p: Principal, r: Resource) -> Decision:
     return _household(HouseholdRole.owner)(p, r)
 
 
+def _not_this_agency(p: Principal) -> Decision:
+    """An officer of another agency is told so (wrong_agency); anyone else is refused
+    plainly. Either way nothing about the other agency's request is said."""
+    code = "wrong_agency" if p.role is Role.agency_officer else None
+    return _deny("not an officer of this agency", code)
+
+
 def _agency_staff_or_own_officer(p: Principal, r: Resource) -> Decision:
     if not isinstance(r, AgencyResource):
         return _deny("not an agency resource")
@@ -250,7 +257,7 @@ def _agency_staff_or_own_officer(p: Principal, r: Resource) -> Decision:
         return _allow(f"role {p.role}")
     if p.role is Role.agency_officer and p.agency_id == r.agency_id:
         return _allow("officer of this agency")
-    return _deny("not an officer of this agency")
+    return _not_this_agency(p)
 
 
 # An agency's standing as legal/standing.py names it, and what a refusal then says.
@@ -265,7 +272,7 @@ def _officer_in_good_standing(p: Principal, r: Resource) -> Decision:
     if not isinstance(r, AgencyResource):
         return _deny("not an agency resource")
     if p.role is not Role.agency_officer or p.agency_id != r.agency_id:
-        return _deny("not an officer of this agency")
+        return _not_this_agency(p)
     if p.agency_standing != ACTIVE:
         standing = p.agency_standing or "unverified"
         reason = STANDING_REFUSALS.get(standing, "this agency may not act")
@@ -277,7 +284,7 @@ def _own_officer(p: Principal, r: Resource) -> Decision:
     own = isinstance(r, AgencyResource) and p.agency_id == r.agency_id
     if own and p.role is Role.agency_officer:
         return _allow("officer of this agency")
-    return _deny("not an officer of this agency")
+    return _not_this_agency(p)
 
 
 def _device_itself(p: Principal, _r: Resource) -> Decision:

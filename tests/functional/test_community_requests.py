@@ -738,10 +738,10 @@ async def test_other_agencies_and_other_roles_cannot_reach_the_shares(
     ours = f"/api/v1/agencies/{people.agency_id}/requests/{rid}"
     theirs = f"/api/v1/agencies/{other}/requests/{rid}"
     # Another agency: refused on our path, not found under its own.
-    assert_error(await other_officer.get(f"{ours}/shares"), 403, "forbidden")
-    assert_error(await other_officer.post(f"{ours}/packages"), 403, "forbidden")
-    assert_error(await other_officer.post(f"{ours}/close"), 403, "forbidden")
-    assert_error(await other_officer.get(ours), 403, "forbidden")
+    assert_error(await other_officer.get(f"{ours}/shares"), 403, "wrong_agency")
+    assert_error(await other_officer.post(f"{ours}/packages"), 403, "wrong_agency")
+    assert_error(await other_officer.post(f"{ours}/close"), 403, "wrong_agency")
+    assert_error(await other_officer.get(ours), 403, "wrong_agency")
     assert_error(await other_officer.get(f"{theirs}/shares"), 404, "not_found")
     assert_error(await other_officer.post(f"{theirs}/packages"), 404, "not_found")
     assert_error(await other_officer.post(f"{theirs}/close"), 404, "not_found")

@@ -222,7 +222,7 @@ async def test_an_officer_files_only_for_their_own_agency(
 ) -> None:
     other = await factory.agency_in_good_standing(people.admin, "Otherton Police")
     refused = await file_warrant(people.officer_client, other, [address_item("12 Elm St")])
-    assert_error(refused, 403, "forbidden")
+    assert_error(refused, 403, "wrong_agency")
     mine = await file_warrant(people.officer_client, people.agency_id, [address_item("1 A St")])
     other_officer = await factory.signed_in(
         await factory.user(Role.agency_officer, agency_id=other)

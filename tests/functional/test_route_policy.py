@@ -361,6 +361,7 @@ async def test_every_route_decides_as_expected_for_every_role(
                         "forbidden",
                         "agency_unverified",  # officers of an agency not in good standing
                         "agency_no_approval",
+                        "wrong_agency",  # an officer on another agency's path
                     )
                 checked += 1
                 if not ok:
