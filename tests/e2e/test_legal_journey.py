@@ -22,7 +22,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from doorwarden.audit.checkpoint import NoteKey
 from doorwarden.crypto.manifest import GENESIS
+from doorwarden.verify_package import PackageOptions, verify_package
 from tests.e2e.conftest import MOBILE, SCREENSHOTS, ConsoleLog, Server, open_page
 from tests.e2e.helpers import sign_in
 from tests.e2e.test_clip_player import pair, upload
@@ -238,10 +240,38 @@ def officer_downloads_the_package(
     arrived.value.save_as(saved)
     with zipfile.ZipFile(saved) as archive:
         manifest = json.loads(archive.read("package.json"))
+        clip_files = sorted(n for n in archive.namelist() if n.startswith("clips/"))
     assert manifest["request"] == request_id
     assert manifest["case_number"] == "CR-2026-0042"
     assert sorted(c["id"] for c in manifest["clips"]) == sorted(world.elm.clip_ids)
     assert {c["device"] for c in manifest["clips"]} == {world.elm.device_id}
+    # Offline, as the agency's verifier checks it, against the key the instance publishes.
+    published = httpx.get(f"{server.url}/api/v1/log/key", timeout=30)
+    assert published.status_code == 200, published.text
+    pinned = PackageOptions(instance_key=NoteKey.from_verifier(published.text.strip()))
+    report = verify_package(saved, pinned)
+    failed = [(c.name, c.code) for c in report.checks if c.status == "fail"]
+    assert report.ok, (failed, report.errors, [c.to_json() for c in report.clips if not c.ok])
+    assert report.key_source == "pinned" and not report.warnings, report.warnings
+    assert (report.package_id, report.kind, report.case_number) == (
+        manifest["package"], "content", "CR-2026-0042",
+    )  # fmt: skip
+    # Exactly the narrowed scope: both clips of the kept camera (sequences 0 and 1, each
+    # signed, decrypted and checked), nothing of Oak Road's camera.
+    assert sorted((c.device, c.sequence) for c in report.clips) == [
+        (world.elm.device_id, 0), (world.elm.device_id, 1),
+    ]  # fmt: skip
+    for clip in report.clips:
+        status = {c.name: c.status for c in clip.checks}
+        assert status["signature"] == status["decrypt"] == "pass", status
+    assert [(d.device, d.sequences, d.ok) for d in report.devices] == [
+        (world.elm.device_id, [0, 1], True)
+    ]
+    assert clip_files == sorted(
+        f"clips/{world.elm.device_id}/{s:012d}.{ext}"
+        for s in (0, 1)
+        for ext in ("manifest.json", "clip.dws", "thumb.dws")
+    )
 
 
 def residents_read_what_left(page: Page, server: Server, world: World) -> None:
