@@ -73,6 +73,17 @@ async def cast(factory: Factory) -> Cast:
     )
 
 
+async def cast_with_tokens(factory: Factory) -> Cast:
+    """The cast, each with an API token instead of a session: sessions end when a test
+    moves the clock weeks on, tokens without an expiry do not."""
+    made = await cast(factory)
+    await made.close()
+    made.officer_client = await factory.with_token(made.officer)
+    made.reviewer_client = await factory.with_token(made.reviewer)
+    made.admin_client = await factory.with_token(made.admin)
+    return made
+
+
 async def home(
     factory: Factory,
     address: str,

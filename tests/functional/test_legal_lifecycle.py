@@ -36,7 +36,7 @@ from tests.legal_flow import (
     Home,
     address_item,
     at,
-    cast,
+    cast_with_tokens,
     decide,
     device_item,
     file_warrant,
@@ -61,13 +61,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def people(factory: Factory) -> AsyncIterator[Cast]:
-    """The cast, each with an API token: sessions end when the clock moves weeks on,
-    tokens without an expiry do not."""
-    made = await cast(factory)
-    await made.close()
-    made.officer_client = await factory.with_token(made.officer)
-    made.reviewer_client = await factory.with_token(made.reviewer)
-    made.admin_client = await factory.with_token(made.admin)
+    made = await cast_with_tokens(factory)
     yield made
     await made.close()
 
