@@ -384,8 +384,11 @@ def run(options: Options, out: TextIO = sys.stdout) -> int:
             if options.scenario:
                 demo.run_scenario()
                 demo.say(f"\nThe demo keeps running at {demo.base_url}/ (Ctrl-C stops it).")
+            # Short sleeps, not one long one: the kernel may hand Ctrl-C to any of the
+            # demo's threads, and Python runs the handler (KeyboardInterrupt) only when the
+            # main thread next wakes. One long sleep could hold a Ctrl-C for an hour.
             while True:
-                time.sleep(3600)
+                time.sleep(0.2)
         except KeyboardInterrupt:
             pass
         except (DataDirError, ServerError, ScenarioError, ApiError) as exc:
