@@ -62,6 +62,12 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
             process.wait()
 
 
+def _as_at_a_terminal() -> None:
+    """Ctrl-C live, as a command typed at a terminal has it: a suite started as a shell's
+    background job inherits SIGINT ignored, and the demo rightly keeps it so."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[DemoRun]:
     root = tmp_path_factory.mktemp("demo-e2e")
@@ -70,7 +76,9 @@ def demo(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[D
     command = [sys.executable, "-m", "doorwarden", "demo", "--scenario"]
     command += ["--data-dir", str(data), "--port", str(port)]
     with output.open("wb") as out:
-        process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_as_at_a_terminal
+        )
     try:
         deadline = time.monotonic() + SCENARIO_DEADLINE_S
         scenario = data / "scenario.json"
