@@ -32,7 +32,7 @@ from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
-from sqlalchemy import Dialect, Select, String, bindparam, select, type_coerce, update
+from sqlalchemy import Dialect, Select, bindparam, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden import geo
@@ -81,18 +81,12 @@ def _uuid(value: Any) -> uuid.UUID:
     return made
 
 
-def _raw(column: Any) -> Any:
-    """The column as the driver returns it (no SQLAlchemy UUID conversion)."""
-    return type_coerce(column, String)
-
-
-def _in_area(cells: int) -> Select[Any]:
+def _in_area(cells: int) -> Select[uuid.UUID, float | None, float | None, uuid.UUID]:
     """The cameras in service in `cells` cells (parameters c0, c1, ...) and the bounding
     box (south, north, west, east). The partial index's own condition (revoked_at IS
     NULL) must be in the query for either database to use it."""
-    return select(
-        _raw(Device.household_id), Device.latitude, Device.longitude, _raw(Device.id)
-    ).where(
+    # Only the SQL is used: the rows come from the driver, ids in its own form (_uuid).
+    return select(Device.household_id, Device.latitude, Device.longitude, Device.id).where(
         Device.location_cell.in_([bindparam(f"c{i}") for i in range(cells)]),
         Device.latitude.between(bindparam("south"), bindparam("north")),
         Device.longitude.between(bindparam("west"), bindparam("east")),
