@@ -27,7 +27,6 @@ from pathlib import Path
 import httpx
 
 from doorwarden.accounts import service
-from doorwarden.accounts.models import Role
 from doorwarden.audit.service import RequestContext
 from doorwarden.config import Settings
 from doorwarden.crypto.keys import SigningKey, b64d, b64e
@@ -38,6 +37,7 @@ from doorwarden.devices import service as devices
 from doorwarden.households import service as households
 from doorwarden.logging import configure_logging
 from doorwarden.main import create_app
+from doorwarden.roles import Role
 
 CTX = RequestContext(client_address="bench")
 PART = 8 * 1024 * 1024  # the server's default max_upload_part_bytes

@@ -71,10 +71,10 @@ from websockets.exceptions import ConnectionClosed
 from websockets.typing import Origin
 
 from doorwarden.accounts.sessions import SESSION_COOKIE
-from doorwarden.agent.capture import open_source
-from doorwarden.agent.config import FileSource, SyntheticSource
-from doorwarden.agent.live import Fragment, InitSegment, LiveOutput, LiveTap
-from doorwarden.agent.synthetic import encode_h264
+from doorwarden.agent.capture.sources import open_source
+from doorwarden.agent.capture.synthetic import encode_h264
+from doorwarden.agent.config.models import FileSource, SyntheticSource
+from doorwarden.agent.live.tap import Fragment, InitSegment, LiveOutput, LiveTap
 from doorwarden.crypto.keys import SigningKey, b64e
 from doorwarden.logging import configure_logging
 

@@ -24,8 +24,8 @@ import time
 from collections.abc import Callable, Collection, Mapping
 from typing import TypeVar
 
-from doorwarden.audit import merkle
-from doorwarden.audit.merkle import Key
+from doorwarden.formats import merkle
+from doorwarden.formats.merkle import Key
 
 BYTES_PER_LEAF = 64  # ~2 nodes per leaf, 32 B each
 T = TypeVar("T")

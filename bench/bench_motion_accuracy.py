@@ -33,9 +33,9 @@ from pathlib import Path
 import av
 import cv2
 
-from doorwarden.agent.config import MotionConfig, Polygon, SyntheticSource
-from doorwarden.agent.motion import MotionDetector, MotionResult, luma
-from doorwarden.agent.synthetic import ground_truth, render_scene
+from doorwarden.agent.analysis.motion import MotionDetector, MotionResult, luma
+from doorwarden.agent.capture.synthetic import ground_truth, render_scene
+from doorwarden.agent.config.models import MotionConfig, Polygon, SyntheticSource
 
 DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 TREE_IGNORE: Polygon = [(0.12, 0.0), (1.0, 0.0), (1.0, 1.0), (0.1, 1.0)]

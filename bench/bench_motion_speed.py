@@ -21,9 +21,9 @@ from pathlib import Path
 
 import av
 
-from doorwarden.agent.config import MotionConfig, SyntheticSource
-from doorwarden.agent.motion import MotionDetector, luma
-from doorwarden.agent.synthetic import encode_h264
+from doorwarden.agent.analysis.motion import MotionDetector, luma
+from doorwarden.agent.capture.synthetic import encode_h264
+from doorwarden.agent.config.models import MotionConfig, SyntheticSource
 
 VTEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vtest.avi"
 

@@ -24,13 +24,12 @@ import httpx
 
 from doorwarden import policy
 from doorwarden.accounts import api_tokens, service
-from doorwarden.accounts.models import Role
 from doorwarden.audit.service import RequestContext
 from doorwarden.config import Settings
 from doorwarden.db import upgrade_database
 from doorwarden.households import service as households
-from doorwarden.households.models import HouseholdRole
 from doorwarden.main import create_app
+from doorwarden.roles import HouseholdRole, Role
 
 PASSWORD = "benchmark password"
 CTX = RequestContext(client_address="bench")

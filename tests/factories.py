@@ -14,17 +14,18 @@ import pytest
 from fastapi import FastAPI
 
 from doorwarden.accounts import api_tokens, service
-from doorwarden.accounts.models import Role, User
+from doorwarden.accounts.models import User
+from doorwarden.agencies import service as legal
+from doorwarden.agencies.documents import Upload
+from doorwarden.agencies.governance import service as governance
 from doorwarden.audit.service import RequestContext
 from doorwarden.clock import ManualClock
 from doorwarden.config import PasswordCost, Settings, SignupMode
 from doorwarden.crypto.keys import SigningKey, b64d, b64e
 from doorwarden.devices import service as devices
-from doorwarden.governance import service as governance
 from doorwarden.households import service as households
-from doorwarden.legal import service as legal
-from doorwarden.legal.requests import Upload
 from doorwarden.main import create_app
+from doorwarden.roles import Role
 from tests.pdfs import pdf_bytes
 
 SECRET = "test-secret-key-" + "k" * 40
@@ -34,7 +35,7 @@ CTX = RequestContext(client_address="192.0.2.1", user_agent="pytest")
 # argon2id at its cheapest for the suite's thousands of accounts: at the production cost
 # (~0.16 s a hash on a 2-core machine) hashing took over half of the database tests' time.
 # A stored hash carries its cost, so sign-in checks run the same code either way;
-# tests/unit/test_passwords.py checks the production profile and the re-hash.
+# tests/unit/accounts/test_passwords.py checks the production profile and the re-hash.
 CHEAP_COST = PasswordCost(time_cost=1, memory_kib=1024, parallelism=1)
 CHEAP_PASSWORDS: dict[str, int] = {
     "password_hash_time_cost": CHEAP_COST.time_cost,
@@ -63,7 +64,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path,
         signup_mode=SignupMode.open,
         public_base_url=BASE_URL,
-        # The log appender runs when a test says so (tests/functional/test_audit_log.py),
+        # The log appender runs when a test says so (tests/functional/audit/test_audit_log.py),
         # not in the background of tests that count or read audit events.
         log_interval_s=0,
         **CHEAP_PASSWORDS,

@@ -11,9 +11,10 @@ from typing import Any
 
 import httpx
 
-from doorwarden.accounts.models import Role, User
+from doorwarden.accounts.models import User
 from doorwarden.crypto.manifest import GENESIS
 from doorwarden.households import service as households
+from doorwarden.roles import Role
 from tests.factories import CTX, Camera, Factory
 from tests.pdfs import pdf_bytes
 from tests.sealed_clips import Sealed, seal_clip, upload

@@ -18,7 +18,10 @@ from starlette.requests import HTTPConnection
 
 from doorwarden import policy
 from doorwarden.accounts import api_tokens, sessions
-from doorwarden.accounts.models import Role, User
+from doorwarden.accounts.models import User
+from doorwarden.agencies.models import Agency
+from doorwarden.agencies.service import officer_agency
+from doorwarden.agencies.standing import standing_of
 from doorwarden.audit.service import RequestContext
 from doorwarden.clock import Clock
 from doorwarden.config import Settings
@@ -27,10 +30,8 @@ from doorwarden.devices import service as devices
 from doorwarden.devices.models import Device
 from doorwarden.errors import CsrfFailed, Forbidden, NotAuthenticated
 from doorwarden.households.service import memberships
-from doorwarden.legal.models import Agency
-from doorwarden.legal.service import officer_agency
-from doorwarden.legal.standing import standing_of
 from doorwarden.live.relay import LiveHub
+from doorwarden.roles import Role
 from doorwarden.web import csrf
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -14,14 +14,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from doorwarden import __version__
 from doorwarden.accounts import account_views as accounts_account_views
-from doorwarden.accounts import admin_router as accounts_admin_router
-from doorwarden.accounts import admin_views as accounts_admin_views
 from doorwarden.accounts import router as accounts_router
 from doorwarden.accounts import views as accounts_views
+from doorwarden.admin import router as accounts_admin_router
+from doorwarden.admin import views as accounts_admin_views
+from doorwarden.agencies import router as legal_router
+from doorwarden.agencies import views as legal_views
+from doorwarden.agencies.governance import router as governance_router
+from doorwarden.agencies.governance import views as governance_views
 from doorwarden.audit import log_router as audit_log_router
 from doorwarden.audit import router as audit_router
 from doorwarden.audit import views as audit_views
-from doorwarden.audit.checkpoint import log_key
 from doorwarden.audit.log import LogSigner
 from doorwarden.audit.tasks import log_loop
 from doorwarden.clips import playback_router as clips_playback_router
@@ -34,21 +37,18 @@ from doorwarden.config import Settings, get_settings
 from doorwarden.db import check_schema_current, create_engine, create_sessionmaker
 from doorwarden.devices import router as devices_router
 from doorwarden.devices import views as devices_views
-from doorwarden.governance import router as governance_router
-from doorwarden.governance import views as governance_views
+from doorwarden.formats.checkpoint import log_key
 from doorwarden.health import router as health_router
 from doorwarden.households import router as households_router
 from doorwarden.households import views as households_views
 from doorwarden.http_errors import document_errors, install_error_handlers
-from doorwarden.legal import household_router as legal_household_router
-from doorwarden.legal import household_views as legal_household_views
-from doorwarden.legal import request_detail_views as legal_request_detail_views
-from doorwarden.legal import request_views as legal_request_views
-from doorwarden.legal import requests_router as legal_requests_router
-from doorwarden.legal import review_router as legal_review_router
-from doorwarden.legal import review_views as legal_review_views
-from doorwarden.legal import router as legal_router
-from doorwarden.legal import views as legal_views
+from doorwarden.legal.household import router as legal_household_router
+from doorwarden.legal.household import views as legal_household_views
+from doorwarden.legal.requests import detail_views as legal_request_detail_views
+from doorwarden.legal.requests import router as legal_requests_router
+from doorwarden.legal.requests import views as legal_request_views
+from doorwarden.legal.review import router as legal_review_router
+from doorwarden.legal.review import views as legal_review_views
 from doorwarden.legal.tasks import legal_loop
 from doorwarden.live import router as live_router
 from doorwarden.live import views as live_views

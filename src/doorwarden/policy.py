@@ -37,8 +37,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from doorwarden.accounts.models import Role
-from doorwarden.households.models import HouseholdRole
+from doorwarden.roles import HouseholdRole, Role
 
 
 class AuthMethod(StrEnum):

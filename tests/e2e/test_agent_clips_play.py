@@ -16,12 +16,12 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser
 
-from doorwarden.agent.capture import open_source
-from doorwarden.agent.config import CameraConfig, FileSource, SyntheticSource
+from doorwarden.agent.capture.sources import open_source
+from doorwarden.agent.capture.synthetic import encode_h264
+from doorwarden.agent.config.models import CameraConfig, FileSource, SyntheticSource
 from doorwarden.agent.pipeline import CameraJob
-from doorwarden.agent.recorder import FinishedClip
-from doorwarden.agent.spool import Spool
-from doorwarden.agent.synthetic import encode_h264
+from doorwarden.agent.recording.recorder import FinishedClip
+from doorwarden.agent.recording.spool import Spool
 
 SCENE = SyntheticSource(
     kind="synthetic", width=640, height=360, fps=25, duration_s=8, scene="object", enter_at_s=2

@@ -20,8 +20,8 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from doorwarden.agent.config import SyntheticSource
-from doorwarden.agent.synthetic import encode_h264
+from doorwarden.agent.capture.synthetic import encode_h264
+from doorwarden.agent.config.models import SyntheticSource
 from doorwarden.crypto.keys import SigningKey, b64d, b64e
 from doorwarden.crypto.manifest import GENESIS, sign
 from doorwarden.crypto.seal import ClipFacts, ClipSeal

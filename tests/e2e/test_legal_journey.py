@@ -22,9 +22,9 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from doorwarden.audit.checkpoint import NoteKey
 from doorwarden.crypto.manifest import GENESIS
-from doorwarden.verify_package import PackageOptions, verify_package
+from doorwarden.formats.checkpoint import NoteKey
+from doorwarden.verify.package import PackageOptions, verify_package
 from tests.e2e.conftest import MOBILE, SCREENSHOTS, ConsoleLog, Server, open_page
 from tests.e2e.helpers import sign_in
 from tests.e2e.test_clip_player import pair, upload

@@ -7,9 +7,8 @@ import uuid
 import pytest
 
 from doorwarden import policy
-from doorwarden.accounts.models import Role
-from doorwarden.households.models import HouseholdRole
 from doorwarden.policy import Action, AuthMethod, Principal
+from doorwarden.roles import HouseholdRole, Role
 
 HOME, OTHER = uuid.uuid4(), uuid.uuid4()
 AGENCY, OTHER_AGENCY = uuid.uuid4(), uuid.uuid4()

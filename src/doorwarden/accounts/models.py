@@ -10,21 +10,7 @@ from sqlalchemy import ForeignKey, Index, LargeBinary, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum, utcnow
-
-
-class Role(StrEnum):
-    """What kind of account this is. Household roles (owner, shared) are per household.
-
-    Staff and agency accounts are kept apart from personal ones: an officer or an
-    operator who also has a doorbell uses a separate resident account, so a staff
-    account can never reach footage through a household membership.
-    """
-
-    resident = "resident"
-    agency_officer = "agency_officer"
-    legal_reviewer = "legal_reviewer"
-    operator_admin = "operator_admin"
-    auditor = "auditor"
+from doorwarden.roles import Role
 
 
 class User(UUIDPrimaryKey, CreatedAt, Base):

@@ -8,8 +8,9 @@ from typing import Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, EmailStr, Field, StringConstraints
 
-from doorwarden.accounts.models import Role, User
+from doorwarden.accounts.models import User
 from doorwarden.accounts.secrets import MAX_PASSWORD_LENGTH
+from doorwarden.roles import Role
 
 Password = Annotated[str, Field(min_length=1, max_length=MAX_PASSWORD_LENGTH)]
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]

@@ -10,7 +10,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.accounts import sessions
-from doorwarden.accounts.models import Invite, Role, SecurityNotice, User
+from doorwarden.accounts.models import Invite, SecurityNotice, User
 from doorwarden.accounts.secrets import (
     MAX_PASSWORD_LENGTH,
     MIN_PASSWORD_LENGTH,
@@ -19,11 +19,12 @@ from doorwarden.accounts.secrets import (
     secret_digest,
     verify_password,
 )
+from doorwarden.agencies.models import Agency, AgencyOfficer
 from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.config import PasswordCost, Settings, SignupMode
 from doorwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
-from doorwarden.legal.models import Agency, AgencyOfficer
+from doorwarden.roles import Role
 
 INVITE_LIFETIME = timedelta(days=7)
 

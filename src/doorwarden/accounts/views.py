@@ -10,13 +10,13 @@ from pydantic import ValidationError
 from starlette.responses import Response
 
 from doorwarden.accounts import service, sessions, web_session
-from doorwarden.accounts.models import Role
 from doorwarden.accounts.schemas import SignupIn
 from doorwarden.accounts.secrets import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
 from doorwarden.config import SignupMode
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, SettingsDep, UserDep, authorize
 from doorwarden.errors import DomainError
 from doorwarden.policy import Action, Principal
+from doorwarden.roles import Role
 from doorwarden.web.forms import (
     MAX_NEXT_LENGTH,
     discard,

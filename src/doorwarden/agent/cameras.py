@@ -40,10 +40,10 @@ from enum import StrEnum
 
 import structlog
 
-from doorwarden.agent.capture import VideoSource, open_source
-from doorwarden.agent.config import FileSource, SourceConfig
-from doorwarden.agent.media import Sample, SourceError
-from doorwarden.agent.rtsp import Backoff
+from doorwarden.agent.capture.media import Sample, SourceError
+from doorwarden.agent.capture.rtsp import Backoff
+from doorwarden.agent.capture.sources import VideoSource, open_source
+from doorwarden.agent.config.models import FileSource, SourceConfig
 
 log = structlog.get_logger("doorwarden.agent.cameras")
 

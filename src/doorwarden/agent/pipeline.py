@@ -14,14 +14,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from doorwarden.agent.capture import VideoSource
-from doorwarden.agent.config import CameraConfig
-from doorwarden.agent.detect import Detection, Detector, make_detector
-from doorwarden.agent.media import Sample, StreamInfo
-from doorwarden.agent.motion import MotionDetector, luma
-from doorwarden.agent.privacy import PrivacyMask
-from doorwarden.agent.recorder import EventRecorder, FinishedClip, LabelledBox
-from doorwarden.agent.spool import Spool
+from doorwarden.agent.analysis.detect import Detection, Detector, make_detector
+from doorwarden.agent.analysis.motion import MotionDetector, luma
+from doorwarden.agent.analysis.privacy import PrivacyMask
+from doorwarden.agent.capture.media import Sample, StreamInfo
+from doorwarden.agent.capture.sources import VideoSource
+from doorwarden.agent.config.models import CameraConfig
+from doorwarden.agent.recording.recorder import EventRecorder, FinishedClip, LabelledBox
+from doorwarden.agent.recording.spool import Spool
 
 
 @dataclass

@@ -29,12 +29,12 @@ from typing import Any, Protocol, cast
 from sqlalchemy import Table, bindparam, func, insert, select, text, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from doorwarden.audit import merkle
-from doorwarden.audit.checkpoint import Checkpoint, NoteKey, sign_checkpoint
 from doorwarden.audit.log_models import LogCheckpoint, LogLeaf, LogNode
 from doorwarden.audit.models import AuditEvent
 from doorwarden.crypto.canonical import canonical_json
 from doorwarden.db import Base
+from doorwarden.formats import merkle
+from doorwarden.formats.checkpoint import Checkpoint, NoteKey, sign_checkpoint
 
 LEAF_VERSION = 1
 APPEND_BATCH = 20_000

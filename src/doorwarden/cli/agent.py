@@ -16,26 +16,26 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from doorwarden.agent.config import AgentConfig, CameraConfig, FileSource
-from doorwarden.agent.config_docs import describe_config
-from doorwarden.agent.config_file import ConfigFileError, load_agent_config
-from doorwarden.agent.identity import DeviceIdentity, IdentityError, IdentityStore
-from doorwarden.agent.pairing import PairingError
-from doorwarden.agent.pairing import pair as pair_device
-from doorwarden.agent.spool import SEALED_DIR, SIDECAR_SUFFIX, Spool
-from doorwarden.agent.uploader import UploadStatus, pending_bytes
-from doorwarden.clipfiles import committed
+from doorwarden.agent.config.docs import describe_config
+from doorwarden.agent.config.file import ConfigFileError, load_agent_config
+from doorwarden.agent.config.models import AgentConfig, CameraConfig, FileSource
+from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityError, IdentityStore
+from doorwarden.agent.delivery.pairing import PairingError
+from doorwarden.agent.delivery.pairing import pair as pair_device
+from doorwarden.agent.delivery.uploader import UploadStatus, pending_bytes
+from doorwarden.agent.recording.spool import SEALED_DIR, SIDECAR_SUFFIX, Spool
+from doorwarden.formats.clip_files import committed
 
 if TYPE_CHECKING:
     # Video, numpy and model runtimes load only when `run` runs: every other
     # `doorwarden` command stays quick to start.
     from doorwarden.agent.cameras import CameraRunner, Handler
-    from doorwarden.agent.capture import VideoSource
-    from doorwarden.agent.delivery import Delivery
-    from doorwarden.agent.live_link import LiveLink
-    from doorwarden.agent.media import Sample
+    from doorwarden.agent.capture.media import Sample
+    from doorwarden.agent.capture.sources import VideoSource
+    from doorwarden.agent.delivery.worker import Delivery
+    from doorwarden.agent.live.link import LiveLink
     from doorwarden.agent.pipeline import CameraJob
-    from doorwarden.agent.recorder import FinishedClip
+    from doorwarden.agent.recording.recorder import FinishedClip
 
 agent_app = typer.Typer(
     help="The camera agent: turn video streams into event clips, sealed and uploaded.",
@@ -389,8 +389,8 @@ def run(
         agent = AgentConfig(spool_dir=spool_dir, state_dir=state_dir, cameras=[cam])
     if once:  # files at full speed, not at their frame rate
         agent = agent.model_copy(update={"cameras": [_unpaced(c) for c in agent.cameras]})
+    from doorwarden.agent.analysis.detect import DetectorError  # noqa: PLC0415
     from doorwarden.agent.cameras import CameraRunner, CameraState  # noqa: PLC0415
-    from doorwarden.agent.detect import DetectorError  # noqa: PLC0415
     from doorwarden.agent.pipeline import CameraJob  # noqa: PLC0415
 
     console = Console()
@@ -449,7 +449,7 @@ def _delivery(agent: AgentConfig, spool: Spool, config: Path | None) -> Delivery
             file=sys.stderr,
         )
         return None
-    from doorwarden.agent.delivery import Delivery  # noqa: PLC0415
+    from doorwarden.agent.delivery.worker import Delivery  # noqa: PLC0415
 
     return Delivery(spool, store, agent.upload, identity=identity)
 
@@ -502,8 +502,8 @@ def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
 def _live_link(agent: AgentConfig, identity: DeviceIdentity) -> LiveLink | None:
     """The live-view connection for a paired agent; None (said once) when the server's
     address would carry the device token in clear."""
-    from doorwarden.agent.live_link import LiveLink, LiveLinkError  # noqa: PLC0415
-    from doorwarden.agent.privacy import PrivacyMask  # noqa: PLC0415
+    from doorwarden.agent.analysis.privacy import PrivacyMask  # noqa: PLC0415
+    from doorwarden.agent.live.link import LiveLink, LiveLinkError  # noqa: PLC0415
 
     # Sized lazily: the stream's size is known when its source opens.
     masks = {cam.name: PrivacyMask(cam.privacy_zones, 0, 0) for cam in agent.cameras}

@@ -13,13 +13,13 @@ import typer
 from pydantic import ValidationError
 
 from doorwarden import __version__
-from doorwarden.accounts.models import Role
 from doorwarden.cli.agent import agent_app
 from doorwarden.cli.demo import demo
 from doorwarden.cli.keys import decrypt, keys_app
 from doorwarden.cli.log import log_app, verify_log
 from doorwarden.cli.verify import verify
 from doorwarden.config import Settings, get_settings, settings_documentation
+from doorwarden.roles import Role
 
 app = typer.Typer(
     name="doorwarden",
@@ -159,7 +159,7 @@ def legal_run() -> None:
     from doorwarden.clock import Clock  # noqa: PLC0415
     from doorwarden.db import create_engine, create_sessionmaker  # noqa: PLC0415
     from doorwarden.legal.tasks import run_legal_deadlines  # noqa: PLC0415
-    from doorwarden.models import import_all_models  # noqa: PLC0415
+    from doorwarden.migrations.models import import_all_models  # noqa: PLC0415
 
     import_all_models()  # the legal tables refer to every other domain's
     settings = load_settings()

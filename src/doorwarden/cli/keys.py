@@ -12,11 +12,11 @@ from typing import Annotated
 import typer
 
 from doorwarden.cli.verify import pinned_keys, recipient_key
-from doorwarden.clipfiles import committed, read_blocks, read_manifest
 from doorwarden.crypto.errors import SealError
 from doorwarden.crypto.keys import RecipientKey, b64e, key_id
 from doorwarden.crypto.seal import open_clip, open_thumbnail
-from doorwarden.verify import Options, UsageError, verify_path
+from doorwarden.formats.clip_files import committed, read_blocks, read_manifest
+from doorwarden.verify.clips import Options, UsageError, verify_path
 
 keys_app = typer.Typer(help="Your own key for end-to-end encrypted clips.", no_args_is_help=True)
 

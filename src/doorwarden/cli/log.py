@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from doorwarden.audit.checkpoint import NoteKey
+    from doorwarden.formats.checkpoint import NoteKey
 
 log_app = typer.Typer(
     help="The tamper-evident audit log, from the server's shell.", no_args_is_help=True
@@ -112,8 +112,8 @@ def verify_log(
     """Check a tamper-evident audit log: its signature, every entry against the signed
     root, and — with --state from an earlier run — that nothing was rolled back, forked,
     edited, deleted or reordered since. Exit status 1 on any failure."""
-    from doorwarden.audit import verifier  # noqa: PLC0415
-    from doorwarden.audit.checkpoint import CheckpointError, NoteKey  # noqa: PLC0415
+    from doorwarden.formats.checkpoint import CheckpointError, NoteKey  # noqa: PLC0415
+    from doorwarden.verify import log as verifier  # noqa: PLC0415
 
     try:
         pinned = NoteKey.from_verifier(key)
@@ -146,7 +146,7 @@ def verify_log(
 
 
 def _check_entries(source: str, key: NoteKey, path: Path, origin: str | None) -> None:
-    from doorwarden.audit import verifier  # noqa: PLC0415
+    from doorwarden.verify import log as verifier  # noqa: PLC0415
 
     try:
         found = json.loads(path.read_text())

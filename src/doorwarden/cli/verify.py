@@ -1,6 +1,6 @@
 """`doorwarden verify PATH`: check sealed clips offline and print what holds and what not.
 
-The checking is `doorwarden.verify`; this module turns arguments into keys and the
+The checking is `doorwarden.verify.clips`; this module turns arguments into keys and the
 report into text (or JSON). Every string in the report may come from an attacker's
 files, so it is printed with control characters escaped and rich markup disabled.
 """
@@ -18,7 +18,7 @@ from rich.markup import escape
 
 from doorwarden.crypto.errors import MalformedError
 from doorwarden.crypto.keys import KEY_BYTES, RecipientKey, b64d, key_id
-from doorwarden.verify import (
+from doorwarden.verify.clips import (
     Check,
     ClipReport,
     DeviceReport,

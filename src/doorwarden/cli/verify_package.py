@@ -1,5 +1,5 @@
 """`doorwarden verify PACKAGE.zip`: check a disclosure package offline and print the
-report (the checking is doorwarden.verify_package). As for sealed clips, every string
+report (the checking is doorwarden.verify.package). As for sealed clips, every string
 may come from an attacker's file, so it is printed escaped and without markup."""
 
 from __future__ import annotations
@@ -10,12 +10,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from doorwarden.audit.checkpoint import CheckpointError, NoteKey
 from doorwarden.cli.verify import MARKS, _clip_lines, _safe
-from doorwarden.verify import Check, UsageError
-from doorwarden.verify_package import PackageOptions, PackageReport
-from doorwarden.verify_package import verify_package as check_package
-from doorwarden.verify_package_clips import PackageDeviceReport
+from doorwarden.formats.checkpoint import CheckpointError, NoteKey
+from doorwarden.verify.clips import Check, UsageError
+from doorwarden.verify.package import PackageOptions, PackageReport
+from doorwarden.verify.package import verify_package as check_package
+from doorwarden.verify.package_clips import PackageDeviceReport
 
 
 def instance_key_argument(text: str) -> NoteKey:

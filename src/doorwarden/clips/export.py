@@ -12,8 +12,8 @@ import io
 import json
 import zipfile
 
-from doorwarden.clipfiles import CLIP_SUFFIX, MANIFEST_SUFFIX, THUMB_SUFFIX, stem
 from doorwarden.clips.models import Clip
+from doorwarden.formats.clip_files import CLIP_SUFFIX, MANIFEST_SUFFIX, THUMB_SUFFIX, stem
 from doorwarden.storage.base import ClipStore
 
 

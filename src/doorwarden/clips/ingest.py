@@ -23,7 +23,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
-from doorwarden.clipfiles import READ_BLOCK, read_blocks
 from doorwarden.clips.alerts import raise_alert
 from doorwarden.clips.models import AlertKind, Clip, ClipStatus
 from doorwarden.clips.staging import Staging
@@ -34,6 +33,7 @@ from doorwarden.crypto.seal import check_ciphertext, open_clip, open_thumbnail
 from doorwarden.devices.models import Device, PlanKind
 from doorwarden.devices.service import plan_of
 from doorwarden.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
+from doorwarden.formats.clip_files import READ_BLOCK, read_blocks
 from doorwarden.storage.base import ClipStore
 from doorwarden.storage.keys import object_key
 

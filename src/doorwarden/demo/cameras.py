@@ -26,9 +26,12 @@ from pathlib import Path
 
 import structlog
 
+from doorwarden.agent.analysis.privacy import PrivacyMask
 from doorwarden.agent.cameras import CameraRunner, CameraState, Handler
-from doorwarden.agent.capture import VideoSource
-from doorwarden.agent.config import (
+from doorwarden.agent.capture.media import Sample
+from doorwarden.agent.capture.sources import VideoSource
+from doorwarden.agent.capture.synthetic import encode_h264
+from doorwarden.agent.config.models import (
     AgentConfig,
     CameraConfig,
     DetectConfig,
@@ -38,16 +41,13 @@ from doorwarden.agent.config import (
     RecordConfig,
     SyntheticSource,
 )
-from doorwarden.agent.delivery import Delivery
-from doorwarden.agent.identity import DeviceIdentity, IdentityStore
-from doorwarden.agent.live_link import LiveLink
-from doorwarden.agent.media import Sample
-from doorwarden.agent.pairing import pair
+from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityStore
+from doorwarden.agent.delivery.pairing import pair
+from doorwarden.agent.delivery.uploader import http_client
+from doorwarden.agent.delivery.worker import Delivery
+from doorwarden.agent.live.link import LiveLink
 from doorwarden.agent.pipeline import CameraJob
-from doorwarden.agent.privacy import PrivacyMask
-from doorwarden.agent.spool import Spool
-from doorwarden.agent.synthetic import encode_h264
-from doorwarden.agent.uploader import http_client
+from doorwarden.agent.recording.spool import Spool
 from doorwarden.demo.cast import DemoCamera, DemoHome
 
 log = structlog.get_logger("doorwarden.demo.cameras")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from doorwarden.accounts.models import Role
+from doorwarden.roles import Role
 
 DEMO_PASSWORD = "doorwarden-demo"
 AGENCY_NAME = "Demo Borough Police"

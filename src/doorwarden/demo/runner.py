@@ -28,7 +28,7 @@ import structlog
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from structlog.types import EventDict, WrappedLogger
 
-from doorwarden.agent.identity import IDENTITY_FILE
+from doorwarden.agent.delivery.identity import IDENTITY_FILE
 from doorwarden.config import Settings, SignupMode
 from doorwarden.demo.api import Api, ApiError
 from doorwarden.demo.cast import ACCOUNTS, DEMO_PASSWORD, HOMES, LOG_ORIGIN, DemoHome

@@ -24,7 +24,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
-from doorwarden.audit.checkpoint import NoteKey
 from doorwarden.demo.api import Api
 from doorwarden.demo.cast import (
     ACROSS,
@@ -40,7 +39,8 @@ from doorwarden.demo.cast import (
 )
 from doorwarden.demo.documents import warrant_document
 from doorwarden.demo.transparency import Figures, LogWatch, figures
-from doorwarden.verify_package import PackageOptions, PackageReport, verify_package
+from doorwarden.formats.checkpoint import NoteKey
+from doorwarden.verify.package import PackageOptions, PackageReport, verify_package
 
 STEPS = 6
 HOME, NEXT_DOOR, ACROSS_ROAD = HOMES

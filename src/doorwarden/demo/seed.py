@@ -12,7 +12,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.accounts import service as accounts
-from doorwarden.accounts.models import Role, User
+from doorwarden.accounts.models import User
+from doorwarden.agencies import service as legal
+from doorwarden.agencies.documents import Upload
+from doorwarden.agencies.governance import service as governance
+from doorwarden.agencies.models import Agency
 from doorwarden.audit.service import RequestContext
 from doorwarden.config import PasswordCost
 from doorwarden.db import create_engine, create_sessionmaker, upgrade_database
@@ -33,11 +37,8 @@ from doorwarden.demo.cast import (
 )
 from doorwarden.demo.documents import text_pdf
 from doorwarden.devices import service as devices
-from doorwarden.governance import service as governance
 from doorwarden.households import service as households
-from doorwarden.legal import service as legal
-from doorwarden.legal.models import Agency
-from doorwarden.legal.requests import Upload
+from doorwarden.roles import Role
 from doorwarden.storage import ClipStore
 
 CTX = RequestContext(client_address="127.0.0.1", user_agent="doorwarden-demo")

@@ -10,7 +10,7 @@ from typing import Any
 
 import httpx
 
-from doorwarden.audit.checkpoint import Checkpoint, NoteKey, open_checkpoint
+from doorwarden.formats.checkpoint import Checkpoint, NoteKey, open_checkpoint
 
 REPORT = "/api/v1/transparency/report"
 

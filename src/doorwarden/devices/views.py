@@ -18,6 +18,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from doorwarden.agencies.governance import service as governance
+from doorwarden.agencies.governance.views import programme_choices, programme_marks
 from doorwarden.clips.models import AlertKind, Clip, ClipStatus, IntegrityAlert
 from doorwarden.clips.views import cameras_of, can, zone_of
 from doorwarden.deps import (
@@ -34,8 +36,6 @@ from doorwarden.devices import service
 from doorwarden.devices.models import Device, PlanKind
 from doorwarden.devices.schemas import PlanIn
 from doorwarden.errors import DomainError, InvalidInput, NotFound
-from doorwarden.governance import service as governance
-from doorwarden.governance.views import programme_choices, programme_marks
 from doorwarden.households import service as households
 from doorwarden.policy import Action, Principal
 from doorwarden.web.forms import discard, failure, see_other

@@ -4,19 +4,12 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
 from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum, utcnow
-
-
-class HouseholdRole(StrEnum):
-    """owner: full control. shared: live view and history; no deletion, settings or users."""
-
-    owner = "owner"
-    shared = "shared"
+from doorwarden.roles import HouseholdRole
 
 
 class Household(UUIDPrimaryKey, CreatedAt, Base):

@@ -20,7 +20,6 @@ from doorwarden.deps import (
 )
 from doorwarden.errors import InvalidInput
 from doorwarden.households import service
-from doorwarden.households.models import HouseholdRole
 from doorwarden.households.schemas import (
     HouseholdIn,
     HouseholdOut,
@@ -29,6 +28,7 @@ from doorwarden.households.schemas import (
     MemberOut,
 )
 from doorwarden.policy import Action, Principal
+from doorwarden.roles import HouseholdRole
 
 router = APIRouter(prefix="/api/v1/households", tags=["households"])
 

@@ -15,7 +15,7 @@ from pydantic import (
     model_validator,
 )
 
-from doorwarden.households.models import HouseholdRole
+from doorwarden.roles import HouseholdRole
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)]

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from doorwarden.accounts.models import Role, User
+from doorwarden.accounts.models import User
 from doorwarden.accounts.service import actor_of, find_user_by_email
 from doorwarden.audit.service import RequestContext, record
 from doorwarden.audit.tags import Tag
@@ -16,7 +16,8 @@ from doorwarden.errors import Conflict, InvalidInput, NotFound
 from doorwarden.geo import cell_of
 from doorwarden.households.addresses import address_key
 from doorwarden.households.area import place_cameras
-from doorwarden.households.models import Household, HouseholdMember, HouseholdRole
+from doorwarden.households.models import Household, HouseholdMember
+from doorwarden.roles import HouseholdRole, Role
 
 MAX_MEMBERS = 50
 

@@ -23,10 +23,10 @@ from doorwarden.deps import (
 )
 from doorwarden.errors import DomainError, InvalidInput
 from doorwarden.households import service
-from doorwarden.households.models import HouseholdRole
 from doorwarden.households.schemas import HouseholdIn, HouseholdPatch, MemberIn
-from doorwarden.legal.household_views import unread_notices
+from doorwarden.legal.household.views import unread_notices
 from doorwarden.policy import Action, Principal
+from doorwarden.roles import HouseholdRole
 from doorwarden.web.forms import (
     discard,
     error_response,

@@ -13,14 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
+from doorwarden.agencies import service
+from doorwarden.agencies.governance import service as governance
+from doorwarden.agencies.governance.models import ProgrammeKind
+from doorwarden.agencies.models import Agency, AgencyKind
+from doorwarden.agencies.standing import Standing, standing_of
 from doorwarden.clock import Clock
-from doorwarden.governance import service as governance
-from doorwarden.governance.models import ProgrammeKind
-from doorwarden.legal import service
-from doorwarden.legal.models import Agency, AgencyKind, LegalRequest
+from doorwarden.legal.models import LegalRequest
 from doorwarden.legal.page_forms import area_text_of, map_settings, settings_of, with_map_csp
-from doorwarden.legal.request_forms import KINDS
-from doorwarden.legal.standing import Standing, standing_of
+from doorwarden.legal.requests.forms import KINDS
 from doorwarden.policy import STANDING_REFUSALS, Action, AgencyResource, Principal, decide
 from doorwarden.web.render import render
 

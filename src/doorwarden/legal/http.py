@@ -13,13 +13,14 @@ from pydantic import BaseModel, ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.accounts.models import User
+from doorwarden.agencies.documents import DocumentTooLarge, Upload
+from doorwarden.agencies.models import Agency
 from doorwarden.audit.service import RequestContext
 from doorwarden.config import Settings
 from doorwarden.errors import DomainError, InvalidInput, NotFound
-from doorwarden.legal.documents import DocumentTooLarge
-from doorwarden.legal.models import Agency, LegalRequest
-from doorwarden.legal.outcomes import Effects
-from doorwarden.legal.requests import Filing, Upload
+from doorwarden.legal.disclosure.outcomes import Effects
+from doorwarden.legal.models import LegalRequest
+from doorwarden.legal.requests.service import Filing
 from doorwarden.storage.base import ClipStore
 
 Model = TypeVar("Model", bound=BaseModel)

@@ -18,22 +18,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.accounts.models import User
 from doorwarden.accounts.service import actor_of
+from doorwarden.agencies import documents
+from doorwarden.agencies.documents import Upload
+from doorwarden.agencies.models import Agency, DocumentKind
 from doorwarden.audit.service import SYSTEM, Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.clips.models import ClipHold
 from doorwarden.config import Settings
 from doorwarden.errors import Conflict, InvalidInput
-from doorwarden.legal import documents
-from doorwarden.legal.models import (
-    Agency,
-    DocumentKind,
-    LegalRequest,
-    NoticeKind,
-    RequestKind,
-    RequestStatus,
-)
+from doorwarden.legal.models import LegalRequest, NoticeKind, RequestKind, RequestStatus
 from doorwarden.legal.notices import deliver_due, notify
-from doorwarden.legal.requests import Upload
 from doorwarden.legal.scope import targets_of
 from doorwarden.legal.states import GRANTED, TAGS, Event, WrongState, next_status
 from doorwarden.storage.base import ClipStore

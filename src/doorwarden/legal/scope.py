@@ -24,7 +24,7 @@ from doorwarden.errors import InvalidInput
 from doorwarden.households.addresses import address_key
 from doorwarden.households.models import Household
 from doorwarden.legal.models import LegalRequest, ScopeItem, ScopeKind, Target
-from doorwarden.legal.request_schemas import ScopeItemIn
+from doorwarden.legal.requests.schemas import ScopeItemIn
 
 
 class InvalidArea(InvalidInput):

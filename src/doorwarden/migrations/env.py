@@ -9,7 +9,7 @@ from alembic import context
 from sqlalchemy.engine import Connection
 
 from doorwarden.db import Base, create_engine
-from doorwarden.models import import_all_models
+from doorwarden.migrations.models import import_all_models
 
 import_all_models()
 target_metadata = Base.metadata

@@ -22,13 +22,14 @@ from datetime import date, datetime
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from doorwarden.agencies.governance import service as governance
+from doorwarden.agencies.governance.models import MunicipalApproval
+from doorwarden.agencies.models import Agency
 from doorwarden.clips.models import ClipHold
 from doorwarden.config import Settings
-from doorwarden.governance import service as governance
-from doorwarden.governance.models import MunicipalApproval
-from doorwarden.legal.community_models import CommunityRecipient, CommunityShare
-from doorwarden.legal.models import Agency, LegalRequest, Notice, RequestKind, Target
-from doorwarden.legal.package_models import Package, PackageClip, PackageKind
+from doorwarden.legal.community.models import CommunityRecipient, CommunityShare
+from doorwarden.legal.disclosure.models import Package, PackageClip, PackageKind
+from doorwarden.legal.models import LegalRequest, Notice, RequestKind, Target
 from doorwarden.transparency.report_model import (
     AgencyReport,
     ApprovalRow,

@@ -11,9 +11,10 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_
 
+from doorwarden.agencies.models import AgencyKind
 from doorwarden.errors import InvalidInput
-from doorwarden.legal.models import AgencyKind, Outcome, RequestKind, RequestStatus
-from doorwarden.legal.package_models import PackageKind
+from doorwarden.legal.disclosure.models import PackageKind
+from doorwarden.legal.models import Outcome, RequestKind, RequestStatus
 
 EARLIEST = date(2000, 1, 1)
 MAX_YEARS = 10

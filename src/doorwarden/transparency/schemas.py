@@ -10,8 +10,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from doorwarden.legal.models import AgencyKind, RequestKind
-from doorwarden.legal.package_models import PackageKind
+from doorwarden.agencies.models import AgencyKind
+from doorwarden.legal.disclosure.models import PackageKind
+from doorwarden.legal.models import RequestKind
 from doorwarden.transparency.coverage import Coverage
 from doorwarden.transparency.report_model import (
     COMMUNITY_RULE,

@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from doorwarden import __version__, policy
-from doorwarden.accounts.models import Role
+from doorwarden.roles import Role
 from doorwarden.web import csrf
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"

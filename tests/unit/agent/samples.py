@@ -17,7 +17,7 @@ import av
 import numpy as np
 import numpy.typing as npt
 
-from doorwarden.agent.media import Sample, StreamInfo
+from doorwarden.agent.capture.media import Sample, StreamInfo
 
 BITS = 10
 BAR_W = 16

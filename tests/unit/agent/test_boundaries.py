@@ -1,7 +1,7 @@
 """The agent runs near the camera without the server: it never imports server code
 (../shared/DESIGN.md), so a small board needs neither the database drivers nor the web
 stack, and a server bug cannot reach the agent through an import. It may use what is
-shared by design: crypto/ (sealing) and clipfiles (the sealed layout)."""
+shared by design: crypto/ (sealing) and formats/ (the sealed layout)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sys
 import doorwarden.agent
 
 AGENT_MODULES = sorted(
-    f"doorwarden.agent.{m.name}" for m in pkgutil.iter_modules(doorwarden.agent.__path__)
+    m.name for m in pkgutil.walk_packages(doorwarden.agent.__path__, "doorwarden.agent.")
 )
 
 
@@ -29,7 +29,7 @@ def test_agent_modules_import_nothing_from_the_server() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     loaded = json.loads(result.stdout)
-    shared = ("doorwarden.agent", "doorwarden.crypto", "doorwarden.clipfiles")
+    shared = ("doorwarden.agent", "doorwarden.crypto", "doorwarden.formats")
     outside = [m for m in loaded if m != "doorwarden" and not m.startswith(shared)]
     assert len(AGENT_MODULES) >= 10
     assert outside == []

@@ -12,10 +12,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from doorwarden.agent.cameras import CameraRunner, CameraState, Handler
-from doorwarden.agent.config import FileSource, SourceConfig, SyntheticSource
-from doorwarden.agent.media import Sample
+from doorwarden.agent.capture.media import Sample
+from doorwarden.agent.config.models import FileSource, SourceConfig, SyntheticSource
 from tests.polling import wait_for
-from tests.unit.agent.test_capture import make_clip
+from tests.unit.agent.capture.test_sources import make_clip
 
 
 class Counter:

@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from doorwarden.agent.capture import open_source
-from doorwarden.agent.config import CameraConfig, DetectConfig, FileSource, SyntheticSource
-from doorwarden.agent.detect import Detection, RgbFrame
+from doorwarden.agent.analysis.detect import Detection, RgbFrame
+from doorwarden.agent.capture.sources import open_source
+from doorwarden.agent.config.models import CameraConfig, DetectConfig, FileSource, SyntheticSource
 from doorwarden.agent.pipeline import CameraJob, CameraPipeline
-from doorwarden.agent.spool import Spool
+from doorwarden.agent.recording.spool import Spool
+from tests.paths import VTEST
 from tests.unit.agent.samples import decode_clip
 
-VTEST = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "vtest.avi"
 QUICK_RECORD = {"pre_roll_s": 0, "post_roll_s": 1, "min_clip_s": 1, "cooldown_s": 0}
 
 

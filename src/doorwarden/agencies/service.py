@@ -1,0 +1,140 @@
+"""Agencies and officers. Verification by an operator admin is a precondition for every
+legal request an agency will make (the legal process builds on this)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from doorwarden import geo
+from doorwarden.accounts.models import User
+from doorwarden.accounts.service import actor_of
+from doorwarden.agencies.models import Agency, AgencyKind, AgencyOfficer
+from doorwarden.audit.service import RequestContext, record
+from doorwarden.audit.tags import Tag
+from doorwarden.errors import Conflict, InvalidInput, NotFound
+
+
+async def officer_agency(db: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
+    row = await db.get(AgencyOfficer, user_id)
+    return row.agency_id if row else None
+
+
+def _area_text(area: dict[str, Any] | None) -> str | None:
+    if area is None:
+        return None
+    try:
+        return geo.dumps(geo.parse_area(area))
+    except geo.GeoError as exc:
+        error = InvalidInput(f"The jurisdiction area is not usable: {exc}.")
+        error.code = "invalid_area"
+        raise error from None
+
+
+async def create_agency(
+    db: AsyncSession,
+    *,
+    name: str,
+    jurisdiction: str,
+    actor: User,
+    ctx: RequestContext,
+    kind: AgencyKind = AgencyKind.police,
+    jurisdiction_area: dict[str, Any] | None = None,
+    contacts: list[dict[str, Any]] | None = None,
+) -> Agency:
+    name = name.strip()
+    if (await db.scalars(select(Agency).where(Agency.name == name))).first() is not None:
+        raise Conflict("An agency with this name already exists.")
+    agency = Agency(
+        name=name,
+        jurisdiction=jurisdiction.strip(),
+        kind=kind,
+        jurisdiction_area=_area_text(jurisdiction_area),
+        contacts=contacts or [],
+    )
+    db.add(agency)
+    await db.flush()
+    record(
+        db,
+        tag=Tag.agency_create,
+        actor=actor_of(actor),
+        ctx=ctx,
+        agency_id=agency.id,
+        target_type="agency",
+        target_id=agency.id,
+        extra={"name": name},
+    )
+    return agency
+
+
+async def get_agency(db: AsyncSession, agency_id: uuid.UUID) -> Agency:
+    agency = await db.get(Agency, agency_id)
+    if agency is None:
+        raise NotFound("No such agency.")
+    return agency
+
+
+async def list_agencies(db: AsyncSession) -> Sequence[Agency]:
+    return (await db.scalars(select(Agency).order_by(Agency.name))).all()
+
+
+async def update_agency(
+    db: AsyncSession,
+    *,
+    agency: Agency,
+    changes: dict[str, Any],
+    actor: User,
+    ctx: RequestContext,
+) -> Agency:
+    """Change the given fields (jurisdiction name and area, kind, contacts)."""
+    if "jurisdiction_area" in changes:
+        agency.jurisdiction_area = _area_text(changes["jurisdiction_area"])
+    if changes.get("jurisdiction") is not None:
+        agency.jurisdiction = str(changes["jurisdiction"]).strip()
+    if changes.get("kind") is not None:
+        agency.kind = AgencyKind(changes["kind"])
+    if changes.get("contacts") is not None:
+        agency.contacts = list(changes["contacts"])
+    record(
+        db,
+        tag=Tag.agency_update,
+        actor=actor_of(actor),
+        ctx=ctx,
+        agency_id=agency.id,
+        target_type="agency",
+        target_id=agency.id,
+        extra={"fields": sorted(changes)},
+    )
+    return agency
+
+
+async def verify_agency(
+    db: AsyncSession, *, agency: Agency, actor: User, ctx: RequestContext, now: datetime
+) -> Agency:
+    if agency.verified_at is None:
+        agency.verified_at, agency.verified_by = now, actor.id
+        record(
+            db,
+            tag=Tag.agency_verify,
+            actor=actor_of(actor),
+            ctx=ctx,
+            agency_id=agency.id,
+            target_type="agency",
+            target_id=agency.id,
+        )
+    return agency
+
+
+async def list_officers(db: AsyncSession, agency_id: uuid.UUID) -> Sequence[User]:
+    query = (
+        select(User)
+        .join(AgencyOfficer, AgencyOfficer.user_id == User.id)
+        .where(AgencyOfficer.agency_id == agency_id)
+        .order_by(User.email)
+    )
+    return (await db.scalars(query)).all()

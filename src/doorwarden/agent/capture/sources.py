@@ -1,0 +1,397 @@
+"""Video sources: a file, an RTSP camera, a V4L2 device or a synthetic scene, all yielding
+`Sample`s (one demuxed packet and the frames decoded from it) on one increasing clock.
+
+Use `open_source(cfg)`; it opens the input (so `info` is ready, and a bad input fails
+here with a SourceError naming it), then iterate `samples()` on one thread. `stop()` may be
+called from any thread and ends `samples()` between packets, or at once during a pacing or
+reconnect wait; a blocking network read ends within the RTSP timeout at worst.
+
+Damaged input, decided:
+* a missing file, garbage, or a truncated file whose index is lost (MP4 without its
+  `moov`) cannot be opened: SourceError naming the file;
+* a file that opens but breaks later (truncated media data): the decodable part is
+  delivered, single undecodable packets are skipped with a warning, and a read error ends
+  the file as if it had ended there, with a warning. A recording cut short is normal
+  (a camera lost power), and its first part is still worth analysing. Only a run of
+  `MAX_BAD_PACKETS` undecodable packets in a row raises SourceError: that is not a
+  damaged tail any more but a stream we cannot decode.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from fractions import Fraction
+from typing import Any
+
+import av
+import structlog
+from av.container import InputContainer
+from av.video.stream import VideoStream
+
+from doorwarden.agent.capture.media import Sample, SourceError, StreamInfo
+from doorwarden.agent.capture.rtsp import Backoff, connect, ffmpeg_reason, redact_text, redact_url
+from doorwarden.agent.config.models import FileSource, RtspSource, SourceConfig, SyntheticSource
+from doorwarden.agent.config.models import V4l2Source as V4l2Config
+
+log = structlog.get_logger("doorwarden.agent.capture.sources")
+
+MAX_BAD_PACKETS = 25
+# A consumer that stalls longer than this gets the clock re-anchored instead of a burst
+# of "late" frames, as a live camera would have dropped them.
+MAX_PACE_LAG_S = 1.0
+_READ_ERRORS = (av.FFmpegError, OSError)
+
+
+class _Clock:
+    """Rebases packet timestamps to seconds from 0, kept increasing across loops/reconnects.
+
+    Fed decode timestamps where there are any: with B-frames, presentation timestamps go
+    back and forth in packet order, and stages need a clock that never goes backwards.
+    """
+
+    def __init__(self, fps: float) -> None:
+        self.step = 1.0 / fps if fps > 0 else 0.1
+        self.last: float | None = None
+        self._offset = 0.0
+        self._origin: int | None = None
+
+    def rebase(self) -> None:
+        self._offset = 0.0 if self.last is None else self.last + self.step
+        self._origin = None
+
+    def at(self, ts: int | None, time_base: Fraction | None) -> float:
+        if ts is None or time_base is None:
+            t = 0.0 if self.last is None else self.last + self.step
+        else:
+            if self._origin is None:
+                self._origin = ts
+            t = self._offset + float((ts - self._origin) * time_base)
+        if self.last is not None:
+            t = max(t, self.last)
+        self.last = t
+        return t
+
+
+class _Pacer:
+    """Sleeps until wall-clock time matches media time, against one anchor (no drift)."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._anchor: float | None = None
+
+    def wait(self, media_time: float) -> bool:
+        """False when stopped while waiting."""
+        now = time.monotonic()
+        if self._anchor is None or now - (self._anchor + media_time) > MAX_PACE_LAG_S:
+            self._anchor = now - media_time
+        delay = self._anchor + media_time - now
+        if delay > 0:
+            return not self._stop.wait(delay)
+        return not self._stop.is_set()
+
+
+def _stream_info(stream: VideoStream) -> StreamInfo:
+    ctx = stream.codec_context
+    rate = stream.average_rate or stream.guessed_rate or stream.base_rate
+    return StreamInfo(
+        width=ctx.width,
+        height=ctx.height,
+        fps=float(rate) if rate else 0.0,
+        time_base=stream.time_base or Fraction(1, 90_000),
+        codec=ctx.name,
+        stream=stream,
+    )
+
+
+class VideoSource:
+    """A source of `Sample`s. `info` is valid once open (and refreshed after a reconnect)."""
+
+    info: StreamInfo
+
+    def __init__(self, *, camera: str | None = None, pace: bool = False) -> None:
+        self.camera = camera
+        self._stop = threading.Event()
+        self._pacer = _Pacer(self._stop) if pace else None
+        self._clock = _Clock(0.0)
+
+    def samples(self) -> Iterator[Sample]:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self._stop.set()
+
+    def __enter__(self) -> VideoSource:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _paced(self, t: float) -> bool:
+        return self._pacer.wait(t) if self._pacer is not None else not self._stop.is_set()
+
+
+class _ContainerSource(VideoSource):
+    """Shared demux + decode loop over a PyAV input container."""
+
+    _container: InputContainer | None = None
+    _stream: VideoStream
+
+    def _attach(self, container: InputContainer, what: str) -> None:
+        if not container.streams.video:
+            container.close()
+            raise SourceError(f"{what} has no video stream")
+        self._container = container
+        self._stream = container.streams.video[0]
+        # Frame threading plus slice threading; the decoder releases the GIL meanwhile.
+        self._stream.thread_type = "AUTO"
+        self.info = _stream_info(self._stream)
+        if self.info.fps > 0:
+            self._clock.step = 1.0 / self.info.fps
+
+    def _read(self, what: str) -> Iterator[Sample]:
+        """Demux to the end; read errors propagate, decode errors skip the packet."""
+        assert self._container is not None  # noqa: S101 - set by _attach
+        stream, bad = self._stream, 0
+        for packet in self._container.demux(stream):
+            if self._stop.is_set():
+                return
+            if packet.size == 0:  # demuxer's end-of-stream marker: drain the decoder
+                frames = stream.decode(None)
+                if frames and self._clock.last is not None:
+                    yield Sample(None, frames, self._clock.last, False)
+                continue
+            t = self._clock.at(
+                packet.dts if packet.dts is not None else packet.pts, packet.time_base
+            )
+            try:
+                frames = stream.decode(packet)
+                bad = 0
+            except av.FFmpegError as exc:
+                bad += 1
+                log.warning(
+                    "capture.decode_error",
+                    camera=self.camera,
+                    source=what,
+                    time=t,
+                    error=ffmpeg_reason(exc),
+                    in_a_row=bad,
+                )
+                if bad >= MAX_BAD_PACKETS:
+                    raise SourceError(f"{what}: {bad} undecodable packets in a row") from None
+                frames = []
+            if not self._paced(t):
+                return
+            yield Sample(packet, frames, t, packet.is_keyframe)
+
+    def close(self) -> None:
+        super().close()
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+
+class FileVideoSource(_ContainerSource):
+    def __init__(self, cfg: FileSource, *, camera: str | None = None) -> None:
+        super().__init__(camera=camera, pace=cfg.pace)
+        self.path, self.loop = cfg.path, cfg.loop
+        self._what = f"video file {cfg.path}"
+        if not cfg.path.is_file():
+            raise SourceError(f"{self._what} does not exist or is not a file")
+        try:
+            container = av.open(str(cfg.path))
+        except _READ_ERRORS as exc:
+            raise SourceError(f"cannot read {self._what}: {ffmpeg_reason(exc)}") from None
+        self._attach(container, self._what)
+
+    def samples(self) -> Iterator[Sample]:
+        while not self._stop.is_set():
+            packets = 0
+            try:
+                for sample in self._read(self._what):
+                    packets += sample.packet is not None
+                    yield sample
+            except _READ_ERRORS as exc:
+                log.warning(
+                    "capture.file_read_error",
+                    camera=self.camera,
+                    path=str(self.path),
+                    error=ffmpeg_reason(exc),
+                    action="ending the file here",
+                )
+                return
+            if self._stop.is_set():
+                return
+            expected = self._stream.frames  # from the index; 0 when the container has none
+            if expected and packets < expected:
+                # FFmpeg ends a cut-off file quietly; say so, or a short clip looks complete.
+                log.warning(
+                    "capture.file_truncated",
+                    camera=self.camera,
+                    path=str(self.path),
+                    packets=packets,
+                    expected=expected,
+                )
+            if not self.loop or packets == 0:  # an empty pass would loop forever
+                return
+            self._rewind()
+
+    def _rewind(self) -> None:
+        assert self._container is not None  # noqa: S101 - open until close()
+        try:
+            self._container.seek(0)  # also flushes the decoder we drained at the end
+        except _READ_ERRORS:
+            self._container.close()
+            self._attach(av.open(str(self.path)), self._what)
+        self._clock.rebase()
+
+
+class V4l2VideoSource(_ContainerSource):
+    def __init__(self, cfg: V4l2Config, *, camera: str | None = None) -> None:
+        super().__init__(camera=camera)
+        self._what = f"V4L2 device {cfg.device}"
+        options: dict[str, str] = {}
+        if cfg.width and cfg.height:
+            options["video_size"] = f"{cfg.width}x{cfg.height}"
+        if cfg.fps:
+            options["framerate"] = f"{cfg.fps:g}"
+        try:
+            container = av.open(cfg.device, format="video4linux2", options=options)
+        except _READ_ERRORS as exc:
+            raise SourceError(f"cannot open {self._what}: {ffmpeg_reason(exc)}") from None
+        self._attach(container, self._what)
+
+    def samples(self) -> Iterator[Sample]:
+        try:
+            yield from self._read(self._what)
+        except _READ_ERRORS as exc:
+            raise SourceError(f"{self._what} failed: {ffmpeg_reason(exc)}") from None
+        if not self._stop.is_set():
+            raise SourceError(f"{self._what} stopped delivering frames")
+
+
+class RtspVideoSource(_ContainerSource):
+    """A camera stream; a drop (error, end, or silence for timeout_s) reconnects with backoff.
+
+    The first connection is made by the constructor and fails with SourceError, so a wrong
+    URL is reported at start-up; after that the source only ends when stopped.
+    """
+
+    def __init__(self, cfg: RtspSource, *, camera: str | None = None) -> None:
+        super().__init__(camera=camera)
+        self.cfg = cfg
+        self.url = redact_url(cfg.url)  # the only spelling of the URL that may be logged
+        self._attach(connect(cfg.url, cfg.timeout_s), self.url)
+
+    def samples(self) -> Iterator[Sample]:
+        backoff = Backoff(self.cfg.reconnect_initial_s, self.cfg.reconnect_max_s)
+        attempt = 0
+        while not self._stop.is_set():
+            if self._container is None:
+                attempt += 1
+                if not self._reconnect(attempt, backoff.next_delay()):
+                    continue
+            reason = "end of stream"
+            try:
+                for sample in self._read(self.url):
+                    if attempt:
+                        backoff.reset()
+                        attempt = 0
+                    yield sample
+            except _READ_ERRORS as exc:
+                reason = redact_text(ffmpeg_reason(exc), self.cfg.url)
+            if self._stop.is_set():
+                return
+            log.warning("capture.stream_dropped", camera=self.camera, url=self.url, error=reason)
+            assert self._container is not None  # noqa: S101 - _read ran on it
+            self._container.close()
+            self._container = None
+
+    def _reconnect(self, attempt: int, delay: float) -> bool:
+        log.info(
+            "capture.reconnecting", camera=self.camera, url=self.url, attempt=attempt, delay=delay
+        )
+        if self._stop.wait(delay):
+            return False
+        try:
+            container = connect(self.cfg.url, self.cfg.timeout_s)
+        except SourceError as exc:
+            log.warning(
+                "capture.reconnect_failed",
+                camera=self.camera,
+                url=self.url,
+                attempt=attempt,
+                error=str(exc),
+            )
+            return False
+        self._attach(container, self.url)
+        self._clock.rebase()
+        log.info("capture.reconnected", camera=self.camera, url=self.url, attempt=attempt)
+        return True
+
+
+class SyntheticVideoSource(VideoSource):
+    """A scripted scene encoded to real H.264 in memory, and decoded back, like a camera.
+
+    Packets carry SPS/PPS in-band at every keyframe (no global header), so a decoder that
+    joins at any keyframe can decode them, as with a camera. There is no demuxer stream,
+    so `info.stream` is None.
+    """
+
+    def __init__(self, cfg: SyntheticSource, *, camera: str | None = None) -> None:
+        super().__init__(camera=camera, pace=cfg.pace)
+        self.cfg = cfg
+        rate = Fraction(cfg.fps).limit_denominator(1001)
+        gop = max(1, round(2.0 * cfg.fps))
+        enc = av.CodecContext.create("libx264", "w")
+        enc.width, enc.height, enc.pix_fmt = cfg.width, cfg.height, "yuv420p"
+        enc.framerate, enc.time_base, enc.gop_size = rate, 1 / rate, gop
+        # scenecut=0: keyframes exactly every 2 s, which the recorder's pre-roll relies on.
+        enc.options = {"tune": "zerolatency", "preset": "veryfast", "x264-params": "scenecut=0"}
+        self._enc = enc
+        self._dec = av.CodecContext.create("h264", "r")
+        self._dec.thread_type = "AUTO"
+        self._clock = _Clock(cfg.fps)
+        self.info = StreamInfo(cfg.width, cfg.height, cfg.fps, enc.time_base, "h264", None)
+
+    def samples(self) -> Iterator[Sample]:
+        # Deferred: scene rendering is test/benchmark code a camera agent never loads.
+        from doorwarden.agent.capture.synthetic import render_scene  # noqa: PLC0415
+
+        for index, (_, rgb) in enumerate(render_scene(self.cfg)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts = index
+            for packet in self._enc.encode(frame):
+                if not (sample := self._sample(packet)):
+                    return
+                yield sample
+        for packet in self._enc.encode(None):
+            if not (sample := self._sample(packet)):
+                return
+            yield sample
+        tail = self._dec.decode(None)
+        if tail and self._clock.last is not None:
+            yield Sample(None, tail, self._clock.last, False)
+
+    def _sample(self, packet: av.Packet[Any]) -> Sample | None:
+        t = self._clock.at(packet.pts, self._enc.time_base)
+        frames = self._dec.decode(packet)
+        return Sample(packet, frames, t, packet.is_keyframe) if self._paced(t) else None
+
+
+def open_source(cfg: SourceConfig, *, camera: str | None = None) -> VideoSource:
+    """Open the source `cfg` describes; SourceError (with a clear message) when it can't be.
+
+    `camera` names the camera in log lines.
+    """
+    if isinstance(cfg, FileSource):
+        return FileVideoSource(cfg, camera=camera)
+    if isinstance(cfg, RtspSource):
+        return RtspVideoSource(cfg, camera=camera)
+    if isinstance(cfg, V4l2Config):
+        return V4l2VideoSource(cfg, camera=camera)
+    return SyntheticVideoSource(cfg, camera=camera)

@@ -1,0 +1,367 @@
+"""Live view's control connection: one outbound WebSocket from the agent to its server.
+
+docs/live-view.md is the protocol. The agent dials out (no port opens at home), says
+hello with its camera names, and streams a camera's fMP4 (live.py) while the server says
+someone watches it. Three threads meet here, and none may wait on another's network:
+
+* camera threads call `feed`: the camera's `LiveTap` muxes, and what comes out goes into
+  a bounded `SendQueue` (live_queue.py). A camera thread never blocks on the network:
+  when the queue is full (a slow uplink), fragments are dropped until a keyframe;
+* the link thread connects, reads the server's start/stop, and reconnects with
+  exponential backoff;
+* a sender thread per connection drains the queue into the socket.
+
+A 401 at the handshake means the camera was removed from its household (or the token is
+wrong): retrying cannot help, so the link stops, saying so as the uploader does. A 403
+means the server wants TLS; the same. The device token is a bearer secret, so plain ws://
+is refused to a host that is not this machine unless the operator allowed plain http at
+pairing (`insecure_http`, as `agent pair --insecure-http`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import httpx
+import structlog
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
+from websockets.sync.client import ClientConnection, connect
+
+from doorwarden import __version__
+from doorwarden.agent.analysis.privacy import PrivacyMask
+from doorwarden.agent.capture.media import Sample, StreamInfo
+from doorwarden.agent.capture.rtsp import Backoff
+from doorwarden.agent.delivery.identity import DeviceIdentity
+from doorwarden.agent.delivery.pairing import PairingError, server_url
+from doorwarden.agent.delivery.uploader import Outcome, OutcomeKind, error_of
+from doorwarden.agent.live.send_queue import SendQueue
+from doorwarden.agent.live.tap import Emit, Fragment, InitSegment, LiveError, LiveOutput, LiveTap
+
+log = structlog.get_logger("doorwarden.agent.live.link")
+
+LIVE_PATH = "/api/v1/device/live"
+PROTOCOL_VERSION = 1
+INIT, KEYFRAME, DELTA = 0x00, 0x01, 0x02  # the first byte of each binary message
+REVOKED_MESSAGE = "This camera was removed from its household; pair it again."
+MAX_CAMERAS = 64  # as the server accepts in a hello (the camera index is one byte)
+
+
+class LiveLinkError(Exception):
+    """The link cannot be set up (a URL the token must not be sent to)."""
+
+
+class HasInfo(Protocol):
+    """A source (capture.VideoSource): its `info` changes when it reconnects."""
+
+    @property
+    def info(self) -> StreamInfo: ...
+
+
+def live_url(server: str, *, insecure_http: bool = False) -> str:
+    """ws(s)://.../api/v1/device/live for the paired server; LiveLinkError when the
+    token would cross a network in clear (the rule pairing applies to http)."""
+    try:
+        base = server_url(server, insecure_http=insecure_http)
+    except PairingError as exc:
+        raise LiveLinkError(str(exc).replace("plain http", "plain ws://")) from None
+    scheme, rest = base.split("://", 1)
+    return ("wss" if scheme == "https" else "ws") + "://" + rest + LIVE_PATH
+
+
+# -- the link --------------------------------------------------------------------------
+
+
+class LiveLink:
+    """The agent's live-view connection for `cameras` (names, in config order)."""
+
+    def __init__(
+        self,
+        identity: DeviceIdentity,
+        cameras: Sequence[str],
+        *,
+        masks: Mapping[str, PrivacyMask] | None = None,
+        insecure_http: bool = False,
+        queue_bytes: int = 1024 * 1024,
+        backoff: Backoff | None = None,
+        ping_interval_s: float = 10.0,
+        open_timeout_s: float = 10.0,
+        stable_s: float = 30.0,
+        stall_s: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if len(cameras) > MAX_CAMERAS or len(set(cameras)) != len(cameras):
+            raise LiveLinkError(f"live view takes at most {MAX_CAMERAS} uniquely named cameras")
+        self.url = live_url(identity.server, insecure_http=insecure_http)
+        self.server = identity.server
+        self._token = identity.token
+        self.cameras = list(cameras)
+        self.queue = SendQueue(self.cameras, queue_bytes)
+        masks = masks or {}
+        self.taps = {
+            name: LiveTap(name, self._emitter(index), mask=masks.get(name))
+            for index, name in enumerate(self.cameras)
+        }
+        self.backoff = backoff or Backoff(1.0, 60.0)
+        self.ping_interval_s = ping_interval_s
+        self.open_timeout_s = open_timeout_s
+        self.stable_s = stable_s  # a connection up this long resets the backoff
+        self.stall_s = stall_s  # a send stuck this long means a dead peer: reconnect
+        self.ssl_context = ssl_context
+        self.blocked: Outcome | None = None  # why the link gave up, if it did
+        self.connections = 0  # handshakes that succeeded
+        self._sources: dict[str, HasInfo] = {}
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._ws: ClientConnection | None = None
+        self._sending_since: float | None = None
+        self._thread: threading.Thread | None = None
+
+    # -- the agent's side ----------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="doorwarden-live", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 10.0) -> bool:
+        """Close the connection and stop every camera's stream; True if the thread ended."""
+        self._stop.set()
+        with self._lock:
+            ws = self._ws
+        if ws is not None:
+            _close(ws)
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout_s)
+        for tap in self.taps.values():
+            tap.stop()
+        self.queue.discard()
+        return thread is None or not thread.is_alive()
+
+    @property
+    def connected(self) -> bool:
+        return self._ws is not None
+
+    @property
+    def done(self) -> bool:
+        """The link thread ended (stopped, or gave up: see `blocked`)."""
+        return self._thread is not None and not self._thread.is_alive()
+
+    def opened(self, camera: str, source: HasInfo) -> None:
+        """A camera's source is open (CameraRunner's on_open)."""
+        self._sources[camera] = source
+
+    def closed(self, camera: str) -> None:
+        """A camera's source closed: a viewer keeps waiting for it to come back."""
+        self._sources.pop(camera, None)
+        tap = self.taps.get(camera)
+        if tap is not None:
+            tap.reset()
+
+    def feed(self, camera: str, sample: Sample) -> None:
+        """Every sample of a camera, on its thread; references a packet when unwatched."""
+        source = self._sources.get(camera)
+        tap = self.taps.get(camera)
+        if source is None or tap is None:
+            return
+        try:
+            tap.feed(sample, source.info)
+        except Exception:  # a bug in live view must not stop the camera's recording
+            log.exception("live.feed_failed", camera=camera)
+            tap.stop()
+
+    def _emitter(self, index: int) -> Emit:
+        name = self.cameras[index]
+        head = bytes([index])
+
+        def emit(output: LiveOutput) -> None:
+            if isinstance(output, Fragment):
+                kind = KEYFRAME if output.keyframe else DELTA
+                self.queue.put_fragment(index, bytes([kind]) + head + output.data, output.keyframe)
+            elif isinstance(output, InitSegment):
+                message = {
+                    "type": "init", "camera": name, "mime": output.mime,
+                    "width": output.width, "height": output.height,
+                }  # fmt: skip
+                self.queue.put_control(
+                    index, json.dumps(message), bytes([INIT]) + head + output.data
+                )
+            elif isinstance(output, LiveError):
+                message = {"type": "error", "camera": name, "message": output.message}
+                self.queue.put_control(index, json.dumps(message))
+
+        return emit
+
+    # -- the link thread -----------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                error = self._connect()
+            except InvalidStatus as exc:
+                if self._refused(exc.response.status_code, bytes(exc.response.body or b"")):
+                    return
+                error = str(exc)
+            except (OSError, WebSocketException) as exc:  # timeouts, TLS errors: OSErrors
+                error = str(exc) or type(exc).__name__
+            except Exception as exc:  # a bug must not end live view for good
+                log.exception("live.failed")
+                error = f"{type(exc).__name__}: {exc}"
+            if self._stop.is_set():
+                return
+            delay = self.backoff.next_delay()
+            log.warning("live.disconnected", server=self.server, error=error, retry_in=delay)
+            self._stop.wait(delay)
+
+    def _connect(self) -> str:
+        """One connection, from the handshake to its end; why it ended."""
+        with connect(
+            self.url,
+            additional_headers={"Authorization": f"Bearer {self._token}"},
+            user_agent_header=f"doorwarden-agent/{__version__}",
+            compression=None,  # fMP4 is compressed already: deflate would only cost CPU
+            open_timeout=self.open_timeout_s,
+            ping_interval=self.ping_interval_s,
+            ping_timeout=self.ping_interval_s * 2,
+            close_timeout=2,
+            max_size=64 * 1024,  # the server sends small JSON only
+            ssl=self.ssl_context,
+        ) as ws:
+            started = time.monotonic()
+            error = self._session(ws)
+            if time.monotonic() - started >= self.stable_s:
+                self.backoff.reset()
+            return error
+
+    def _refused(self, status: int, body: bytes) -> bool:
+        """A refusal at the handshake; True when retrying cannot help (the link stops)."""
+        code, message, _ = error_of(httpx.Response(status, content=body))
+        if status == 401:
+            if code in ("device_revoked", f"http_{status}"):
+                message = message if code == "device_revoked" else REVOKED_MESSAGE
+                log.error("live.revoked", message=message, effect="live view stopped")
+            else:
+                log.error("live.unauthorized", code=code, message=message, hint="pair again")
+        elif status == 403:
+            log.error(
+                "live.forbidden", code=code, message=message,
+                hint="the server takes live view over TLS only: pair with its https:// address",
+            )  # fmt: skip
+        else:
+            return False
+        self.blocked = Outcome(OutcomeKind.stopped, status=status, code=code, message=message)
+        return True
+
+    def _session(self, ws: ClientConnection) -> str:
+        """Hello, then start/stop from the server until the connection ends; why it ended."""
+        with self._lock:
+            if self._stop.is_set():
+                _close(ws)
+                return "stopping"
+            self._ws = ws
+        self.connections += 1
+        sender = threading.Thread(target=self._send_loop, args=(ws,), name="doorwarden-live-send")
+        reason = "the server closed the connection"
+        try:
+            ws.send(
+                json.dumps({"type": "hello", "cameras": self.cameras, "version": PROTOCOL_VERSION})
+            )
+            log.info("live.connected", server=self.server, cameras=self.cameras)
+            sender.start()
+            while not self._stop.is_set():
+                try:
+                    message = ws.recv(timeout=1.0)
+                except TimeoutError:
+                    self._check_stall(ws)
+                    continue
+                self._handle(ws, message)
+        except ConnectionClosed as exc:
+            reason = f"{reason} ({exc})"
+        except OSError as exc:
+            reason = str(exc) or type(exc).__name__
+        finally:
+            with self._lock:
+                self._ws = None
+            for tap in self.taps.values():
+                tap.stop()  # nobody can receive them now; the server restarts what it needs
+            self.queue.discard()
+            _close(ws)
+            if sender.is_alive():
+                sender.join()
+        return reason
+
+    def _handle(self, ws: ClientConnection, message: str | bytes) -> None:
+        if isinstance(message, bytes):
+            log.warning("live.unexpected_binary", size=len(message))
+            return
+        try:
+            body = json.loads(message)
+            kind, camera = body["type"], body.get("camera")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            log.warning("live.bad_message", message=message[:200])
+            return
+        if kind not in ("start", "stop"):
+            log.info("live.unknown_message", type=kind)
+            return
+        tap = self.taps.get(camera) if isinstance(camera, str) else None
+        if tap is None:
+            # The server only asks for cameras named in the hello: a bug on either side,
+            # and an error message about a camera it does not know would end the link.
+            log.warning("live.unknown_camera", camera=camera, type=kind)
+            return
+        index = self.cameras.index(tap.camera)
+        if kind == "start":
+            log.info("live.start", camera=camera)
+            self.queue.discard(index)  # the new init must not follow an old stream's tail
+            tap.start()
+        else:
+            log.info("live.stop", camera=camera, dropped=self.queue.dropped[index])
+            tap.stop()
+            self.queue.discard(index)
+
+    def _send_loop(self, ws: ClientConnection) -> None:
+        while self._ws is ws:
+            item = self.queue.get(timeout=0.5)
+            if item is None:
+                continue
+            self._sending_since = time.monotonic()
+            try:
+                ws.send(item.payload)
+            except (ConnectionClosed, OSError):
+                return  # the link thread sees the connection end and reconnects
+            finally:
+                self._sending_since = None
+
+    def _check_stall(self, ws: ClientConnection) -> None:
+        """A peer that stops reading leaves a send blocked for ever (TCP keeps probing a
+        zero window), and pings queue behind it: after `stall_s`, drop the connection."""
+        since = self._sending_since
+        if since is not None and time.monotonic() - since > self.stall_s:
+            log.warning(
+                "live.stalled", server=self.server, stalled_s=round(time.monotonic() - since)
+            )
+            _abort(ws)
+
+
+def _abort(ws: ClientConnection) -> None:
+    """Break the connection now: wakes a sender blocked in a full socket."""
+    with contextlib.suppress(OSError):  # already closed
+        ws.socket.shutdown(socket.SHUT_RDWR)
+
+
+def _close(ws: ClientConnection, grace_s: float = 2.0) -> None:
+    """A close frame, or an abort after `grace_s`: a sender blocked in a full socket
+    holds the connection's lock, and a polite close would wait behind it for ever."""
+    timer = threading.Timer(grace_s, _abort, args=(ws,))
+    timer.daemon = True
+    timer.start()
+    try:
+        ws.close()
+    finally:
+        timer.cancel()

@@ -1,0 +1,1 @@
+"""Alembic migrations, and the one place that imports every model (models.py)."""

@@ -1,0 +1,14 @@
+"""One place that imports every domain's models, so metadata is complete for Alembic."""
+
+
+def import_all_models() -> None:
+    from doorwarden.accounts import models as _accounts  # noqa: F401, PLC0415
+    from doorwarden.agencies.governance import models as _governance  # noqa: F401, PLC0415
+    from doorwarden.audit import log_models as _audit_log  # noqa: F401, PLC0415
+    from doorwarden.audit import models as _audit  # noqa: F401, PLC0415
+    from doorwarden.clips import models as _clips  # noqa: F401, PLC0415
+    from doorwarden.devices import models as _devices  # noqa: F401, PLC0415
+    from doorwarden.households import models as _households  # noqa: F401, PLC0415
+    from doorwarden.legal import models as _legal  # noqa: F401, PLC0415
+    from doorwarden.legal.community import models as _community  # noqa: F401, PLC0415
+    from doorwarden.legal.disclosure import models as _packages  # noqa: F401, PLC0415
