@@ -1,4 +1,6 @@
-"""`doorwarden agent ...`: the camera agent's commands."""
+"""`doorwarden agent ...`: the camera agent's commands. This module parses and prints:
+`run` builds the agent with agent/app.py, `status` and `check-config` read and word its
+state with agent/report.py."""
 
 from __future__ import annotations
 
@@ -16,25 +18,20 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from doorwarden.agent import report
 from doorwarden.agent.config.docs import describe_config
 from doorwarden.agent.config.file import ConfigFileError, load_agent_config
-from doorwarden.agent.config.models import AgentConfig, CameraConfig, FileSource
-from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityError, IdentityStore
+from doorwarden.agent.config.models import AgentConfig
+from doorwarden.agent.delivery.identity import IdentityError, IdentityStore
 from doorwarden.agent.delivery.pairing import PairingError
 from doorwarden.agent.delivery.pairing import pair as pair_device
-from doorwarden.agent.delivery.uploader import UploadStatus, pending_bytes
-from doorwarden.agent.recording.spool import SEALED_DIR, SIDECAR_SUFFIX, Spool
-from doorwarden.formats.clip_files import committed
+from doorwarden.agent.delivery.uploader import UploadStatus
 
 if TYPE_CHECKING:
-    # Video, numpy and model runtimes load only when `run` runs: every other
-    # `doorwarden` command stays quick to start.
-    from doorwarden.agent.cameras import CameraRunner, Handler
-    from doorwarden.agent.capture.media import Sample
-    from doorwarden.agent.capture.sources import VideoSource
+    # Video, numpy and model runtimes load only when `run` runs (agent/app.py): every
+    # other `doorwarden` command stays quick to start.
+    from doorwarden.agent.app import AgentApp
     from doorwarden.agent.delivery.worker import Delivery
-    from doorwarden.agent.live.link import LiveLink
-    from doorwarden.agent.pipeline import CameraJob
     from doorwarden.agent.recording.recorder import FinishedClip
 
 agent_app = typer.Typer(
@@ -52,52 +49,10 @@ ConfigPath = Annotated[
 def load_or_exit(path: Path) -> AgentConfig:
     """The configuration, or exit 2 with `FILE:LINE:COL: key: problem` on stderr."""
     try:
-        config = load_agent_config(path)
+        return load_agent_config(path)
     except ConfigFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(2) from exc
-    # Like spool_dir, a relative state_dir is relative to the file, not to the shell.
-    state = config.state_dir.expanduser()
-    if not state.is_absolute():
-        config = config.model_copy(update={"state_dir": path.resolve().parent / state})
-    return config
-
-
-def _source(camera: CameraConfig) -> str:
-    src = camera.source
-    if src.kind == "file":
-        return f"file {src.path}" + (" (looped)" if src.loop else "")
-    if src.kind == "rtsp":
-        # The URL usually carries the camera's password; a summary must not print it.
-        scheme, _, rest = src.url.partition("://")
-        return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
-    if src.kind == "v4l2":
-        return f"v4l2 {src.device}"
-    return f"synthetic {src.scene} {src.width}x{src.height} @ {src.fps:g} fps"
-
-
-def summarise(config: AgentConfig) -> str:
-    lines = [
-        f"spool: {config.spool_dir}",
-        f"state: {config.state_dir}",
-        f"{len(config.cameras)} camera(s):",
-    ]
-    for cam in config.cameras:
-        detect = cam.detect.kind.value
-        if cam.detect.model_path is not None:
-            detect += f" {cam.detect.model_path} ({', '.join(cam.detect.labels)})"
-        lines += [
-            f"  {cam.name}",
-            f"    source:   {_source(cam)}",
-            f"    motion:   {cam.motion.analysis_fps:g} fps at {cam.motion.analysis_width} px, "
-            f"threshold {cam.motion.threshold}, {len(cam.motion.zones)} zone(s), "
-            f"{len(cam.motion.ignore)} ignore area(s)",
-            f"    privacy:  {len(cam.privacy_zones)} zone(s)",
-            f"    record:   pre {cam.record.pre_roll_s:g} s, post {cam.record.post_roll_s:g} s, "
-            f"{cam.record.min_clip_s:g}..{cam.record.max_clip_s:g} s clips",
-            f"    detect:   {detect}, alert {cam.detect.alert}",
-        ]
-    return "\n".join(lines)
 
 
 @agent_app.callback(invoke_without_command=True)
@@ -129,7 +84,7 @@ def check_config(file: ConfigPath) -> None:
     """Validate a configuration file; print its cameras, or each problem with its line."""
     config = load_or_exit(file)
     print(f"{file}: OK")
-    print(summarise(config))
+    print(report.summarise(config))
 
 
 @agent_app.command("describe-config")
@@ -203,8 +158,7 @@ def pair(
         raise typer.Exit(1) from exc
     if previous is not None:
         print(f"replaced the previous pairing (device {previous.device_id})")
-        sealed = agent.spool_dir / SEALED_DIR if agent is not None else None
-        undelivered = len(committed(sealed)) if sealed is not None and sealed.is_dir() else 0
+        undelivered = report.sealed_count(agent.spool_dir) if agent is not None else 0
         if undelivered:
             print(
                 f"warning: {undelivered} sealed clip(s) of the previous pairing were not "
@@ -212,22 +166,7 @@ def pair(
                 file=sys.stderr,
             )
     print(f"paired with {identity.server} as {device_name!r}")
-    print(_identity_summary(identity, store))
-
-
-def _identity_summary(identity: DeviceIdentity, store: IdentityStore) -> str:
-    plan = identity.plan
-    days = f", clips kept {plan.retention_days} days" if plan.retention_days is not None else ""
-    return "\n".join(
-        [
-            f"  server:     {identity.server}",
-            f"  device:     {identity.device_id}",
-            f"  household:  {identity.household_id}",
-            f"  plan:       {plan.kind}{days}",
-            f"  mode:       {identity.mode}",
-            f"  state:      {store.state_dir} (private: holds the device key and token)",
-        ]
-    )
+    print(report.identity_summary(identity, store))
 
 
 @agent_app.command()
@@ -258,49 +197,9 @@ def status(
         upload = UploadStatus.load(store.state_dir, identity.device_id)
         refused = upload.refused
         print("paired")
-        print(_identity_summary(identity, store))
-        print(f"  uploads:    {_uploads_line(upload)}")
-    print(_backlog(spool_dir, refused))
-
-
-def _uploads_line(upload: UploadStatus) -> str:
-    if upload.stopped is not None:
-        stopped = upload.stopped
-        return (
-            f"STOPPED since {stopped.get('since', '?')}: {stopped.get('message')} "
-            f"({stopped.get('code')})"
-        )
-    line = "ok"
-    if upload.retrying is not None:
-        retrying = upload.retrying
-        line = f"retrying since {retrying.get('since', '?')}: {retrying.get('error', '')}"
-    if upload.last_delivered is not None:
-        last = upload.last_delivered
-        line += f" (last delivered: clip {last.get('sequence')} at {last.get('at')})"
-    return line
-
-
-def _backlog(spool_dir: Path, refused: dict[int, dict[str, str]]) -> str:
-    """What waits in the spool, read without writing (the agent may be running)."""
-    plain = len(list(spool_dir.glob(f"*{SIDECAR_SUFFIX}"))) if spool_dir.is_dir() else 0
-    sealed_dir = spool_dir / SEALED_DIR
-    pending = committed(sealed_dir) if sealed_dir.is_dir() else []
-    waiting = [p for p in pending if p.sequence not in refused]
-    size = sum(pending_bytes(p) for p in waiting)
-    span = f" (clips {waiting[0].sequence}..{waiting[-1].sequence})" if waiting else ""
-    lines = [
-        f"spool: {spool_dir}",
-        f"  not sealed yet:  {plain} clip(s)",
-        f"  sealed, waiting: {len(waiting)} clip(s), {size / 1024:.0f} KiB{span}",
-    ]
-    for paths in pending:
-        if paths.sequence in refused:
-            why = refused[paths.sequence]
-            lines.append(
-                f"  refused, kept:   clip {paths.sequence}: {why.get('message')} "
-                f"({why.get('code')})"
-            )
-    return "\n".join(lines)
+        print(report.identity_summary(identity, store))
+        print(f"  uploads:    {report.uploads_line(upload)}")
+    print(report.backlog(spool_dir, refused))
 
 
 def _events_table(rows: list[FinishedClip]) -> Table:
@@ -318,24 +217,6 @@ def _events_table(rows: list[FinishedClip]) -> Table:
             str(clip.entry.clip),
         )
     return table
-
-
-def _duration(camera: CameraConfig) -> float | None:
-    src = camera.source
-    if src.kind == "synthetic":
-        return src.duration_s
-    if src.kind != "file" or src.loop:
-        return None
-    import av  # noqa: PLC0415 - only to size the progress bar
-
-    try:
-        with av.open(str(src.path)) as container:
-            stream = container.streams.video[0]
-            if stream.duration is not None and stream.time_base is not None:
-                return float(stream.duration * stream.time_base)
-            return container.duration / 1_000_000 if container.duration else None
-    except (av.FFmpegError, OSError, IndexError):
-        return None  # the camera's own thread reports what is wrong with the file
 
 
 @agent_app.command()
@@ -379,79 +260,44 @@ def run(
     if (config is None) == (source is None):
         print("error: give exactly one of --config FILE or --source FILE", file=sys.stderr)
         raise typer.Exit(2)
-    if config is not None:
-        agent = load_or_exit(config)
-    else:
-        assert source is not None  # noqa: S101 - checked just above; narrows the type
-        cam = CameraConfig(
-            name="file", source=FileSource(kind="file", path=source.resolve(), pace=False)
-        )
-        agent = AgentConfig(spool_dir=spool_dir, state_dir=state_dir, cameras=[cam])
-    if once:  # files at full speed, not at their frame rate
-        agent = agent.model_copy(update={"cameras": [_unpaced(c) for c in agent.cameras]})
-    from doorwarden.agent.analysis.detect import DetectorError  # noqa: PLC0415
-    from doorwarden.agent.cameras import CameraRunner, CameraState  # noqa: PLC0415
-    from doorwarden.agent.pipeline import CameraJob  # noqa: PLC0415
+    agent = load_or_exit(config) if config is not None else None  # a bad file fails fast
+    # The video stack loads only now: every other `doorwarden` command stays quick to start.
+    from doorwarden.agent.app import AgentApp, BuildError, file_config  # noqa: PLC0415
 
-    console = Console()
+    if agent is None:
+        assert source is not None  # noqa: S101 - checked above; narrows the type
+        agent = file_config(source, spool_dir=spool_dir, state_dir=state_dir)
     try:
-        spool = Spool(agent.spool_dir, max_bytes=agent.spool_max_bytes)
-        spool.recover()  # before any camera commits: a killed run's work in progress
-        delivery = _delivery(agent, spool, config)
-        on_clip = delivery.notify if delivery is not None else None
-        jobs = {cam.name: CameraJob(cam, spool, on_clip=on_clip) for cam in agent.cameras}
-    except (OSError, DetectorError, IdentityError) as exc:
+        app = AgentApp.from_config(agent, once=once)
+    except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from exc
-    # Live view needs a pairing and a long-running agent: not with --once.
-    link = _live_link(agent, delivery.identity) if delivery is not None and not once else None
-    runner = CameraRunner(
-        [(cam.name, cam.source, _handler(jobs[cam.name], link)) for cam in agent.cameras],
-        restart=not once,
-        on_open=lambda name, src: _opened(jobs[name], link, name, src),
-        on_close=lambda name: _closed(jobs[name], link, name),
-    )
+    if app.identity is None:
+        where = f"--config {config}" if config is not None else f"--state {agent.state_dir}"
+        print(
+            f"note: this agent is not paired ({IdentityStore(agent.state_dir).identity_path} "
+            f"is missing): clips stay in {agent.spool_dir}. Pair it with: doorwarden agent "
+            f"pair --server URL --code CODE {where}",
+            file=sys.stderr,
+        )
+    if app.live_off is not None:
+        print(f"note: live view is off: {app.live_off}", file=sys.stderr)
+    console = Console()
     stop = threading.Event()
     delivered = True
     with _stop_on_sigterm(stop):
-        if delivery is not None:
-            delivery.start()
-        if link is not None:
-            link.start()
         try:
-            _drive(runner, agent.cameras, jobs, console, stop)
-            if delivery is not None:
-                delivered = _deliver(delivery, stop, console, deliver_timeout)
+            _drive(app, console, stop)
+            if app.delivery is not None:
+                delivered = _deliver(app.delivery, stop, console, deliver_timeout)
         finally:
-            if link is not None:
-                link.stop(timeout_s=5)
-            if delivery is not None:
-                delivery.stop(timeout_s=10)
-    clips = [clip for job in jobs.values() for clip in job.clips]
-    console.print(_events_table(sorted(clips, key=lambda c: (c.metadata["camera"], c.start))))
-    failed = [s for s in runner.status().values() if s.state is CameraState.failed]
+            app.stop()
+    console.print(_events_table(app.clips))
+    failed = app.failed()
     for status in failed:
         print(f"error: {status.name}: {status.last_error}", file=sys.stderr)
     if failed or not delivered:
         raise typer.Exit(1)
-
-
-def _delivery(agent: AgentConfig, spool: Spool, config: Path | None) -> Delivery | None:
-    """The background delivery when the agent is paired; otherwise None, said once."""
-    store = IdentityStore(agent.state_dir)
-    identity = store.load()
-    if identity is None:
-        where = f"--config {config}" if config is not None else f"--state {agent.state_dir}"
-        print(
-            f"note: this agent is not paired ({store.identity_path} is missing): clips stay in "
-            f"{agent.spool_dir}. Pair it with: doorwarden agent pair --server URL --code CODE "
-            f"{where}",
-            file=sys.stderr,
-        )
-        return None
-    from doorwarden.agent.delivery.worker import Delivery  # noqa: PLC0415
-
-    return Delivery(spool, store, agent.upload, identity=identity)
 
 
 def _deliver(delivery: Delivery, stop: threading.Event, console: Console, timeout_s: float) -> bool:
@@ -499,69 +345,15 @@ def _stop_on_sigterm(stop: threading.Event) -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _live_link(agent: AgentConfig, identity: DeviceIdentity) -> LiveLink | None:
-    """The live-view connection for a paired agent; None (said once) when the server's
-    address would carry the device token in clear."""
-    from doorwarden.agent.analysis.privacy import PrivacyMask  # noqa: PLC0415
-    from doorwarden.agent.live.link import LiveLink, LiveLinkError  # noqa: PLC0415
-
-    # Sized lazily: the stream's size is known when its source opens.
-    masks = {cam.name: PrivacyMask(cam.privacy_zones, 0, 0) for cam in agent.cameras}
-    try:
-        return LiveLink(identity, [cam.name for cam in agent.cameras], masks=masks)
-    except LiveLinkError as exc:
-        print(f"note: live view is off: {exc}", file=sys.stderr)
-        return None
-
-
-def _handler(job: CameraJob, link: LiveLink | None = None) -> Handler:
-    if link is None:
-        return lambda _name, sample: job.handle(sample)
-
-    def handle(name: str, sample: Sample) -> None:
-        # Live first: detection on this sample can take a while, a viewer should not wait.
-        link.feed(name, sample)
-        job.handle(sample)
-
-    return handle
-
-
-def _opened(job: CameraJob, link: LiveLink | None, name: str, source: VideoSource) -> None:
-    job.opened(source)
-    if link is not None:
-        link.opened(name, source)
-
-
-def _closed(job: CameraJob, link: LiveLink | None, name: str) -> None:
-    if link is not None:
-        link.closed(name)
-    job.closed()
-
-
-def _drive(
-    runner: CameraRunner,
-    cameras: list[CameraConfig],
-    jobs: dict[str, CameraJob],
-    console: Console,
-    stop: threading.Event,
-) -> None:
+def _drive(app: AgentApp, console: Console, stop: threading.Event) -> None:
     """Run the cameras until all are done or `stop` (SIGTERM, Ctrl-C), showing progress."""
     columns = (TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=True) as progress:
-        tasks = {c.name: progress.add_task(c.name, total=_duration(c)) for c in cameras}
-        runner.start()
-        try:
-            while not runner.done() and not stop.wait(0.1):
-                for name, task in tasks.items():
-                    progress.update(task, completed=jobs[name].media_time)
-        except KeyboardInterrupt:
-            stop.set()
-        finally:
-            runner.stop(timeout_s=60)  # flushing a re-encoded clip takes a moment
+        names = [camera.name for camera in app.config.cameras]
+        tasks = {name: progress.add_task(name, total=app.length_s(name)) for name in names}
 
+        def tick() -> None:
+            for name, task in tasks.items():
+                progress.update(task, completed=app.media_time(name))
 
-def _unpaced(camera: CameraConfig) -> CameraConfig:
-    src = camera.source
-    if src.kind in ("file", "synthetic"):
-        return camera.model_copy(update={"source": src.model_copy(update={"pace": False})})
-    return camera
+        app.run_until(stop, tick)

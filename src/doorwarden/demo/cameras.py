@@ -1,7 +1,7 @@
-"""The demo's cameras: one camera agent per home, in this process, built from the agent's
-own parts exactly as `doorwarden agent run --config` wires them (spool, sealing and
-upload, the camera pipeline, the live-view link, the camera thread), each with its own
-device key, pairing and spool under `<data dir>/agents/<home>/`.
+"""The demo's cameras: one camera agent per home, in this process, each an `AgentApp`
+(agent/app.py), the very composition `doorwarden agent run --config` starts (spool,
+sealing and upload, the camera pipeline, the live-view link, the camera thread), each
+with its own device key, pairing and spool under `<data dir>/agents/<home>/`.
 
 In-process threads rather than three `doorwarden agent run` subprocesses: on the 2-core
 development machine an agent process spends about 4.5 s of CPU importing before its first
@@ -26,10 +26,7 @@ from pathlib import Path
 
 import structlog
 
-from doorwarden.agent.analysis.privacy import PrivacyMask
-from doorwarden.agent.cameras import CameraRunner, CameraState, Handler
-from doorwarden.agent.capture.media import Sample
-from doorwarden.agent.capture.sources import VideoSource
+from doorwarden.agent.app import AgentApp
 from doorwarden.agent.capture.synthetic import encode_h264
 from doorwarden.agent.config.models import (
     AgentConfig,
@@ -44,10 +41,6 @@ from doorwarden.agent.config.models import (
 from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityStore
 from doorwarden.agent.delivery.pairing import pair
 from doorwarden.agent.delivery.uploader import http_client
-from doorwarden.agent.delivery.worker import Delivery
-from doorwarden.agent.live.link import LiveLink
-from doorwarden.agent.pipeline import CameraJob
-from doorwarden.agent.recording.spool import Spool
 from doorwarden.demo.cast import DemoCamera, DemoHome
 
 log = structlog.get_logger("doorwarden.demo.cameras")
@@ -121,9 +114,7 @@ class DemoAgent:
         self.spool_dir = root / "spool"
         self.identity: DeviceIdentity | None = None
         self.footage: Path | None = None
-        self._delivery: Delivery | None = None
-        self._link: LiveLink | None = None
-        self._runner: CameraRunner | None = None
+        self._app: AgentApp | None = None
         self._starter: threading.Thread | None = None
         self._lock = threading.Lock()
         self._stopping = False
@@ -194,45 +185,20 @@ class DemoAgent:
         config = AgentConfig(
             spool_dir=self.spool_dir, state_dir=self.store.state_dir, cameras=[camera]
         )
-        spool = Spool(config.spool_dir, max_bytes=config.spool_max_bytes)
-        spool.recover()  # what a killed run left, before the camera commits anything
-        delivery = Delivery(spool, self.store, config.upload, identity=identity)
-        job = CameraJob(camera, spool, on_clip=delivery.notify)
-        link = LiveLink(
-            identity, [camera.name], masks={camera.name: PrivacyMask(camera.privacy_zones, 0, 0)}
-        )
-
-        def handle(name: str, sample: Sample) -> None:
-            link.feed(name, sample)  # live first: a viewer should not wait for detection
-            job.handle(sample)
-
-        def opened(name: str, source: VideoSource) -> None:
-            job.opened(source)
-            link.opened(name, source)
-
-        def closed(name: str) -> None:
-            link.closed(name)
-            job.closed()  # the clip in progress is finished and kept
-
-        handler: Handler = handle
-        runner = CameraRunner(
-            [(camera.name, camera.source, handler)], on_open=opened, on_close=closed
-        )
-        delivery.start()
-        link.start()
-        runner.start()
-        self._delivery, self._link, self._runner = delivery, link, runner
+        # The pairing just checked against this run's server (whose address may be new).
+        app = AgentApp.from_config(config, identity=identity)
+        if app.live_off is not None:
+            log.warning("demo.live_off", camera=camera.name, reason=app.live_off)
+        app.start()
+        self._app = app
 
     def running(self) -> bool:
-        runner = self._runner
-        if runner is None:
-            return False
-        return any(s.state is CameraState.running for s in runner.status().values())
+        return self._app is not None and self._app.running()
 
     def wait_started(self, timeout_s: float) -> bool:
         if self._starter is not None:
             self._starter.join(timeout_s)
-        return self._runner is not None
+        return self._app is not None
 
     def stop(self, drain_s: float = 15.0) -> Stopped:
         """Stop the camera (its clip in progress is finished), deliver what is left while
@@ -241,13 +207,7 @@ class DemoAgent:
             self._stopping = True
         if self._starter is not None:
             self._starter.join(30)  # a scene render cannot be interrupted; it is short
-        runner, link, delivery = self._runner, self._link, self._delivery
-        if runner is not None:
-            runner.stop(timeout_s=60)  # flushing a re-encoded clip takes a moment
-        if link is not None:
-            link.stop(timeout_s=5)
-        if delivery is None:
+        if self._app is None:
             return Stopped(self.home.camera.label, 0, 0)
-        delivery.finish(drain_s)  # what it cannot deliver in time waits in the spool
-        backlog = delivery.backlog()
-        return Stopped(self.home.camera.label, delivery.delivered, backlog.plain + backlog.sealed)
+        stopped = self._app.stop(drain_s=drain_s)
+        return Stopped(self.home.camera.label, stopped.delivered, stopped.waiting)

@@ -292,8 +292,9 @@ def _resolve_camera(camera: CameraConfig, base: Path) -> CameraConfig:
 def load_agent_config(path: Path) -> AgentConfig:
     """Read, validate and return an agent configuration file (.yaml, .yml or .toml).
 
-    Relative paths in it (spool_dir, file sources, model_path) are taken relative to
-    the file's directory, so the agent behaves the same from any working directory.
+    Relative paths in it (spool_dir, state_dir, file sources, model_path) are taken
+    relative to the file's directory, so the agent behaves the same from any working
+    directory.
     """
     suffix = path.suffix.lower()
     if suffix not in (".yaml", ".yml", ".toml"):
@@ -309,6 +310,7 @@ def load_agent_config(path: Path) -> AgentConfig:
     return config.model_copy(
         update={
             "spool_dir": _resolve(config.spool_dir, base),
+            "state_dir": _resolve(config.state_dir, base),
             "cameras": [_resolve_camera(c, base) for c in config.cameras],
         }
     )

@@ -84,6 +84,7 @@ def test_valid_files_load_and_resolve_relative_paths(tmp_path: Path, name: str, 
     # Relative to the file's directory, not to the working directory.
     base = tmp_path.resolve()
     assert config.spool_dir == base / "out" / "spool"
+    assert config.state_dir == base / "state"  # not given: the default, next to the file
     assert garden.source.path == base / "videos" / "garden.mp4"
     assert garden.detect.model_path == base / "models" / "m.onnx"
 

@@ -1,0 +1,114 @@
+"""The agent's configuration and state in words (`doorwarden agent check-config`, `pair`,
+`status`). Everything here only reads: the agent may be running while `status` looks at
+its spool. Loads no video library, so those commands start quickly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from doorwarden.agent.config.models import AgentConfig, CameraConfig
+from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityStore
+from doorwarden.agent.delivery.uploader import UploadStatus, pending_bytes
+from doorwarden.agent.recording.spool import SEALED_DIR, SIDECAR_SUFFIX
+from doorwarden.formats.clip_files import committed
+
+
+def summarise(config: AgentConfig) -> str:
+    """The spool, the state and each camera's settings, one line per concern."""
+    lines = [
+        f"spool: {config.spool_dir}",
+        f"state: {config.state_dir}",
+        f"{len(config.cameras)} camera(s):",
+    ]
+    for cam in config.cameras:
+        detect = cam.detect.kind.value
+        if cam.detect.model_path is not None:
+            detect += f" {cam.detect.model_path} ({', '.join(cam.detect.labels)})"
+        lines += [
+            f"  {cam.name}",
+            f"    source:   {_source(cam)}",
+            f"    motion:   {cam.motion.analysis_fps:g} fps at {cam.motion.analysis_width} px, "
+            f"threshold {cam.motion.threshold}, {len(cam.motion.zones)} zone(s), "
+            f"{len(cam.motion.ignore)} ignore area(s)",
+            f"    privacy:  {len(cam.privacy_zones)} zone(s)",
+            f"    record:   pre {cam.record.pre_roll_s:g} s, post {cam.record.post_roll_s:g} s, "
+            f"{cam.record.min_clip_s:g}..{cam.record.max_clip_s:g} s clips",
+            f"    detect:   {detect}, alert {cam.detect.alert}",
+        ]
+    return "\n".join(lines)
+
+
+def _source(camera: CameraConfig) -> str:
+    src = camera.source
+    if src.kind == "file":
+        return f"file {src.path}" + (" (looped)" if src.loop else "")
+    if src.kind == "rtsp":
+        # The URL usually carries the camera's password; a summary must not print it.
+        scheme, _, rest = src.url.partition("://")
+        return f"{scheme}://{rest.rsplit('@', 1)[-1]}"
+    if src.kind == "v4l2":
+        return f"v4l2 {src.device}"
+    return f"synthetic {src.scene} {src.width}x{src.height} @ {src.fps:g} fps"
+
+
+def identity_summary(identity: DeviceIdentity, store: IdentityStore) -> str:
+    """The pairing, never its token."""
+    plan = identity.plan
+    days = f", clips kept {plan.retention_days} days" if plan.retention_days is not None else ""
+    return "\n".join(
+        [
+            f"  server:     {identity.server}",
+            f"  device:     {identity.device_id}",
+            f"  household:  {identity.household_id}",
+            f"  plan:       {plan.kind}{days}",
+            f"  mode:       {identity.mode}",
+            f"  state:      {store.state_dir} (private: holds the device key and token)",
+        ]
+    )
+
+
+def uploads_line(upload: UploadStatus) -> str:
+    if upload.stopped is not None:
+        stopped = upload.stopped
+        return (
+            f"STOPPED since {stopped.get('since', '?')}: {stopped.get('message')} "
+            f"({stopped.get('code')})"
+        )
+    line = "ok"
+    if upload.retrying is not None:
+        retrying = upload.retrying
+        line = f"retrying since {retrying.get('since', '?')}: {retrying.get('error', '')}"
+    if upload.last_delivered is not None:
+        last = upload.last_delivered
+        line += f" (last delivered: clip {last.get('sequence')} at {last.get('at')})"
+    return line
+
+
+def sealed_count(spool_dir: Path) -> int:
+    """Sealed clips in the spool (committed, not yet delivered)."""
+    sealed = spool_dir / SEALED_DIR
+    return len(committed(sealed)) if sealed.is_dir() else 0
+
+
+def backlog(spool_dir: Path, refused: dict[int, dict[str, str]]) -> str:
+    """What waits in the spool, read without writing (the agent may be running)."""
+    plain = len(list(spool_dir.glob(f"*{SIDECAR_SUFFIX}"))) if spool_dir.is_dir() else 0
+    sealed_dir = spool_dir / SEALED_DIR
+    pending = committed(sealed_dir) if sealed_dir.is_dir() else []
+    waiting = [p for p in pending if p.sequence not in refused]
+    size = sum(pending_bytes(p) for p in waiting)
+    span = f" (clips {waiting[0].sequence}..{waiting[-1].sequence})" if waiting else ""
+    lines = [
+        f"spool: {spool_dir}",
+        f"  not sealed yet:  {plain} clip(s)",
+        f"  sealed, waiting: {len(waiting)} clip(s), {size / 1024:.0f} KiB{span}",
+    ]
+    for paths in pending:
+        if paths.sequence in refused:
+            why = refused[paths.sequence]
+            lines.append(
+                f"  refused, kept:   clip {paths.sequence}: {why.get('message')} "
+                f"({why.get('code')})"
+            )
+    return "\n".join(lines)
