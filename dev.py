@@ -117,6 +117,11 @@ def test(extra: list[str]) -> int:
     lint = run(BIN / "ruff", "check", "src", "tests", "bench")
     say("mypy")
     types = run(BIN / "mypy")
+    # DESIGN.md's rules as import contracts (pyproject.toml, [tool.importlinter]). No cache:
+    # the whole graph takes well under a second, and a cache would be one more folder to
+    # keep out of git.
+    say("import contracts (lint-imports)")
+    contracts = run(BIN / "lint-imports", "--no-cache", "--no-logo")
     say("alembic check (models and migrations agree)")
     with_tmp = ROOT / ".pytest-alembic.db"
     with_tmp.unlink(missing_ok=True)
@@ -146,6 +151,7 @@ def test(extra: list[str]) -> int:
     results = {
         "ruff": lint,
         "mypy": types,
+        "import contracts": contracts,
         "alembic check": migrations,
         "tests on SQLite": sqlite,
         "database tests on PostgreSQL": postgres,

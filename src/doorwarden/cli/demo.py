@@ -10,12 +10,15 @@ from typing import Annotated
 
 import typer
 
+from doorwarden.cli.extras import needs
+
 # Importable without the server or the video stack: what the demo seeds.
 from doorwarden.demo.cast import ACCOUNTS, DEMO_PASSWORD
 
 __all__ = ["ACCOUNTS", "DEMO_PASSWORD", "demo"]
 
 
+@needs("server", "agent")  # a server and cameras in one process
 def demo(
     port: Annotated[
         int, typer.Option(help="Port to serve on (127.0.0.1).", min=1, max=65535)

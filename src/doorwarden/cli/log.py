@@ -1,4 +1,5 @@
-"""`doorwarden log ...` (the server's side) and `doorwarden verify-log` (anyone's)."""
+"""`doorwarden log ...` (the server's side) and `doorwarden verify-log` (anyone's: it needs
+no more than `pip install doorwarden`)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from doorwarden.cli.extras import needs
+from doorwarden.cli.server import load_settings, require_current_schema
+
 if TYPE_CHECKING:
     from doorwarden.formats.checkpoint import NoteKey
 
@@ -19,11 +23,11 @@ log_app = typer.Typer(
 
 
 @log_app.command("append")
+@needs("server")
 def append() -> None:
     """Append the audit events not yet in the log and sign a checkpoint, now. The server
     does this every DOORWARDEN_LOG_INTERVAL_S; use this from cron when that is 0."""
     from doorwarden.audit.tasks import run_append  # noqa: PLC0415
-    from doorwarden.cli.app import load_settings, require_current_schema  # noqa: PLC0415
     from doorwarden.db import create_engine, create_sessionmaker  # noqa: PLC0415
     from doorwarden.main import log_signer  # noqa: PLC0415
 
@@ -41,22 +45,22 @@ def append() -> None:
 
 
 @log_app.command("key")
+@needs("server")
 def key() -> None:
     """Print the log's verifier key, to publish where verifiers can pin it."""
-    from doorwarden.cli.app import load_settings  # noqa: PLC0415
     from doorwarden.main import log_signer  # noqa: PLC0415
 
     print(log_signer(load_settings()).key.verifier())
 
 
 @log_app.command("export")
+@needs("server")
 def export(
     path: Annotated[Path, typer.Argument(help="The file to write (JSON).")],
 ) -> None:
     """Write the whole log (the newest checkpoint and every entry) to a file that
     `doorwarden verify-log FILE` checks offline."""
     from doorwarden.audit import log  # noqa: PLC0415
-    from doorwarden.cli.app import load_settings, require_current_schema  # noqa: PLC0415
     from doorwarden.db import create_engine, create_sessionmaker  # noqa: PLC0415
     from doorwarden.main import log_signer  # noqa: PLC0415
 

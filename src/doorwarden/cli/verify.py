@@ -2,7 +2,8 @@
 
 The checking is `doorwarden.verify.clips`; this module turns arguments into keys and the
 report into text (or JSON). Every string in the report may come from an attacker's
-files, so it is printed with control characters escaped and rich markup disabled.
+files, so it is printed with control characters escaped and rich markup disabled
+(`doorwarden.verify.report.safe`). A .zip goes to cli/verify_package.py.
 """
 
 from __future__ import annotations
@@ -14,13 +15,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.markup import escape
 
+from doorwarden.cli.verify_package import verify_package_path
 from doorwarden.crypto.errors import MalformedError
 from doorwarden.crypto.keys import KEY_BYTES, RecipientKey, b64d, key_id
 from doorwarden.verify.clips import (
-    Check,
-    ClipReport,
     DeviceReport,
     Options,
     Report,
@@ -30,9 +29,9 @@ from doorwarden.verify.clips import (
     read_json_file,
     verify_path,
 )
+from doorwarden.verify.report import MARKS, clip_lines, safe
 
 MAX_KEY_BYTES = 4096  # a key file is 32 bytes or ~44 characters of text
-MARKS = {"pass": "[green]✓[/]", "fail": "[red]✗[/]", "skip": "[dim]-[/]", "warn": "[yellow]![/]"}
 
 
 # --- arguments ---------------------------------------------------------------------------
@@ -87,58 +86,27 @@ def recipient_key(path: Path) -> RecipientKey:
 # --- the report as text ------------------------------------------------------------------
 
 
-def _safe(text: object, limit: int = 200) -> str:
-    """Printable and markup-free: a device id could carry terminal escapes or `[red]`."""
-    cleaned = "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in str(text))
-    if len(cleaned) > limit:
-        cleaned = cleaned[: limit - 1] + "…"
-    return escape(cleaned)
-
-
-def _shown(check: Check) -> bool:
-    """Details worth a line: problems, warnings, and skips that say something."""
-    return check.status in ("fail", "warn") or check.code is not None
-
-
-def _clip_lines(clip: ClipReport) -> list[str]:
-    duration = "?" if clip.duration_ms is None else f"{clip.duration_ms / 1000:.1f} s"
-    labels = ", ".join(clip.labels) or "-"
-    marks = "  ".join(f"{c.name} {MARKS[c.status]}" for c in clip.checks)
-    head = (
-        f"{MARKS['pass' if clip.ok else 'fail']} {clip.sequence:012d}  "
-        f"{_safe(clip.device or '?', 40)}  {_safe(clip.start_utc or '?', 40)}  {duration}  "
-        f"{_safe(labels, 60)}  {marks}"
-    )
-    details = [
-        f"      {MARKS[c.status]} {c.name}: {_safe(c.code) + ': ' if c.code else ''}"
-        f"{_safe(c.message)}"
-        for c in clip.checks
-        if _shown(c)
-    ]
-    return [head, *details]
-
-
 def _device_lines(device: DeviceReport) -> list[str]:
     seqs = device.sequences
     key = (
-        f"key {_safe(device.key.source_text)} (id {key_id(device.key.public)[:16]})"
+        f"key {safe(device.key.source_text)} (id {key_id(device.key.public)[:16]})"
         if device.key
         else "[red]no key[/]"
     )
-    head = f"  {_safe(device.device, 60)}: {len(seqs)} clip(s), sequence {seqs[0]}..{seqs[-1]}"
+    head = f"  {safe(device.device, 60)}: {len(seqs)} clip(s), sequence {seqs[0]}..{seqs[-1]}"
     lines = [head, f"    {key}"]
     if device.ok:
         start = "" if device.from_start else " (where it starts is not checked: --from-start)"
         lines.append(f"    {MARKS['pass']} chain unbroken from {seqs[0]} to {seqs[-1]}{start}")
     lines += [
-        f"    {MARKS['fail']} {p.kind} at {p.sequence}: {_safe(p.detail)}" for p in device.problems
+        f"    {MARKS['fail']} {p.kind} at {p.sequence}: {safe(p.detail)}" for p in device.problems
     ]
     return lines
 
 
 def render(report: Report, console: Console) -> None:
     for clip in report.clips:
-        for line in _clip_lines(clip):
+        for line in clip_lines(clip):
             console.print(line)
     if report.devices:
         console.print("\nChain per device")
@@ -148,9 +116,9 @@ def render(report: Report, console: Console) -> None:
     if report.warnings:
         console.print("\nWarnings")
         for warning in report.warnings:
-            console.print(f"  {MARKS['warn']} {_safe(warning, 300)}")
+            console.print(f"  {MARKS['warn']} {safe(warning, 300)}")
     for error in report.errors:
-        console.print(f"\n{MARKS['fail']} {_safe(error)}")
+        console.print(f"\n{MARKS['fail']} {safe(error)}")
     totals = report.to_json()["totals"]
     console.print(
         f"\n{totals['clips']} clip(s) from {totals['devices']} device(s): "
@@ -262,9 +230,6 @@ def _verify_package(
     *,
     dir_only: bool,
 ) -> None:
-    # Imported here: cli/verify_package.py prints with this module's helpers.
-    from doorwarden.cli.verify_package import verify_package_path  # noqa: PLC0415
-
     try:
         if dir_only:
             # A package carries its camera keys (signed) and its clip keys; its clips are a

@@ -10,12 +10,12 @@ from pathlib import Path
 
 from rich.console import Console
 
-from doorwarden.cli.verify import MARKS, _clip_lines, _safe
 from doorwarden.formats.checkpoint import CheckpointError, NoteKey
 from doorwarden.verify.clips import Check, UsageError
 from doorwarden.verify.package import PackageOptions, PackageReport
 from doorwarden.verify.package import verify_package as check_package
 from doorwarden.verify.package_clips import PackageDeviceReport
+from doorwarden.verify.report import MARKS, clip_lines, safe
 
 
 def instance_key_argument(text: str) -> NoteKey:
@@ -27,36 +27,36 @@ def instance_key_argument(text: str) -> NoteKey:
 
 
 def _check_line(check: Check) -> str:
-    code = f"{_safe(check.code)}: " if check.code and check.status != "pass" else ""
-    return f"  {MARKS[check.status]} {check.name}: {code}{_safe(check.message, 300)}"
+    code = f"{safe(check.code)}: " if check.code and check.status != "pass" else ""
+    return f"  {MARKS[check.status]} {check.name}: {code}{safe(check.message, 300)}"
 
 
 def _device_lines(device: PackageDeviceReport) -> list[str]:
     seqs = device.sequences
     key = f"key id {device.key_id[:16]}" if device.key_id else "[red]no key[/]"
     lines = [
-        f"  {_safe(device.device, 60)}: {len(seqs)} clip(s), sequence {seqs[0]}..{seqs[-1]}",
+        f"  {safe(device.device, 60)}: {len(seqs)} clip(s), sequence {seqs[0]}..{seqs[-1]}",
         f"    {key} from devices.json",
     ]
     if device.ok:
         lines.append(f"    {MARKS['pass']} consecutive clips link; no fork")
     lines += [
-        f"    {MARKS['fail']} {p.kind} at {p.sequence}: {_safe(p.detail)}" for p in device.problems
+        f"    {MARKS['fail']} {p.kind} at {p.sequence}: {safe(p.detail)}" for p in device.problems
     ]
     if device.gaps:
-        shown = ", ".join(_safe(g.detail.removeprefix("missing sequence ")) for g in device.gaps)
+        shown = ", ".join(safe(g.detail.removeprefix("missing sequence ")) for g in device.gaps)
         lines.append(f"    {MARKS['skip']} not in the package (expected, only a window): {shown}")
     return lines
 
 
 def render(report: PackageReport, console: Console) -> None:
-    kind = _safe(report.kind or "?") + (", provisional" if report.provisional else "")
+    kind = safe(report.kind or "?") + (", provisional" if report.provisional else "")
     console.print(
-        f"Disclosure package {_safe(report.package_id or '?', 60)} ({kind}) "
-        f"from {_safe(report.instance or '?', 100)}"
+        f"Disclosure package {safe(report.package_id or '?', 60)} ({kind}) "
+        f"from {safe(report.instance or '?', 100)}"
     )
     console.print(
-        f"  agency {_safe(report.agency or '?', 100)}, case {_safe(report.case_number or '?')}"
+        f"  agency {safe(report.agency or '?', 100)}, case {safe(report.case_number or '?')}"
     )
     for check in report.checks:
         console.print(_check_line(check))
@@ -65,7 +65,7 @@ def render(report: PackageReport, console: Console) -> None:
     if report.clips:
         console.print("\nClips")
         for clip in report.clips:
-            for line in _clip_lines(clip):
+            for line in clip_lines(clip):
                 console.print(line)
     if report.devices:
         console.print("\nChain per device")
@@ -75,15 +75,15 @@ def render(report: PackageReport, console: Console) -> None:
     if report.warnings:
         console.print("\nWarnings")
         for warning in report.warnings:
-            console.print(f"  {MARKS['warn']} {_safe(warning, 300)}")
+            console.print(f"  {MARKS['warn']} {safe(warning, 300)}")
     for error in report.errors:
-        console.print(f"\n{MARKS['fail']} {_safe(error, 300)}")
+        console.print(f"\n{MARKS['fail']} {safe(error, 300)}")
     if report.extracted:
         console.print(f"\nWrote {len(report.extracted)} decrypted file(s):")
         for path in report.extracted:
-            console.print(f"  {_safe(path, 300)}")
+            console.print(f"  {safe(path, 300)}")
     elif report.not_extracted:
-        console.print(f"\nNothing extracted: {_safe(report.not_extracted)}")
+        console.print(f"\nNothing extracted: {safe(report.not_extracted)}")
     totals = report.to_json()["totals"]
     console.print(
         f"\n{totals['checks_failed']} package check(s) failed; {totals['clips']} clip(s) from "
