@@ -1,7 +1,9 @@
-"""Request dependencies: database session, principal, authorisation, request context.
+"""Request dependencies: database session, settings, clock, clip store, upload staging,
+log signer, the effects bag legal decisions carry, principal, authorisation, request
+context. Routers and views get these from here, never from `app.state` (main.py sets it).
 
 `authorize(action, resource)` is how every route reaches the policy module. It marks the
-dependency with the action, so tests/functional/test_route_policy.py can find routes
+dependency with the action, so tests/functional/app/test_route_policy.py can find routes
 that make no policy decision and fail.
 """
 
@@ -12,7 +14,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import Depends, Request
-from fastapi.params import Depends as DependsParam
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 
@@ -22,7 +23,9 @@ from doorwarden.accounts.models import User
 from doorwarden.agencies.models import Agency
 from doorwarden.agencies.service import officer_agency
 from doorwarden.agencies.standing import standing_of
+from doorwarden.audit.log import LogSigner
 from doorwarden.audit.service import RequestContext
+from doorwarden.clips.staging import Staging
 from doorwarden.clock import Clock
 from doorwarden.config import Settings
 from doorwarden.db import forget_cleanups, run_rollback_cleanups
@@ -30,8 +33,10 @@ from doorwarden.devices import service as devices
 from doorwarden.devices.models import Device
 from doorwarden.errors import CsrfFailed, Forbidden, NotAuthenticated
 from doorwarden.households.service import memberships
+from doorwarden.legal.disclosure.outcomes import Effects
 from doorwarden.live.relay import LiveHub
 from doorwarden.roles import Role
+from doorwarden.storage.base import ClipStore
 from doorwarden.web import csrf
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -66,10 +71,30 @@ def get_live_hub(request: Request) -> LiveHub:
     return hub
 
 
+def get_store(request: Request) -> ClipStore:
+    """Where clips, thumbnails, legal documents and packages are stored."""
+    store: ClipStore = request.app.state.clip_store
+    return store
+
+
+def get_signer(request: Request) -> LogSigner:
+    signer: LogSigner = request.app.state.log_signer
+    return signer
+
+
+def get_staging(request: Request) -> Staging:
+    """Where a camera's upload waits until it is verified."""
+    staging: Staging = request.app.state.staging
+    return staging
+
+
 SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
 LiveHubDep = Annotated[LiveHub, Depends(get_live_hub)]
 ClockDep = Annotated[Clock, Depends(get_clock)]
 SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
+StoreDep = Annotated[ClipStore, Depends(get_store)]
+SignerDep = Annotated[LogSigner, Depends(get_signer)]
+StagingDep = Annotated[Staging, Depends(get_staging)]
 
 
 def client_address(request: HTTPConnection, settings: Settings) -> str:
@@ -92,6 +117,18 @@ def get_request_context(request: Request, settings: SettingsDep) -> RequestConte
 
 
 ContextDep = Annotated[RequestContext, Depends(get_request_context)]
+
+
+def get_effects(
+    store: StoreDep, signer: SignerDep, settings: SettingsDep, clock: ClockDep, ctx: ContextDep
+) -> Effects:
+    """The one bag a legal filing or decision carries besides the database: where its
+    documents and packages go, the log key that signs a package, the limits, who asked,
+    and the time of the request."""
+    return Effects(store=store, signer=signer, settings=settings, ctx=ctx, now=clock.now())
+
+
+EffectsDep = Annotated[Effects, Depends(get_effects)]
 
 
 async def _principal_for(
@@ -259,11 +296,6 @@ def authorize(
 
     _authorize.policy_action = action  # type: ignore[attr-defined]
     return Depends(_authorize)
-
-
-def policy_action_of(dependency: DependsParam | None) -> policy.Action | None:
-    call = getattr(dependency, "dependency", None)
-    return getattr(call, "policy_action", None)
 
 
 async def current_user(request: Request, _principal: PrincipalDep) -> User:

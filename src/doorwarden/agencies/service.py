@@ -4,7 +4,7 @@ legal request an agency will make (the legal process builds on this)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -81,6 +81,15 @@ async def get_agency(db: AsyncSession, agency_id: uuid.UUID) -> Agency:
 
 async def list_agencies(db: AsyncSession) -> Sequence[Agency]:
     return (await db.scalars(select(Agency).order_by(Agency.name))).all()
+
+
+async def agency_names(db: AsyncSession, ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
+    """Each agency's name, by id (one query, for lists of requests)."""
+    wanted = set(ids)
+    if not wanted:
+        return {}
+    rows = await db.execute(select(Agency.id, Agency.name).where(Agency.id.in_(wanted)))
+    return {row[0]: row[1] for row in rows}
 
 
 async def update_agency(

@@ -1,5 +1,6 @@
 """Agency pages: officers see their own agency; operator admins and legal reviewers see all,
-and operator admins register and verify them."""
+and operator admins register and verify them. The agency's own page (which shows its
+officers their requests) is served by legal/requests/views.py, built by page.py."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from doorwarden.agencies import service
+from doorwarden.agencies.page import DONE
 from doorwarden.agencies.schemas import AgencyIn
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, UserDep, agency_resource, authorize
 from doorwarden.errors import DomainError
-from doorwarden.legal.agency_page import agency_page
 from doorwarden.policy import Action, Principal
 from doorwarden.roles import Role
 from doorwarden.web.forms import discard, failure, see_other
@@ -23,10 +24,6 @@ from doorwarden.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
-DONE_MESSAGES = {
-    "created": "Agency registered. Verify it once you have checked it is what it says it is.",
-    "verified": "Agency verified.",
-}
 Text200 = Annotated[str, Form(max_length=200)]
 
 
@@ -64,7 +61,7 @@ async def list_agencies(
     db: SessionDep,
     done: str | None = None,
 ) -> Response:
-    return await _list_page(request, db, principal, done=DONE_MESSAGES.get(done or ""))
+    return await _list_page(request, db, principal, done=DONE.get(done or ""))
 
 
 @router.post("/agencies")
@@ -90,18 +87,6 @@ async def create_agency(
             request, db, principal, status_code=status, form=typed, error=message
         )
     return see_other(f"/agencies/{agency.id}?done=created")
-
-
-@router.get("/agencies/{agency_id}")
-async def agency_detail(
-    request: Request,
-    agency_id: uuid.UUID,
-    principal: Annotated[Principal, authorize(Action.agency_read, agency_resource)],
-    db: SessionDep,
-    clock: ClockDep,
-    done: str | None = None,
-) -> Response:
-    return await agency_page(request, db, principal, agency_id, clock, done=done)
 
 
 @router.post("/agencies/{agency_id}/verify")

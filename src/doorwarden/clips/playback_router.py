@@ -29,6 +29,7 @@ from doorwarden.deps import (
     ContextDep,
     SessionDep,
     SettingsDep,
+    StoreDep,
     UserDep,
     authorize,
     household_resource,
@@ -42,11 +43,6 @@ from doorwarden.storage.base import ClipStore
 router = APIRouter(prefix="/api/v1/households/{household_id}/clips", tags=["clips"])
 # Footage is never cached by a proxy or the browser's disk cache, nor sniffed as HTML.
 PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
-
-
-def _store(request: Request) -> ClipStore:
-    store: ClipStore = request.app.state.clip_store
-    return store
 
 
 async def _device_key(db: AsyncSession, clip: Clip) -> str:
@@ -63,7 +59,7 @@ async def _household_key(
 
 
 async def _open(
-    request: Request, db: AsyncSession, settings: Settings, household_id: uuid.UUID,
+    store: ClipStore, db: AsyncSession, settings: Settings, household_id: uuid.UUID,
     clip_id: uuid.UUID,
 ) -> tuple[Clip, OpenedClip]:  # fmt: skip
     clip = await service.verified_clip(db, household_id, clip_id)
@@ -71,7 +67,7 @@ async def _open(
         clip,
         await _device_key(db, clip),
         await _household_key(db, settings, household_id),
-        _store(request),
+        store,
     )
     return clip, opened
 
@@ -99,12 +95,13 @@ async def watch_clip(
     _p: Annotated[Principal, authorize(Action.clip_view, household_resource)],
     user: UserDep,
     db: SessionDep,
+    store: StoreDep,
     settings: SettingsDep,
     ctx: ContextDep,
 ) -> Response:
     """The clip as MP4, with Range support so a video element can seek. The first request
     of a viewing (from byte 0) is recorded in the audit trail."""
-    clip, opened = await _open(request, db, settings, household_id, clip_id)
+    clip, opened = await _open(store, db, settings, household_id, clip_id)
     wanted = parse_range(request.headers.get("range"), opened.size)
     start, end = wanted or (0, opened.size)
     if start == 0:
@@ -131,15 +128,15 @@ async def watch_clip(
 async def download_clip(
     household_id: uuid.UUID,
     clip_id: uuid.UUID,
-    request: Request,
     _p: Annotated[Principal, authorize(Action.clip_download, household_resource)],
     user: UserDep,
     db: SessionDep,
+    store: StoreDep,
     settings: SettingsDep,
     ctx: ContextDep,
 ) -> Response:
     """The original MP4 as recorded by the camera (decrypted, byte for byte), as a file."""
-    clip, opened = await _open(request, db, settings, household_id, clip_id)
+    clip, opened = await _open(store, db, settings, household_id, clip_id)
     _audit(db, Tag.clip_download, user, clip, ctx)
     name = f"clip-{clip.start_at:%Y%m%dT%H%M%SZ}-{clip.sequence}.mp4"
     headers = {
@@ -154,10 +151,10 @@ async def download_clip(
 async def clip_thumbnail(
     household_id: uuid.UUID,
     clip_id: uuid.UUID,
-    request: Request,
     _p: Annotated[Principal, authorize(Action.clip_view, household_resource)],
     user: UserDep,
     db: SessionDep,
+    store: StoreDep,
     settings: SettingsDep,
     ctx: ContextDep,
 ) -> Response:
@@ -166,7 +163,7 @@ async def clip_thumbnail(
         clip,
         await _device_key(db, clip),
         await _household_key(db, settings, household_id),
-        _store(request),
+        store,
     )
     if jpeg is None:
         raise NotFound("This clip has no thumbnail.")
@@ -178,17 +175,17 @@ async def clip_thumbnail(
 async def export_sealed_clip(
     household_id: uuid.UUID,
     clip_id: uuid.UUID,
-    request: Request,
     _p: Annotated[Principal, authorize(Action.clip_download, household_resource)],
     user: UserDep,
     db: SessionDep,
+    store: StoreDep,
     ctx: ContextDep,
 ) -> Response:
     """The clip exactly as the camera sealed it, for checking by anyone, offline: a ZIP
     with the signed manifest, the sealed clip and thumbnail and the camera's public key
     (docs/clip-pipeline.md layout; `doorwarden verify DIR` reads it)."""
     clip = await service.verified_clip(db, household_id, clip_id)
-    archive = await export.sealed_zip(clip, await _device_key(db, clip), _store(request))
+    archive = await export.sealed_zip(clip, await _device_key(db, clip), store)
     _audit(db, Tag.clip_download, user, clip, ctx, form="sealed")
     name = f"clip-{clip.start_at:%Y%m%dT%H%M%SZ}-{clip.sequence}-sealed.zip"
     headers = {**PRIVATE, "Content-Disposition": f'attachment; filename="{name}"'}
@@ -199,20 +196,21 @@ async def export_sealed_clip(
 async def delete_clip(
     household_id: uuid.UUID,
     clip_id: uuid.UUID,
-    request: Request,
     _p: Annotated[Principal, authorize(Action.clip_delete, household_resource)],
     user: UserDep,
     db: SessionDep,
+    store: StoreDep,
     ctx: ContextDep,
     clock: ClockDep,
 ) -> None:
     """Delete a clip for good (owners only); refused while a legal hold lasts."""
-    await service.delete_clip(
+    keys = await service.delete_clip(
         db,
         household_id=household_id,
         clip_id=clip_id,
         actor=actor_of(user),
-        store=_store(request),
         ctx=ctx,
         now=clock.now(),
     )
+    await db.commit()  # the tombstone and its audit event land before the objects go
+    await service.remove_objects(store, keys)

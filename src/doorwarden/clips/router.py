@@ -4,11 +4,14 @@ list of verified clips and integrity alerts."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Path, Query, Request, Response, status
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.clips import ingest
 from doorwarden.clips.models import Clip, ClipStatus, IntegrityAlert
@@ -20,12 +23,12 @@ from doorwarden.deps import (
     DeviceDep,
     SessionDep,
     SettingsDep,
+    StoreDep,
     authorize,
     household_resource,
 )
 from doorwarden.devices.keys import household_private_key, household_public_key, member_keys
 from doorwarden.policy import Action, Principal
-from doorwarden.storage.base import ClipStore
 
 router = APIRouter(tags=["clips"])
 Sequence = Annotated[int, Path(ge=0, le=2**53, description="The clip's sequence number.")]
@@ -37,9 +40,15 @@ def _staging(request: Request) -> Staging:
     return staging
 
 
-def _store(request: Request) -> ClipStore:
-    store: ClipStore = request.app.state.clip_store
-    return store
+@asynccontextmanager
+async def _alerts_kept(db: AsyncSession) -> AsyncIterator[None]:
+    """A refusal the owner must hear about: its integrity alert is committed before the
+    refusal is answered (the error then rolls back nothing of it)."""
+    try:
+        yield
+    except ingest.AlertRaised as alerted:
+        await db.commit()
+        raise alerted.error from None
 
 
 def _state(clip: Clip, received: int) -> UploadState:
@@ -68,16 +77,17 @@ async def offer_manifest(
     household_key = await household_public_key(
         db, settings.secret_key.get_secret_value(), device.household_id, clock.now()
     )
-    offer = await ingest.offer_manifest(
-        db,
-        device=device,
-        sequence=sequence,
-        body=await request.body(),
-        household_key=household_key,
-        member_keys=await member_keys(db, device.household_id),
-        staging=_staging(request),
-        ctx=ctx,
-    )
+    async with _alerts_kept(db):
+        offer = await ingest.offer_manifest(
+            db,
+            device=device,
+            sequence=sequence,
+            body=await request.body(),
+            household_key=household_key,
+            member_keys=await member_keys(db, device.household_id),
+            staging=_staging(request),
+            ctx=ctx,
+        )
     response.status_code = status.HTTP_201_CREATED if offer.created else status.HTTP_200_OK
     return _state(offer.clip, offer.received)
 
@@ -123,6 +133,7 @@ async def complete_upload(
     _p: Annotated[Principal, authorize(Action.clip_upload)],
     device: DeviceDep,
     db: SessionDep,
+    store: StoreDep,
     settings: SettingsDep,
     ctx: ContextDep,
     clock: ClockDep,
@@ -131,16 +142,22 @@ async def complete_upload(
     household = await household_private_key(
         db, settings.secret_key.get_secret_value(), device.household_id
     )
-    clip = await ingest.complete(
-        db,
-        device=device,
-        sequence=sequence,
-        household=household,
-        staging=_staging(request),
-        store=_store(request),
-        ctx=ctx,
-        now=clock.now(),
-    )
+    staging = _staging(request)
+    async with _alerts_kept(db):
+        clip = await ingest.complete(
+            db,
+            device=device,
+            sequence=sequence,
+            household=household,
+            staging=staging,
+            store=store,
+            ctx=ctx,
+            now=clock.now(),
+        )
+    # Committed before the staged copy goes: a crash in between leaves a verified clip
+    # and a stray file, never a clip that is neither staged nor stored.
+    await db.commit()
+    staging.discard(device.id, sequence)
     return _state(clip, clip.ciphertext_size)
 
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Annotated, Any
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Form, Query, Request
 from sqlalchemy import and_, or_, select
@@ -30,16 +29,17 @@ from doorwarden.deps import (
     ClockDep,
     ContextDep,
     SessionDep,
+    StoreDep,
     UserDep,
     authorize,
     household_resource,
 )
+from doorwarden.devices import service as devices
 from doorwarden.devices.models import Device
 from doorwarden.errors import Conflict, NotFound
 from doorwarden.households import service as households
 from doorwarden.households.models import Household
-from doorwarden.policy import Action, HouseholdResource, Principal, decide
-from doorwarden.storage.base import ClipStore
+from doorwarden.policy import Action, HouseholdResource, Principal, can
 from doorwarden.web.forms import discard, see_other
 from doorwarden.web.render import render
 
@@ -57,15 +57,6 @@ Confirm = Annotated[str, Form(max_length=8)]
 FIRST_DAY, LAST_DAY = date(1970, 1, 2), date(9999, 12, 30)
 
 
-def zone_of(household: Household) -> ZoneInfo:
-    """The household's zone; the zone is checked when it is set, so UTC is only a guard
-    against a row written some other way."""
-    try:
-        return ZoneInfo(household.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     """The local day as a UTC interval [start, end). Computed from both midnights, so a
     day with a daylight-saving change is 23 or 25 hours long, as it was lived."""
@@ -74,25 +65,8 @@ def day_bounds(day: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
     return start, end
 
 
-def can(principal: Principal, action: Action, household_id: uuid.UUID) -> bool:
-    """Whether to offer a control: the policy's own answer, so a page never shows a
-    button its route would refuse."""
-    return decide(principal, action, HouseholdResource(household_id)).allowed
-
-
 def verified_in(household_id: uuid.UUID) -> Select[Clip]:
     return select(Clip).where(Clip.household_id == household_id, Clip.status == ClipStatus.verified)
-
-
-async def cameras_of(db: AsyncSession, household_id: uuid.UUID) -> Sequence[Device]:
-    """Every camera the household ever paired, removed ones too: their clips stay."""
-    query = select(Device).where(Device.household_id == household_id).order_by(Device.created_at)
-    return (await db.scalars(query)).all()
-
-
-def _store(request: Request) -> ClipStore:
-    store: ClipStore = request.app.state.clip_store
-    return store
 
 
 @dataclass(frozen=True)
@@ -142,7 +116,7 @@ def _parse_filters(today: date, day: str, camera: str, label: str) -> tuple[Filt
 
 
 async def _day_clips(db: AsyncSession, household: Household, chosen: Filters) -> list[Clip]:
-    start, end = day_bounds(chosen.day, zone_of(household))
+    start, end = day_bounds(chosen.day, households.zone_of(household))
     query = verified_in(household.id).where(Clip.start_at >= start, Clip.start_at < end)
     if chosen.camera is not None:
         query = query.where(Clip.device_id == chosen.camera)
@@ -166,10 +140,10 @@ async def timeline(
     done: str | None = None,
 ) -> Response:
     household = await households.get_household(db, household_id)
-    zone = zone_of(household)
+    zone = households.zone_of(household)
     today = clock.now().astimezone(zone).date()
     chosen, errors = _parse_filters(today, day, camera, label)
-    cameras = await cameras_of(db, household_id)
+    cameras = await devices.cameras_of(db, household_id)
     if chosen.camera is not None and chosen.camera not in {c.id for c in cameras}:
         # Another household's camera is as unknown as one that never existed.
         raise NotFound("No such camera in this household.")
@@ -266,7 +240,7 @@ async def _player_page(
 ) -> Response:
     household = await households.get_household(db, household_id)
     clip = await service.verified_clip(db, household_id, clip_id)
-    zone = zone_of(household)
+    zone = households.zone_of(household)
     camera = await db.get(Device, clip.device_id)
     older, newer = await _neighbours(db, clip, zone)
     api = f"/api/v1/households/{household_id}/clips/{clip_id}"
@@ -285,8 +259,8 @@ async def _player_page(
         "download_url": f"{api}/download",
         "day_url": Filters(day=clip.start_at.astimezone(zone).date()).url(household_id),
         "recorded_as": _recorded_as(clip),
-        "can_delete": can(principal, Action.clip_delete, household_id),
-        "can_download": can(principal, Action.clip_download, household_id),
+        "can_delete": can(principal, Action.clip_delete, HouseholdResource(household_id)),
+        "can_download": can(principal, Action.clip_download, HouseholdResource(household_id)),
         "hold": await visible_hold(db, clip.id, request.app.state.clock.now()),
         **extra,
     }
@@ -312,6 +286,7 @@ async def delete_clip(
     principal: Annotated[Principal, authorize(Action.clip_delete, household_resource)],
     user: UserDep,
     db: SessionDep,
+    store: StoreDep,
     ctx: ContextDep,
     clock: ClockDep,
     confirm: Confirm = "",
@@ -321,14 +296,14 @@ async def delete_clip(
     if confirm != "yes":
         return await _player_page(request, db, principal, household_id, clip_id, confirming=True)
     clip = await service.verified_clip(db, household_id, clip_id)
-    day = clip.start_at.astimezone(zone_of(await households.get_household(db, household_id)))
+    household = await households.get_household(db, household_id)
+    day = clip.start_at.astimezone(households.zone_of(household))
     try:
-        await service.delete_clip(
+        keys = await service.delete_clip(
             db,
             household_id=household_id,
             clip_id=clip_id,
             actor=actor_of(user),
-            store=_store(request),
             ctx=ctx,
             now=clock.now(),
         )
@@ -343,4 +318,6 @@ async def delete_clip(
             status_code=exc.status_code,
             delete_error=exc.message,
         )
+    await db.commit()  # the tombstone and its audit event land before the objects go
+    await service.remove_objects(store, keys)
     return see_other(Filters(day=day.date()).url(household_id) + "&done=deleted")

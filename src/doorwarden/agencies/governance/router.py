@@ -8,9 +8,10 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile, status
+from fastapi import APIRouter, File, Form, UploadFile, status
 from fastapi.responses import StreamingResponse
 
+from doorwarden.agencies import service as agencies
 from doorwarden.agencies.governance import service
 from doorwarden.agencies.governance.models import MunicipalApproval
 from doorwarden.agencies.governance.schemas import (
@@ -22,21 +23,20 @@ from doorwarden.agencies.governance.schemas import (
     ProgrammeIn,
     ProgrammeOut,
 )
-from doorwarden.agencies.models import Agency, LegalDocument
+from doorwarden.agencies.http import parse_json_part, pdf_response, require_upload
 from doorwarden.deps import (
     ClockDep,
     ContextDep,
     SessionDep,
     SettingsDep,
+    StoreDep,
     UserDep,
     agency_resource,
     authorize,
     household_resource,
 )
 from doorwarden.devices.models import Device
-from doorwarden.errors import InvalidInput, NotFound
-from doorwarden.legal.http import parse_json_part, read_upload, store_of
-from doorwarden.legal.requests.router import pdf_response
+from doorwarden.errors import NotFound
 from doorwarden.policy import Action, Principal
 
 router = APIRouter(prefix="/api/v1", tags=["governance"])
@@ -46,13 +46,6 @@ def approval_out(approval: MunicipalApproval) -> ApprovalOut:
     out = ApprovalOut.model_validate(approval)
     out.policy_url = f"/api/v1/approvals/{approval.id}/policy"
     return out
-
-
-async def _agency(db: SessionDep, agency_id: uuid.UUID) -> Agency:
-    agency = await db.get(Agency, agency_id)
-    if agency is None:
-        raise NotFound("No such agency.")
-    return agency
 
 
 @router.get("/agencies/{agency_id}/approvals", response_model=list[ApprovalOut])
@@ -70,7 +63,6 @@ async def list_approvals(
     response_model=ApprovalOut,
 )
 async def record_approval(
-    request: Request,
     agency_id: uuid.UUID,
     details: Annotated[str, Form(description="ApprovalIn as JSON.")],
     policy_document: Annotated[UploadFile, File(description="The approved use policy, a PDF.")],
@@ -78,24 +70,26 @@ async def record_approval(
     user: UserDep,
     db: SessionDep,
     settings: SettingsDep,
+    store: StoreDep,
     clock: ClockDep,
     ctx: ContextDep,
 ) -> ApprovalOut:
     body = parse_json_part(details, ApprovalIn)
-    await _agency(db, agency_id)
-    policy = await read_upload(policy_document, settings.legal_document_max_bytes, "use policy")
-    if policy is None:
-        raise InvalidInput("Send the approved use policy as a PDF (policy_document).")
+    await agencies.get_agency(db, agency_id)
+    limit = settings.legal_document_max_bytes
+    policy = await require_upload(
+        policy_document,
+        limit,
+        "use policy",
+        missing="Send the approved use policy as a PDF (policy_document).",
+    )
     approval = await service.record_approval(
         db,
         agency_id=agency_id,
-        approving_body=body.approving_body,
-        approved_on=body.approved_on,
-        reference=body.reference,
-        expires_on=body.expires_on,
+        **body.model_dump(),
         policy=policy,
-        store=store_of(request),
-        max_bytes=settings.legal_document_max_bytes,
+        store=store,
+        max_bytes=limit,
         actor=user,
         ctx=ctx,
         now=clock.now(),
@@ -113,24 +107,21 @@ async def revoke_approval(
     clock: ClockDep,
     ctx: ContextDep,
 ) -> ApprovalOut:
-    approval = await service.approval_of(db, agency_id, approval_id)
-    await service.revoke_approval(db, approval=approval, actor=user, ctx=ctx, now=clock.now())
+    approval = await service.revoke_approval(
+        db, agency_id=agency_id, approval_id=approval_id, actor=user, ctx=ctx, now=clock.now()
+    )
     return approval_out(approval)
 
 
 @router.get("/approvals/{approval_id}/policy")
 async def approval_policy(
-    request: Request,
     approval_id: uuid.UUID,
     _p: Annotated[Principal, authorize(Action.page_public)],
     db: SessionDep,
+    store: StoreDep,
 ) -> StreamingResponse:
     """The use policy a public body approved: a public record."""
-    approval = await db.get(MunicipalApproval, approval_id)
-    document = await db.get(LegalDocument, approval.policy_document_id) if approval else None
-    if document is None:
-        raise NotFound("No such approval.")
-    return pdf_response(store_of(request), document)
+    return pdf_response(store, await service.policy_document(db, approval_id))
 
 
 @router.post(
@@ -147,18 +138,8 @@ async def create_programme(
     clock: ClockDep,
     ctx: ContextDep,
 ) -> ProgrammeOut:
-    await _agency(db, agency_id)
     programme = await service.create_programme(
-        db,
-        agency_id=agency_id,
-        name=body.name,
-        kind=body.kind,
-        funding_source=body.funding_source,
-        approval_id=body.approval_id,
-        description=body.description,
-        actor=user,
-        ctx=ctx,
-        now=clock.now(),
+        db, agency_id=agency_id, **body.model_dump(), actor=user, ctx=ctx, now=clock.now()
     )
     return ProgrammeOut.model_validate(programme)
 
@@ -173,10 +154,9 @@ async def end_programme(
     clock: ClockDep,
     ctx: ContextDep,
 ) -> ProgrammeOut:
-    programme = await service.programme_of(db, programme_id)
-    if programme.agency_id != agency_id:
-        raise NotFound("No such programme for this agency.")
-    await service.end_programme(db, programme=programme, actor=user, ctx=ctx, now=clock.now())
+    programme = await service.end_programme(
+        db, agency_id=agency_id, programme_id=programme_id, actor=user, ctx=ctx, now=clock.now()
+    )
     return ProgrammeOut.model_validate(programme)
 
 

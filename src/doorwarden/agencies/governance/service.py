@@ -27,7 +27,8 @@ from doorwarden.agencies.governance.models import (
     ProgrammeEnrolment,
     ProgrammeKind,
 )
-from doorwarden.agencies.models import DocumentKind
+from doorwarden.agencies.models import Agency, DocumentKind, LegalDocument
+from doorwarden.agencies.service import get_agency
 from doorwarden.audit.service import RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.devices.models import Device
@@ -152,11 +153,13 @@ async def approval_of(
 async def revoke_approval(
     db: AsyncSession,
     *,
-    approval: MunicipalApproval,
+    agency_id: uuid.UUID,
+    approval_id: uuid.UUID,
     actor: User,
     ctx: RequestContext,
     now: datetime,
 ) -> MunicipalApproval:
+    approval = await approval_of(db, agency_id, approval_id)
     if approval.revoked_at is not None:
         error = Conflict("This approval was revoked already.")
         error.code = "already_revoked"
@@ -184,6 +187,15 @@ async def approvals(
     return (await db.scalars(query)).all()
 
 
+async def policy_document(db: AsyncSession, approval_id: uuid.UUID) -> LegalDocument:
+    """The use policy a public body approved (a public record)."""
+    approval = await db.get(MunicipalApproval, approval_id)
+    document = await db.get(LegalDocument, approval.policy_document_id) if approval else None
+    if document is None:
+        raise NotFound("No such approval.")
+    return document
+
+
 async def create_programme(
     db: AsyncSession,
     *,
@@ -197,6 +209,7 @@ async def create_programme(
     ctx: RequestContext,
     now: datetime,
 ) -> CameraProgramme:
+    await get_agency(db, agency_id)
     approval = await approval_of(db, agency_id, approval_id)
     if approval.revoked_at is not None:
         raise InvalidInput("That approval was revoked; a programme needs one in force.")
@@ -242,8 +255,17 @@ async def programme_of(db: AsyncSession, programme_id: uuid.UUID) -> CameraProgr
 
 
 async def end_programme(
-    db: AsyncSession, *, programme: CameraProgramme, actor: User, ctx: RequestContext, now: datetime
+    db: AsyncSession,
+    *,
+    agency_id: uuid.UUID,
+    programme_id: uuid.UUID,
+    actor: User,
+    ctx: RequestContext,
+    now: datetime,
 ) -> CameraProgramme:
+    programme = await programme_of(db, programme_id)
+    if programme.agency_id != agency_id:
+        raise NotFound("No such programme for this agency.")
     if programme.ended_at is None:
         programme.ended_at = now
         record(
@@ -324,3 +346,26 @@ async def set_enrolment(
         occurred_at=now,
     )
     return current
+
+
+async def programme_choices(db: AsyncSession) -> list[tuple[CameraProgramme, str]]:
+    """Programmes an owner may name (every one, ended ones included so a camera already
+    marked keeps its mark), with the agency's name."""
+    rows = await db.execute(
+        select(CameraProgramme, Agency.name)
+        .join(Agency, Agency.id == CameraProgramme.agency_id)
+        .order_by(Agency.name, CameraProgramme.name)
+    )
+    return [(p, name) for p, name in rows.all()]
+
+
+async def programme_marks(
+    db: AsyncSession, device_ids: Sequence[uuid.UUID]
+) -> dict[uuid.UUID, uuid.UUID]:
+    """Each enrolled camera's programme id."""
+    if not device_ids:
+        return {}
+    rows = await db.scalars(
+        select(ProgrammeEnrolment).where(ProgrammeEnrolment.device_id.in_(list(device_ids)))
+    )
+    return {e.device_id: e.programme_id for e in rows}

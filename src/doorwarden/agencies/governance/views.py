@@ -2,41 +2,38 @@
 contacts, records and revokes municipal approvals, and creates and ends camera
 programmes; the instance policy page shows the legal-process limits (public) and lets an
 operator switch community requests on or off. Owners mark a camera's programme on the
-Cameras page (devices/views.py), with the choices made here."""
+Cameras page (devices/views.py), with the choices governance/service.py lists."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from doorwarden.agencies import service as agencies
 from doorwarden.agencies.governance import service
-from doorwarden.agencies.governance.models import CameraProgramme, ProgrammeEnrolment
 from doorwarden.agencies.governance.schemas import ApprovalIn, ProgrammeIn
-from doorwarden.agencies.models import Agency
+from doorwarden.agencies.http import require_upload
+from doorwarden.agencies.page import MESSAGES, agency_page
 from doorwarden.agencies.schemas import AgencyUpdate
+from doorwarden.config import Settings
 from doorwarden.deps import (
     ClockDep,
     ContextDep,
     SessionDep,
     SettingsDep,
+    StoreDep,
     UserDep,
     agency_resource,
     authorize,
 )
-from doorwarden.errors import DomainError, InvalidInput, NotFound
-from doorwarden.legal.agency_page import agency_page
-from doorwarden.legal.http import read_upload, store_of
-from doorwarden.legal.page_forms import blank_none, failure, geojson, refused
+from doorwarden.errors import DomainError, InvalidInput
 from doorwarden.policy import Action, Instance, Principal, decide
-from doorwarden.web.forms import see_other
+from doorwarden.web.forms import blank_none, discard, failure, geojson, see_other
 from doorwarden.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -65,6 +62,34 @@ def _contacts(
     return rows
 
 
+async def _refused(
+    request: Request,
+    db: AsyncSession,
+    principal: Principal,
+    user: Any,
+    settings: Settings,
+    now: Any,
+    agency_id: uuid.UUID,
+    exc: ValidationError | DomainError,
+    form: str,
+    **typed: Any,
+) -> Response:
+    """The agency page again, with why `form` was refused and what was typed in it."""
+    await discard(db, user)
+    status, text = failure(exc, MESSAGES)
+    return await agency_page(
+        request,
+        db,
+        principal,
+        agency_id,
+        settings,
+        now,
+        status_code=status,
+        **typed,
+        **{f"{form}_error": text},
+    )
+
+
 @router.post("/agencies/{agency_id}/edit")
 async def edit_agency(
     request: Request,
@@ -72,6 +97,7 @@ async def edit_agency(
     principal: Annotated[Principal, authorize(Action.agency_update, agency_resource)],
     user: UserDep,
     db: SessionDep,
+    settings: SettingsDep,
     clock: ClockDep,
     ctx: ContextDep,
     kind: Annotated[str, Form(max_length=40)] = "",
@@ -106,18 +132,10 @@ async def edit_agency(
         changes = body.model_dump(mode="json", exclude_unset=True)
         await agencies.update_agency(db, agency=agency, changes=changes, actor=user, ctx=ctx)
     except (ValidationError, DomainError) as exc:
-        await refused(db, user)
-        status, text = failure(exc)
-        return await agency_page(
-            request,
-            db,
-            principal,
-            agency_id,
-            clock,
-            status_code=status,
-            edit=typed,
-            edit_error=text,
-        )
+        return await _refused(
+            request, db, principal, user, settings, clock.now(), agency_id, exc,
+            "edit", edit=typed,
+        )  # fmt: skip
     return see_other(f"/agencies/{agency_id}?done=edited#jurisdiction")
 
 
@@ -129,6 +147,7 @@ async def record_approval(
     user: UserDep,
     db: SessionDep,
     settings: SettingsDep,
+    store: StoreDep,
     clock: ClockDep,
     ctx: ContextDep,
     approving_body: Text = "",
@@ -149,36 +168,28 @@ async def record_approval(
             {**typed, "approved_on": blank_none(approved_on), "expires_on": blank_none(expires_on)}
         )
         limit = settings.legal_document_max_bytes
-        policy = await read_upload(policy_document, limit, "use policy")
-        if policy is None:
-            raise InvalidInput("Attach the use policy the body approved, as a PDF.")
+        policy = await require_upload(
+            policy_document,
+            limit,
+            "use policy",
+            missing="Attach the use policy the body approved, as a PDF.",
+        )
         await service.record_approval(
             db,
             agency_id=agency_id,
-            approving_body=body.approving_body,
-            approved_on=body.approved_on,
-            reference=body.reference,
-            expires_on=body.expires_on,
+            **body.model_dump(),
             policy=policy,
-            store=store_of(request),
+            store=store,
             max_bytes=limit,
             actor=user,
             ctx=ctx,
             now=clock.now(),
         )
     except (ValidationError, DomainError) as exc:
-        await refused(db, user)
-        status, text = failure(exc)
-        return await agency_page(
-            request,
-            db,
-            principal,
-            agency_id,
-            clock,
-            status_code=status,
-            approval_form=typed,
-            approval_error=text,
-        )
+        return await _refused(
+            request, db, principal, user, settings, clock.now(), agency_id, exc,
+            "approval", approval_form=typed,
+        )  # fmt: skip
     return see_other(f"/agencies/{agency_id}?done=approval#approvals")
 
 
@@ -190,22 +201,17 @@ async def revoke_approval(
     principal: Annotated[Principal, authorize(Action.governance_manage, agency_resource)],
     user: UserDep,
     db: SessionDep,
+    settings: SettingsDep,
     clock: ClockDep,
     ctx: ContextDep,
 ) -> Response:
     try:
-        approval = await service.approval_of(db, agency_id, approval_id)
-        await service.revoke_approval(db, approval=approval, actor=user, ctx=ctx, now=clock.now())
+        await service.revoke_approval(
+            db, agency_id=agency_id, approval_id=approval_id, actor=user, ctx=ctx, now=clock.now()
+        )
     except DomainError as exc:
-        await refused(db, user)
-        return await agency_page(
-            request,
-            db,
-            principal,
-            agency_id,
-            clock,
-            status_code=exc.status_code,
-            approval_error=exc.message,
+        return await _refused(
+            request, db, principal, user, settings, clock.now(), agency_id, exc, "approval"
         )
     return see_other(f"/agencies/{agency_id}?done=revoked#approvals")
 
@@ -217,6 +223,7 @@ async def create_programme(
     principal: Annotated[Principal, authorize(Action.governance_manage, agency_resource)],
     user: UserDep,
     db: SessionDep,
+    settings: SettingsDep,
     clock: ClockDep,
     ctx: ContextDep,
     name: Text = "",
@@ -236,30 +243,13 @@ async def create_programme(
         await agencies.get_agency(db, agency_id)
         body = ProgrammeIn.model_validate({**typed, "approval_id": blank_none(approval_id)})
         await service.create_programme(
-            db,
-            agency_id=agency_id,
-            name=body.name,
-            kind=body.kind,
-            funding_source=body.funding_source,
-            approval_id=body.approval_id,
-            description=body.description,
-            actor=user,
-            ctx=ctx,
-            now=clock.now(),
+            db, agency_id=agency_id, **body.model_dump(), actor=user, ctx=ctx, now=clock.now()
         )
     except (ValidationError, DomainError) as exc:
-        await refused(db, user)
-        status, text = failure(exc)
-        return await agency_page(
-            request,
-            db,
-            principal,
-            agency_id,
-            clock,
-            status_code=status,
-            programme_form=typed,
-            programme_error=text,
-        )
+        return await _refused(
+            request, db, principal, user, settings, clock.now(), agency_id, exc,
+            "programme", programme_form=typed,
+        )  # fmt: skip
     return see_other(f"/agencies/{agency_id}?done=programme#programmes")
 
 
@@ -273,10 +263,9 @@ async def end_programme(
     clock: ClockDep,
     ctx: ContextDep,
 ) -> Response:
-    programme = await service.programme_of(db, programme_id)
-    if programme.agency_id != agency_id:
-        raise NotFound("No such programme for this agency.")
-    await service.end_programme(db, programme=programme, actor=user, ctx=ctx, now=clock.now())
+    await service.end_programme(
+        db, agency_id=agency_id, programme_id=programme_id, actor=user, ctx=ctx, now=clock.now()
+    )
     return see_other(f"/agencies/{agency_id}?done=ended#programmes")
 
 
@@ -284,9 +273,8 @@ async def end_programme(
 
 
 async def _policy_page(
-    request: Request, db: AsyncSession, principal: Principal, **extra: Any
+    request: Request, db: AsyncSession, principal: Principal, settings: Settings, **extra: Any
 ) -> Response:
-    settings = request.app.state.settings
     context = {
         "policy": await service.instance_policy(db),
         "settings": settings,
@@ -301,11 +289,12 @@ async def policy_page(
     request: Request,
     principal: Annotated[Principal, authorize(Action.page_public)],
     db: SessionDep,
+    settings: SettingsDep,
     done: str | None = None,
 ) -> Response:
     """The instance's legal-process policy: public, so anyone can hold it to it."""
     saved = "Instance policy saved." if done == "saved" else None
-    return await _policy_page(request, db, principal, done=saved)
+    return await _policy_page(request, db, principal, settings, done=saved)
 
 
 @router.post("/policy")
@@ -329,27 +318,8 @@ async def update_policy(
     return see_other("/policy?done=saved")
 
 
-# -- a camera's programme, for the Cameras page ----------------------------------------------
-
-
-async def programme_choices(db: AsyncSession) -> list[tuple[CameraProgramme, str]]:
-    """Programmes an owner may name (every one, ended ones included so a camera already
-    marked keeps its mark), with the agency's name."""
-    rows = await db.execute(
-        select(CameraProgramme, Agency.name)
-        .join(Agency, Agency.id == CameraProgramme.agency_id)
-        .order_by(Agency.name, CameraProgramme.name)
-    )
-    return [(p, name) for p, name in rows.all()]
-
-
-async def programme_marks(
-    db: AsyncSession, device_ids: Sequence[uuid.UUID]
-) -> dict[uuid.UUID, uuid.UUID]:
-    """Each enrolled camera's programme id."""
-    if not device_ids:
-        return {}
-    rows = await db.scalars(
-        select(ProgrammeEnrolment).where(ProgrammeEnrolment.device_id.in_(list(device_ids)))
-    )
-    return {e.device_id: e.programme_id for e in rows}
+# TEMPORARY (issue 15): devices/views.py still imports these two from here; once it takes
+# them from agencies/governance/service.py (a view may not import another view module),
+# remove these lines.
+programme_choices = service.programme_choices
+programme_marks = service.programme_marks

@@ -10,10 +10,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from doorwarden.agencies.models import Agency
+from doorwarden.agencies.service import agency_names
 from doorwarden.clips.models import Clip, ClipHold
 from doorwarden.clips.service import active_holds
 from doorwarden.legal.community import service as community
@@ -56,13 +56,6 @@ class HouseholdLegal:
     @property
     def unread(self) -> int:
         return sum(1 for n in self.notices if n.read_at is None)
-
-
-async def _agency_names(db: AsyncSession, ids: set[uuid.UUID]) -> dict[uuid.UUID, str]:
-    if not ids:
-        return {}
-    rows = await db.execute(select(Agency.id, Agency.name).where(Agency.id.in_(ids)))
-    return {row[0]: row[1] for row in rows}
 
 
 async def _disclosures(
@@ -138,7 +131,7 @@ async def household_legal(
     )
     asks = []
     received = await community.received(db, household_id)
-    names = await _agency_names(db, {r.agency_id for r in [*requests, *received]})
+    names = await agency_names(db, (r.agency_id for r in [*requests, *received]))
     for ask in received:
         asks.append(
             CommunityAsk(
@@ -168,3 +161,15 @@ async def mark_read(db: AsyncSession, household_id: uuid.UUID, now: datetime) ->
         )
         .values(read_at=now)
     )
+
+
+async def unread_notices(db: AsyncSession, household_id: uuid.UUID) -> int:
+    """For the household page's link: notices delivered and not read yet."""
+    count = await db.scalar(
+        select(func.count()).where(
+            Notice.household_id == household_id,
+            Notice.delivered_at.is_not(None),
+            Notice.read_at.is_(None),
+        )
+    )
+    return int(count or 0)

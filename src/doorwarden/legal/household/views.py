@@ -10,37 +10,23 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from doorwarden.clips.views import cameras_of, zone_of
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, UserDep, authorize, household_resource
+from doorwarden.devices import service as devices
 from doorwarden.errors import DomainError, InvalidInput
 from doorwarden.households import service as households
 from doorwarden.legal.community import service as community
+from doorwarden.legal.household import service as household_service
 from doorwarden.legal.household.service import household_legal, mark_read
-from doorwarden.legal.models import Notice
-from doorwarden.legal.page_forms import refused
 from doorwarden.policy import Action, Principal
-from doorwarden.web.forms import see_other
+from doorwarden.web.forms import discard, see_other
 from doorwarden.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
 DONE = {"read": "Notices marked as read.", "shared": "Shared. The agency sees only these clips."}
-
-
-async def unread_notices(db: AsyncSession, household_id: uuid.UUID) -> int:
-    """For the household page's link: notices delivered and not read yet."""
-    count = await db.scalar(
-        select(func.count()).where(
-            Notice.household_id == household_id,
-            Notice.delivered_at.is_not(None),
-            Notice.read_at.is_(None),
-        )
-    )
-    return int(count or 0)
 
 
 async def _page(
@@ -57,9 +43,9 @@ async def _page(
     view = await household_legal(db, household_id, now)
     context = {
         "household": household,
-        "zone": zone_of(household),
+        "zone": households.zone_of(household),
         "view": view,
-        "cameras": {d.id: d.name for d in await cameras_of(db, household_id)},
+        "cameras": {d.id: d.name for d in await devices.cameras_of(db, household_id)},
         "done": DONE.get(done or ""),
         **extra,
     }
@@ -119,7 +105,7 @@ async def share_clips(
             now=now,
         )
     except DomainError as exc:
-        await refused(db, user)
+        await discard(db, user)
         return await _page(
             request,
             db,
@@ -129,3 +115,8 @@ async def share_clips(
             share_error={str(request_id): exc.message},
         )
     return see_other(f"/households/{household_id}/requests?done=shared#community-{request_id}")
+
+
+# TEMPORARY (issue 15): households/views.py still imports this from here; once it takes it
+# from legal/household/service.py (a view may not import another view module), remove this.
+unread_notices = household_service.unread_notices

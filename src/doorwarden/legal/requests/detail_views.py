@@ -1,6 +1,7 @@
 """A request as its agency sees it: what it named, how it was decided and why, the
 packages with their download links, and what its state allows next (withdraw, prove an
-emergency, extend a preservation, close a community request, package its shared clips).
+emergency, extend a preservation, close a community request, package its shared clips:
+the routes of all but the proof are made from actions.py's table).
 
 Never which households or cameras a scope resolved to, nor how many: whether an address
 has a camera here is not the agency's to learn (RequestOut's rule, kept on the page).
@@ -9,7 +10,8 @@ has a camera here is not the agency's to learn (RequestOut's rule, kept on the p
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
@@ -17,32 +19,24 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
+from doorwarden.accounts.models import User
 from doorwarden.agencies import service as agencies
-from doorwarden.agencies.models import LegalDocument
-from doorwarden.deps import (
-    ClockDep,
-    ContextDep,
-    SessionDep,
-    SettingsDep,
-    UserDep,
-    agency_resource,
-    authorize,
-)
+from doorwarden.agencies.http import read_upload
+from doorwarden.deps import ClockDep, EffectsDep, SessionDep, UserDep, agency_resource, authorize
 from doorwarden.errors import DomainError
 from doorwarden.legal import lifecycle
-from doorwarden.legal.agency_page import may
 from doorwarden.legal.community import service as community
-from doorwarden.legal.http import agency_request, effects_of, read_upload, store_of
 from doorwarden.legal.models import LegalRequest, RequestKind, RequestStatus
-from doorwarden.legal.page_forms import refused
-from doorwarden.legal.requests.router import packages_of
+from doorwarden.legal.requests import actions, records
+from doorwarden.legal.requests.service import agency_request
 from doorwarden.legal.scope import scope_items
 from doorwarden.legal.states import Event, allowed
-from doorwarden.policy import Action, Principal
-from doorwarden.web.forms import see_other
+from doorwarden.policy import Action, AgencyResource, Principal, can
+from doorwarden.web.forms import discard, see_other
 from doorwarden.web.render import render
 
 router = APIRouter(include_in_schema=False)
+Updater = Annotated[Principal, authorize(Action.legal_request_update, agency_resource)]
 
 DONE = {
     "filed": "Request filed. A legal reviewer will check it; you will see the decision here.",
@@ -52,22 +46,6 @@ DONE = {
     "closed": "Community request closed: residents can no longer share with it.",
     "packaged": "Package built from the clips shared so far.",
 }
-DOCUMENT_NAMES = {
-    "document_id": "The court document",
-    "nondisclosure_document_id": "Non-disclosure order",
-    "proof_document_id": "Incident report (proof)",
-}
-
-
-async def _documents(db: AsyncSession, found: LegalRequest) -> list[tuple[str, LegalDocument]]:
-    out = []
-    for attribute, name in DOCUMENT_NAMES.items():
-        document_id = getattr(found, attribute)
-        if document_id is not None:
-            document = await db.get(LegalDocument, document_id)
-            if document is not None:
-                out.append((name, document))
-    return out
 
 
 async def _proof_warrants(db: AsyncSession, found: LegalRequest) -> Sequence[LegalRequest]:
@@ -90,7 +68,7 @@ async def _proof_warrants(db: AsyncSession, found: LegalRequest) -> Sequence[Leg
     return (await db.scalars(query)).all()
 
 
-def _actions(found: LegalRequest, can_update: bool, now: Any) -> dict[str, bool]:
+def _actions(found: LegalRequest, can_update: bool, now: datetime) -> dict[str, bool]:
     if not can_update:
         return {}
     kind, status = found.kind, found.status
@@ -112,25 +90,26 @@ async def request_page(
     principal: Principal,
     agency_id: uuid.UUID,
     request_id: uuid.UUID,
+    now: datetime,
     *,
     status_code: int = 200,
     done: str | None = None,
     **extra: Any,
 ) -> Response:
     found = await agency_request(db, agency_id, request_id)
-    now = request.app.state.clock.now()
-    can_update = may(principal, Action.legal_request_update, agency_id)
-    actions = _actions(found, can_update, now)
+    agency = AgencyResource(agency_id)
+    can_update = can(principal, Action.legal_request_update, agency)
+    offered = _actions(found, can_update, now)
     context = {
         "agency": await agencies.get_agency(db, agency_id),
         "req": found,
         "scope": await scope_items(db, found.id),
-        "packages": await packages_of(db, found.id),
-        "can_download": may(principal, Action.legal_package_download, agency_id),
-        "documents": await _documents(db, found),
-        "actions": actions,
+        "packages": await records.packages_of(db, found.id),
+        "can_download": can(principal, Action.legal_package_download, agency),
+        "documents": await records.documents(db, found),
+        "actions": offered,
         "may_act": can_update,
-        "proof_warrants": await _proof_warrants(db, found) if actions.get("prove") else [],
+        "proof_warrants": await _proof_warrants(db, found) if offered.get("prove") else [],
         "shared": (
             await community.shares_for_agency(db, found)
             if found.kind is RequestKind.community
@@ -150,27 +129,30 @@ async def read_request(
     request_id: uuid.UUID,
     principal: Annotated[Principal, authorize(Action.legal_request_read, agency_resource)],
     db: SessionDep,
+    clock: ClockDep,
     done: str | None = None,
 ) -> Response:
-    return await request_page(request, db, principal, agency_id, request_id, done=done)
+    return await request_page(request, db, principal, agency_id, request_id, clock.now(), done=done)
 
 
 async def _refused(
     request: Request,
     db: AsyncSession,
     principal: Principal,
-    user: Any,
+    user: User,
     agency_id: uuid.UUID,
     request_id: uuid.UUID,
+    now: datetime,
     exc: DomainError,
 ) -> Response:
-    await refused(db, user)
+    await discard(db, user)
     return await request_page(
         request,
         db,
         principal,
         agency_id,
         request_id,
+        now,
         status_code=exc.status_code,
         error=exc.message,
     )
@@ -180,23 +162,41 @@ def _done(agency_id: uuid.UUID, request_id: uuid.UUID, what: str) -> Response:
     return see_other(f"/agencies/{agency_id}/requests/{request_id}?done={what}")
 
 
-@router.post("/agencies/{agency_id}/requests/{request_id}/withdraw")
-async def withdraw(
-    request: Request,
-    agency_id: uuid.UUID,
-    request_id: uuid.UUID,
-    principal: Annotated[Principal, authorize(Action.legal_request_update, agency_resource)],
-    user: UserDep,
-    db: SessionDep,
-    clock: ClockDep,
-    ctx: ContextDep,
-) -> Response:
-    found = await agency_request(db, agency_id, request_id)
-    try:
-        await lifecycle.withdraw(db, request=found, officer=user, ctx=ctx, now=clock.now())
-    except DomainError as exc:
-        return await _refused(request, db, principal, user, agency_id, request_id, exc)
-    return _done(agency_id, request_id, "withdrawn")
+def _action_route(name: str) -> Callable[..., Awaitable[Response]]:
+    async def endpoint(
+        request: Request,
+        agency_id: uuid.UUID,
+        request_id: uuid.UUID,
+        principal: Updater,
+        user: UserDep,
+        db: SessionDep,
+        effects: EffectsDep,
+    ) -> Response:
+        try:
+            await actions.act(
+                db,
+                agency_id=agency_id,
+                request_id=request_id,
+                action=name,
+                officer=user,
+                effects=effects,
+            )
+        except DomainError as exc:
+            return await _refused(
+                request, db, principal, user, agency_id, request_id, effects.now, exc
+            )
+        return _done(agency_id, request_id, actions.ACTIONS[name].done)
+
+    return endpoint
+
+
+for _name in actions.ACTIONS:
+    router.add_api_route(
+        f"/agencies/{{agency_id}}/requests/{{request_id}}/{_name}",
+        _action_route(_name),
+        methods=["POST"],
+        name=_name,
+    )
 
 
 @router.post("/agencies/{agency_id}/requests/{request_id}/proof")
@@ -204,96 +204,33 @@ async def file_proof(
     request: Request,
     agency_id: uuid.UUID,
     request_id: uuid.UUID,
-    principal: Annotated[Principal, authorize(Action.legal_request_update, agency_resource)],
+    principal: Updater,
     user: UserDep,
     db: SessionDep,
-    settings: SettingsDep,
-    clock: ClockDep,
-    ctx: ContextDep,
+    effects: EffectsDep,
     warrant_request_id: Annotated[str, Form(max_length=60)] = "",
     incident_report: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
     found = await agency_request(db, agency_id, request_id)
     try:
         report = await read_upload(
-            incident_report, settings.legal_document_max_bytes, "incident report"
+            incident_report, effects.settings.legal_document_max_bytes, "incident report"
         )
-        warrant = uuid.UUID(warrant_request_id) if warrant_request_id.strip() else None
-        await lifecycle.file_proof(
+        await actions.prove(
             db,
-            request=found,
+            found,
             officer=user,
-            warrant_request_id=warrant,
+            warrant_request_id=_warrant_id(warrant_request_id),
             report=report,
-            store=store_of(request),
-            settings=settings,
-            ctx=ctx,
-            now=clock.now(),
+            effects=effects,
         )
-    except ValueError:
-        error = lifecycle.ProofInvalid("Choose a warrant request from the list.")
-        return await _refused(request, db, principal, user, agency_id, request_id, error)
     except DomainError as exc:
-        return await _refused(request, db, principal, user, agency_id, request_id, exc)
+        return await _refused(request, db, principal, user, agency_id, request_id, effects.now, exc)
     return _done(agency_id, request_id, "proven")
 
 
-@router.post("/agencies/{agency_id}/requests/{request_id}/extend")
-async def extend(
-    request: Request,
-    agency_id: uuid.UUID,
-    request_id: uuid.UUID,
-    principal: Annotated[Principal, authorize(Action.legal_request_update, agency_resource)],
-    user: UserDep,
-    db: SessionDep,
-    settings: SettingsDep,
-    clock: ClockDep,
-    ctx: ContextDep,
-) -> Response:
-    found = await agency_request(db, agency_id, request_id)
+def _warrant_id(chosen: str) -> uuid.UUID | None:
     try:
-        await lifecycle.extend(
-            db, request=found, officer=user, settings=settings, ctx=ctx, now=clock.now()
-        )
-    except DomainError as exc:
-        return await _refused(request, db, principal, user, agency_id, request_id, exc)
-    return _done(agency_id, request_id, "extended")
-
-
-@router.post("/agencies/{agency_id}/requests/{request_id}/close")
-async def close(
-    request: Request,
-    agency_id: uuid.UUID,
-    request_id: uuid.UUID,
-    principal: Annotated[Principal, authorize(Action.legal_request_update, agency_resource)],
-    user: UserDep,
-    db: SessionDep,
-    clock: ClockDep,
-    ctx: ContextDep,
-) -> Response:
-    found = await agency_request(db, agency_id, request_id)
-    try:
-        await lifecycle.close_community(db, request=found, officer=user, ctx=ctx, now=clock.now())
-    except DomainError as exc:
-        return await _refused(request, db, principal, user, agency_id, request_id, exc)
-    return _done(agency_id, request_id, "closed")
-
-
-@router.post("/agencies/{agency_id}/requests/{request_id}/packages")
-async def package_shared(
-    request: Request,
-    agency_id: uuid.UUID,
-    request_id: uuid.UUID,
-    principal: Annotated[Principal, authorize(Action.legal_request_update, agency_resource)],
-    user: UserDep,
-    db: SessionDep,
-    ctx: ContextDep,
-) -> Response:
-    found = await agency_request(db, agency_id, request_id)
-    try:
-        await community.build_shares_package(
-            db, request=found, officer=user, effects=effects_of(request, ctx)
-        )
-    except DomainError as exc:
-        return await _refused(request, db, principal, user, agency_id, request_id, exc)
-    return _done(agency_id, request_id, "packaged")
+        return uuid.UUID(chosen) if chosen.strip() else None
+    except ValueError:
+        raise lifecycle.ProofInvalid("Choose a warrant request from the list.") from None

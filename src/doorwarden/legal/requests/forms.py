@@ -1,15 +1,13 @@
-"""The officer's request forms: what each kind asks for, and how the typed fields become
-the API's own schemas (request_schemas.py), so a page and a script are checked alike."""
+"""The officer's request forms: the fields every kind's form may have, and how the typed
+fields become the API's own schemas (schemas.py), so a page and a script are checked
+alike (which kind has which form and service: kinds.py)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from doorwarden.legal.models import RequestKind
-from doorwarden.legal.page_forms import blank_none, geojson, ids, lines, utc
 from doorwarden.legal.requests.schemas import (
     MAX_SCOPE_ITEMS,
     CommunityIn,
@@ -18,6 +16,8 @@ from doorwarden.legal.requests.schemas import (
     SubpoenaIn,
     WarrantIn,
 )
+from doorwarden.legal.requests.service import AttestationRequired
+from doorwarden.web.forms import blank_none, geojson, ids, lines, utc
 
 LONG = 20_000  # a textarea: longer than any valid value, so the schema says what is wrong
 
@@ -43,61 +43,6 @@ class RequestFields(BaseModel):
     attest_imminent_danger: str = Field("", max_length=8)
     public_text: str = Field("", max_length=LONG)
     area: str = Field("", max_length=200_000)
-
-
-@dataclass(frozen=True)
-class KindPage:
-    title: str
-    intro: str
-    document: str | None  # the court document the form uploads, if any
-    nondisclosure: bool
-    scope: bool
-
-
-KINDS: dict[RequestKind, KindPage] = {
-    RequestKind.warrant: KindPage(
-        "File a warrant",
-        "A judicial warrant for recorded clips of named homes or cameras. A legal reviewer "
-        "checks it before anything is disclosed.",
-        "The signed warrant",
-        nondisclosure=True,
-        scope=True,
-    ),
-    RequestKind.subpoena: KindPage(
-        "File a subpoena",
-        "A subpoena yields subscriber information (names, address, account dates) only, "
-        "never video.",
-        "The subpoena",
-        nondisclosure=True,
-        scope=True,
-    ),
-    RequestKind.preservation: KindPage(
-        "Ask for clips to be preserved",
-        "Clips of the named homes and window are kept from deletion while you obtain legal "
-        "process. Nothing is disclosed.",
-        None,
-        nondisclosure=True,
-        scope=True,
-    ),
-    RequestKind.emergency: KindPage(
-        "Emergency request",
-        "Only for an imminent danger of death or serious physical injury. A disclosure is "
-        "provisional: you must prove the emergency afterwards (a warrant or the incident "
-        "report) before the deadline, or it is recorded publicly as unratified.",
-        None,
-        nondisclosure=False,
-        scope=True,
-    ),
-    RequestKind.community: KindPage(
-        "Ask residents of an area",
-        "Residents with cameras in a small area of your jurisdiction are asked to share "
-        "clips of a window. Sharing is each resident's choice, clip by clip; you see only "
-        "what is shared, never who was asked.",
-        None,
-        nondisclosure=False,
-        scope=False,
-    ),
-}
 
 
 def scope_of(fields: RequestFields) -> list[dict[str, Any]]:
@@ -160,6 +105,11 @@ def preservation(fields: RequestFields) -> PreservationIn:
 
 
 def emergency(fields: RequestFields) -> EmergencyIn:
+    if fields.attest_imminent_danger != "yes":  # the API's wording names the JSON field
+        raise AttestationRequired(
+            "Attestation: tick the box to attest an imminent danger of death or serious "
+            "physical injury; without it there is no emergency request."
+        )
     return EmergencyIn.model_validate(
         {
             **_window(fields),

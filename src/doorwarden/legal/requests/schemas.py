@@ -174,3 +174,16 @@ class RequestOut(BaseModel):
     closed_at: datetime | None
     scope: list[ScopeItemOut] = []
     packages: list[PackageOut] = []
+
+
+class SharedClipOut(BaseModel):
+    """A clip a resident shared: which camera (an id, no name or address), when."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    device_id: uuid.UUID
+    start_at: datetime
+    end_at: datetime
+    duration_ms: int
+    labels: list[str]

@@ -28,6 +28,7 @@ from doorwarden.audit.service import RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.config import Settings
 from doorwarden.errors import Conflict, InvalidInput, NotFound
+from doorwarden.legal.disclosure.outcomes import Effects
 from doorwarden.legal.models import LegalRequest, NoticeKind, RequestKind, Target
 from doorwarden.legal.notices import notify
 from doorwarden.legal.requests.schemas import (
@@ -43,6 +44,7 @@ from doorwarden.legal.states import INITIAL, UNDECIDED
 from doorwarden.storage.base import ClipStore
 
 CLOCK_SKEW = timedelta(minutes=5)  # an agency's clock a little ahead is not "the future"
+Stored = tuple[str, DocumentKind, Upload, int]  # (attribute, kind, the file, its pages)
 
 
 class WindowInvalid(InvalidInput):
@@ -91,6 +93,35 @@ class Filing:
     settings: Settings
     ctx: RequestContext
     now: datetime
+
+
+async def open_filing(
+    db: AsyncSession, *, agency_id: uuid.UUID, officer: User, effects: Effects
+) -> Filing:
+    # Locked (FOR UPDATE, where the database has it) for the rest of the filing: one
+    # agency's filings are checked for duplicates and replayed documents one at a time.
+    agency = await db.get(Agency, agency_id, with_for_update=True)
+    if agency is None:
+        raise NotFound("No such agency.")
+    return Filing(
+        agency=agency,
+        officer=officer,
+        store=effects.store,
+        settings=effects.settings,
+        ctx=effects.ctx,
+        now=effects.now,
+    )
+
+
+async def agency_request(
+    db: AsyncSession, agency_id: uuid.UUID, request_id: uuid.UUID
+) -> LegalRequest:
+    """The agency's own request; another agency's is not found (not forbidden: its
+    existence is not for this agency to learn)."""
+    found = await db.get(LegalRequest, request_id)
+    if found is None or found.agency_id != agency_id:
+        raise NotFound("No such request.")
+    return found
 
 
 def check_window(window: Window, now: datetime, *, max_hours: int | None = None) -> None:
@@ -188,7 +219,7 @@ async def _finish(
     filing: Filing,
     request: LegalRequest,
     scope: list[ScopeItemIn],
-    uploads: list[tuple[str, DocumentKind, Upload, int]],
+    uploads: list[Stored],
 ) -> LegalRequest:
     """Rows, then the documents (last: nothing left stored if a check failed before),
     the audit event, and a notice to every household the scope names."""
@@ -234,6 +265,13 @@ async def _finish(
     return request
 
 
+def _order(order: Upload | None, pages: int | None) -> list[Stored]:
+    """The non-disclosure order to store with the request, if it came with one."""
+    if order is None or pages is None:
+        return []
+    return [("nondisclosure_document_id", DocumentKind.nondisclosure_order, order, pages)]
+
+
 def _court_document(body: WarrantIn | SubpoenaIn, upload: Upload, filing: Filing) -> int:
     if body.signed_on > filing.now.date():
         raise NotYetSigned("The document is dated after today.")
@@ -258,28 +296,7 @@ async def submit_warrant(
     document: Upload,
     nondisclosure: Upload | None = None,
 ) -> LegalRequest:
-    check_window(body, filing.now)
-    pages = _court_document(body, document, filing)
-    order_pages = check_nondisclosure(
-        body.nondisclosure_until, nondisclosure, filing.now, filing.settings
-    )
-    await refuse_duplicate(db, filing.agency.id, RequestKind.warrant, body.case_number)
-    request = new_request(filing, RequestKind.warrant, body, body.case_number)
-    request.issuing_court, request.judge = body.issuing_court, body.judge
-    request.signed_on, request.expires_at = body.signed_on, body.expires_at
-    request.justification = body.justification or None
-    request.nondisclosure_until = body.nondisclosure_until
-    uploads = [("document_id", DocumentKind.warrant, document, pages)]
-    if nondisclosure is not None and order_pages is not None:
-        uploads.append(
-            (
-                "nondisclosure_document_id",
-                DocumentKind.nondisclosure_order,
-                nondisclosure,
-                order_pages,
-            )
-        )
-    return await _finish(db, filing, request, body.scope, uploads)
+    return await _court_order(db, filing, RequestKind.warrant, body, document, nondisclosure)
 
 
 async def submit_subpoena(
@@ -290,28 +307,37 @@ async def submit_subpoena(
     document: Upload,
     nondisclosure: Upload | None = None,
 ) -> LegalRequest:
-    if body.window_end <= body.window_start:
+    return await _court_order(db, filing, RequestKind.subpoena, body, document, nondisclosure)
+
+
+async def _court_order(
+    db: AsyncSession,
+    filing: Filing,
+    kind: RequestKind,
+    body: WarrantIn | SubpoenaIn,
+    document: Upload,
+    nondisclosure: Upload | None,
+) -> LegalRequest:
+    """A warrant or a subpoena: the signed document, perhaps with a non-disclosure order.
+    A subpoena's window has no limit but its order (docs/legal-process.md: it asks who,
+    not when)."""
+    if isinstance(body, WarrantIn):
+        check_window(body, filing.now)
+    elif body.window_end <= body.window_start:
         raise WindowInvalid("The window must end after it starts.")
     pages = _court_document(body, document, filing)
     order_pages = check_nondisclosure(
         body.nondisclosure_until, nondisclosure, filing.now, filing.settings
     )
-    await refuse_duplicate(db, filing.agency.id, RequestKind.subpoena, body.case_number)
-    request = new_request(filing, RequestKind.subpoena, body, body.case_number)
+    await refuse_duplicate(db, filing.agency.id, kind, body.case_number)
+    request = new_request(filing, kind, body, body.case_number)
     request.issuing_court, request.signed_on = body.issuing_court, body.signed_on
+    request.judge = body.judge if isinstance(body, WarrantIn) else None
     request.expires_at = body.expires_at
     request.justification = body.justification or None
     request.nondisclosure_until = body.nondisclosure_until
-    uploads = [("document_id", DocumentKind.subpoena, document, pages)]
-    if nondisclosure is not None and order_pages is not None:
-        uploads.append(
-            (
-                "nondisclosure_document_id",
-                DocumentKind.nondisclosure_order,
-                nondisclosure,
-                order_pages,
-            )
-        )
+    uploads = [("document_id", DocumentKind(kind.value), document, pages)]
+    uploads += _order(nondisclosure, order_pages)
     return await _finish(db, filing, request, body.scope, uploads)
 
 
@@ -330,17 +356,7 @@ async def submit_preservation(
     request = new_request(filing, RequestKind.preservation, body, body.case_number)
     request.justification = body.justification
     request.nondisclosure_until = body.nondisclosure_until
-    uploads = []
-    if nondisclosure is not None and order_pages is not None:
-        uploads.append(
-            (
-                "nondisclosure_document_id",
-                DocumentKind.nondisclosure_order,
-                nondisclosure,
-                order_pages,
-            )
-        )
-    return await _finish(db, filing, request, body.scope, uploads)
+    return await _finish(db, filing, request, body.scope, _order(nondisclosure, order_pages))
 
 
 async def submit_emergency(db: AsyncSession, filing: Filing, *, body: EmergencyIn) -> LegalRequest:

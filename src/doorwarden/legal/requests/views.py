@@ -1,7 +1,8 @@
-"""Filing a request from the agency's pages, one form per kind. The typed fields are
-built into the API's schemas and go through the same services, so a page refuses exactly
-what the API refuses, with the same message, and shows the form again as it was typed
-(files must be chosen again: browsers never prefill a file input)."""
+"""The agency page with its officers' requests, and filing a request from it, one form per
+kind (kinds.py). The typed fields are built into the API's schemas and go through the
+same services, so a page refuses exactly what the API refuses, with the same message,
+and shows the form again as it was typed (files must be chosen again: browsers never
+prefill a file input)."""
 
 from __future__ import annotations
 
@@ -14,26 +15,33 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from doorwarden.agencies import service as agencies
-from doorwarden.agencies.documents import Upload
 from doorwarden.agencies.governance.service import instance_policy
+from doorwarden.agencies.page import agency_page, may
 from doorwarden.config import Settings
-from doorwarden.deps import ContextDep, SessionDep, UserDep, agency_resource, authorize
-from doorwarden.errors import DomainError, InvalidInput
-from doorwarden.legal.community import service as community
-from doorwarden.legal.http import filing_of, read_upload
-from doorwarden.legal.models import LegalRequest, RequestKind
-from doorwarden.legal.page_forms import (
+from doorwarden.deps import (
+    ClockDep,
+    EffectsDep,
+    SessionDep,
+    SettingsDep,
+    UserDep,
+    agency_resource,
+    authorize,
+)
+from doorwarden.errors import DomainError
+from doorwarden.legal.models import RequestKind
+from doorwarden.legal.page_forms import MESSAGES
+from doorwarden.legal.requests import forms, kinds
+from doorwarden.legal.requests import service as requests
+from doorwarden.legal.requests.records import agency_requests
+from doorwarden.policy import Action, Principal
+from doorwarden.web.forms import (
     area_text_of,
+    discard,
     failure,
     map_settings,
-    refused,
-    settings_of,
+    see_other,
     with_map_csp,
 )
-from doorwarden.legal.requests import forms
-from doorwarden.legal.requests import service as requests
-from doorwarden.policy import Action, Principal
-from doorwarden.web.forms import see_other
 from doorwarden.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -42,21 +50,49 @@ OptionalFile = Annotated[UploadFile | None, File()]
 Fields = Annotated[forms.RequestFields, Form()]
 
 
+@router.get("/agencies/{agency_id}")
+async def agency_detail(
+    request: Request,
+    agency_id: uuid.UUID,
+    principal: Annotated[Principal, authorize(Action.agency_read, agency_resource)],
+    db: SessionDep,
+    settings: SettingsDep,
+    clock: ClockDep,
+    done: str | None = None,
+) -> Response:
+    """The agency page (agencies/page.py), with its requests and the forms to file one
+    for its own officers."""
+    own = may(principal, Action.legal_request_read, agency_id)
+    return await agency_page(
+        request,
+        db,
+        principal,
+        agency_id,
+        settings,
+        clock.now(),
+        done=done,
+        own_officer=own,
+        can_file=may(principal, Action.legal_request_submit, agency_id),
+        kinds=kinds.KINDS,
+        requests=await agency_requests(db, agency_id) if own else [],
+    )
+
+
 async def _form_page(
     request: Request,
     db: AsyncSession,
+    settings: Settings,
     agency_id: uuid.UUID,
     kind: RequestKind,
     *,
     status_code: int = 200,
     **extra: Any,
 ) -> Response:
-    settings = settings_of(request)
     agency = await agencies.get_agency(db, agency_id)
     context = {
         "agency": agency,
         "kind": kind,
-        "page": forms.KINDS[kind],
+        "page": kinds.KINDS[kind],
         "form": {},
         "settings": settings,
         "map": map_settings(settings),
@@ -75,55 +111,9 @@ async def new_request(
     kind: RequestKind,
     _p: Annotated[Principal, authorize(Action.legal_request_submit, agency_resource)],
     db: SessionDep,
+    settings: SettingsDep,
 ) -> Response:
-    return await _form_page(request, db, agency_id, kind)
-
-
-async def _court_upload(file: UploadFile | None, settings: Settings, what: str) -> Upload:
-    upload = await read_upload(file, settings.legal_document_max_bytes, what)
-    if upload is None:
-        raise InvalidInput(f"Attach the {what} as a PDF.")
-    return upload
-
-
-async def _submit(
-    db: AsyncSession,
-    kind: RequestKind,
-    fields: forms.RequestFields,
-    filing: requests.Filing,
-    document: UploadFile | None,
-    order_file: UploadFile | None,
-) -> LegalRequest:
-    settings = filing.settings
-    limit = settings.legal_document_max_bytes
-    if kind is RequestKind.warrant:
-        warrant = forms.warrant(fields)
-        main = await _court_upload(document, settings, "warrant")
-        order = await read_upload(order_file, limit, "non-disclosure order")
-        return await requests.submit_warrant(
-            db, filing, body=warrant, document=main, nondisclosure=order
-        )
-    if kind is RequestKind.subpoena:
-        subpoena = forms.subpoena(fields)
-        main = await _court_upload(document, settings, "subpoena")
-        order = await read_upload(order_file, limit, "non-disclosure order")
-        return await requests.submit_subpoena(
-            db, filing, body=subpoena, document=main, nondisclosure=order
-        )
-    if kind is RequestKind.preservation:
-        preservation = forms.preservation(fields)
-        order = await read_upload(order_file, limit, "non-disclosure order")
-        return await requests.submit_preservation(
-            db, filing, body=preservation, nondisclosure=order
-        )
-    if kind is RequestKind.emergency:
-        if fields.attest_imminent_danger != "yes":
-            raise requests.AttestationRequired(
-                "Attestation: tick the box to attest an imminent danger of death or serious "
-                "physical injury; without it there is no emergency request."
-            )
-        return await requests.submit_emergency(db, filing, body=forms.emergency(fields))
-    return await community.submit_community(db, filing, body=forms.community(fields))
+    return await _form_page(request, db, settings, agency_id, kind)
 
 
 @router.post("/agencies/{agency_id}/requests/new/{kind}")
@@ -135,19 +125,29 @@ async def file_request(
     _p: Annotated[Principal, authorize(Action.legal_request_submit, agency_resource)],
     user: UserDep,
     db: SessionDep,
-    ctx: ContextDep,
+    effects: EffectsDep,
     document: OptionalFile = None,
     nondisclosure_order: OptionalFile = None,
 ) -> Response:
+    chosen = kinds.KINDS[kind]
     try:
-        filing = await filing_of(request, db, agency_id, user, ctx)
-        filed = await _submit(db, kind, fields, filing, document, nondisclosure_order)
+        filing = await requests.open_filing(db, agency_id=agency_id, officer=user, effects=effects)
+        body = chosen.read_form(fields)
+        main, order = await kinds.read_files(
+            chosen,
+            document,
+            nondisclosure_order,
+            max_bytes=effects.settings.legal_document_max_bytes,
+            missing="Attach the {what} as a PDF.",
+        )
+        filed = await kinds.file(db, filing, chosen, body=body, document=main, nondisclosure=order)
     except (ValidationError, DomainError) as exc:
-        await refused(db, user)
-        status, text = failure(exc)
+        await discard(db, user)
+        status, text = failure(exc, MESSAGES)
         return await _form_page(
             request,
             db,
+            effects.settings,
             agency_id,
             kind,
             status_code=status,

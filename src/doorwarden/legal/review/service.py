@@ -65,8 +65,9 @@ async def reviewable(db: AsyncSession, request_id: uuid.UUID) -> LegalRequest:
 
 
 async def start_review(
-    db: AsyncSession, *, request: LegalRequest, reviewer: User, ctx: RequestContext, now: datetime
+    db: AsyncSession, *, request_id: uuid.UUID, reviewer: User, ctx: RequestContext, now: datetime
 ) -> LegalRequest:
+    request = await reviewable(db, request_id)
     request.status = next_status(request.kind, request.status, Event.review)
     request.reviewer_id, request.review_started_at = reviewer.id, now
     _audit(db, request, Event.review, reviewer, ctx, now, {})
@@ -75,16 +76,20 @@ async def start_review(
 
 @dataclass(frozen=True)
 class Preview:
-    """What the reviewer sees before deciding: the scope and every check as asked."""
+    """What the reviewer sees before deciding (the API and the page alike): the request,
+    its agency, the scope and every check as asked."""
 
+    request: LegalRequest
+    agency: Agency
     items: Sequence[ScopeItem]
     targets: Sequence[Target]
     checks: list[checks.Check]
 
 
 async def preview(
-    db: AsyncSession, request: LegalRequest, *, reviewer: User, effects: Effects
+    db: AsyncSession, request_id: uuid.UUID, *, reviewer: User, effects: Effects
 ) -> Preview:
+    request = await reviewable(db, request_id)
     agency = await db.get(Agency, request.agency_id)
     assert agency is not None  # noqa: S101 - a foreign key
     items, targets = await scope_items(db, request.id), await targets_of(db, request.id)
@@ -100,7 +105,7 @@ async def preview(
         settings=effects.settings,
         now=effects.now,
     )
-    return Preview(items, targets, found)
+    return Preview(request, agency, items, targets, found)
 
 
 def _audit(
@@ -137,15 +142,57 @@ def _reason(reason: str | None, event: Event) -> str:
     return text
 
 
-async def reject(
+@dataclass(frozen=True)
+class Approval:
+    """Approve as asked."""
+
+    attest: Collection[str] = ()
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class Narrowing:
+    """Approve less than asked: these of the cameras it named, this part of its window
+    (each side None: as asked), and why."""
+
+    keep_devices: Collection[uuid.UUID]
+    window_start: datetime | None = None
+    window_end: datetime | None = None
+    attest: Collection[str] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Rejection:
+    reason: str | None = None
+
+
+Decision = Approval | Narrowing | Rejection
+
+
+async def decide(
     db: AsyncSession,
     *,
-    request: LegalRequest,
+    request_id: uuid.UUID,
     reviewer: User,
-    reason: str | None,
+    decision: Decision,
     effects: Effects,
 ) -> LegalRequest:
-    text = _reason(reason, Event.reject)
+    """The reviewer's decision on a request, taken alike from the API and the page."""
+    request = await reviewable(db, request_id)
+    if isinstance(decision, Approval):
+        await _approve(db, request, reviewer, decision, effects)
+    elif isinstance(decision, Narrowing):
+        await _narrow(db, request, reviewer, decision, effects)
+    else:
+        await _reject(db, request, reviewer, decision, effects)
+    return request
+
+
+async def _reject(
+    db: AsyncSession, request: LegalRequest, reviewer: User, decision: Rejection, effects: Effects
+) -> None:
+    text = _reason(decision.reason, Event.reject)
     request.status = next_status(request.kind, request.status, Event.reject)
     request.outcome, request.decision_reason = Outcome.rejected, text
     request.reviewer_id, request.decided_at = reviewer.id, effects.now
@@ -154,18 +201,11 @@ async def reject(
     _audit(db, request, Event.reject, reviewer, effects.ctx, effects.now, {"reason": text})
     await apply_decision(db, request=request, actor=actor_of(reviewer), effects=effects)
     await proof_fell_away(db, warrant=request, ctx=effects.ctx, now=effects.now)
-    return request
 
 
-async def approve(
-    db: AsyncSession,
-    *,
-    request: LegalRequest,
-    reviewer: User,
-    attest: Collection[str],
-    note: str | None,
-    effects: Effects,
-) -> LegalRequest:
+async def _approve(
+    db: AsyncSession, request: LegalRequest, reviewer: User, decision: Approval, effects: Effects
+) -> None:
     """Approve as asked: every check must pass (an overbroad request can only be
     narrowed or rejected)."""
     next_status(request.kind, request.status, Event.approve)  # refuse early, change nothing
@@ -181,32 +221,23 @@ async def approve(
         keep=targets,
         drop=[],
         window=window,
-        attest=attest,
-        reason=(note or "").strip() or None,
+        attest=set(decision.attest),
+        reason=(decision.note or "").strip() or None,
         effects=effects,
     )
-    return request
 
 
-async def narrow(
-    db: AsyncSession,
-    *,
-    request: LegalRequest,
-    reviewer: User,
-    keep_devices: Collection[uuid.UUID],
-    window_start: datetime | None,
-    window_end: datetime | None,
-    attest: Collection[str],
-    reason: str | None,
-    effects: Effects,
-) -> LegalRequest:
+async def _narrow(
+    db: AsyncSession, request: LegalRequest, reviewer: User, decision: Narrowing, effects: Effects
+) -> None:
     """Approve less than asked: a subset of the cameras (never one it did not name) and
     a window inside the one asked for; the smaller scope must pass every check."""
-    text = _reason(reason, Event.narrow)
+    keep_devices = set(decision.keep_devices)
+    text = _reason(decision.reason, Event.narrow)
     next_status(request.kind, request.status, Event.narrow)
     targets = await targets_of(db, request.id)
     by_device = {t.device_id: t for t in targets}
-    unknown = set(keep_devices) - set(by_device)
+    unknown = keep_devices - set(by_device)
     if unknown:
         raise NarrowingInvalid(
             "A narrowing keeps cameras the request named, and no others.",
@@ -214,8 +245,8 @@ async def narrow(
         )
     if not keep_devices:
         raise NarrowingInvalid("A narrowing keeps at least one camera: reject the request instead.")
-    start = window_start or request.window_start
-    end = window_end or request.window_end
+    start = decision.window_start or request.window_start
+    end = decision.window_end or request.window_end
     if not request.window_start <= start < end <= request.window_end:
         raise NarrowingInvalid("The narrowed window must lie inside the window asked for.")
     asked = await scope_items(db, request.id)
@@ -231,13 +262,12 @@ async def narrow(
         event=Event.narrow,
         items=items,
         keep=keep,
-        drop=[t for t in targets if t.device_id not in set(keep_devices)],
+        drop=[t for t in targets if t.device_id not in keep_devices],
         window=(start, end),
-        attest=attest,
+        attest=set(decision.attest),
         reason=text,
         effects=effects,
     )
-    return request
 
 
 async def _grant(

@@ -6,27 +6,26 @@ reason), reject (with a reason). Reviewers see metadata, never footage."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from pydantic import ValidationError
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from doorwarden.accounts.models import User
-from doorwarden.agencies.models import Agency
-from doorwarden.deps import ContextDep, SessionDep, UserDep, authorize
+from doorwarden.agencies.service import agency_names
+from doorwarden.deps import ClockDep, ContextDep, EffectsDep, SessionDep, UserDep, authorize
 from doorwarden.errors import DomainError
-from doorwarden.legal.http import effects_of
-from doorwarden.legal.models import LegalRequest
-from doorwarden.legal.page_forms import failure, local_input, refused, utc
-from doorwarden.legal.requests.detail_views import DOCUMENT_NAMES
+from doorwarden.legal.disclosure.outcomes import Effects
+from doorwarden.legal.page_forms import MESSAGES
+from doorwarden.legal.requests.records import document_ids
 from doorwarden.legal.review import service as review
 from doorwarden.legal.review.checks import Check, attestations_needed
-from doorwarden.legal.review.router import NarrowIn
+from doorwarden.legal.review.schemas import NarrowIn
 from doorwarden.policy import Action, Principal
-from doorwarden.web.forms import see_other
+from doorwarden.web.forms import discard, failure, local_input, see_other, utc
 from doorwarden.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -37,6 +36,7 @@ DONE = {
     "narrowed": "Approved as narrowed.",
     "rejected": "Rejected.",
 }
+DONE_AFTER = {"start": "started", "approve": "approved", "narrow": "narrowed", "reject": "rejected"}
 ATTESTATION_TEXT = {
     "signed": "I have read the document: it bears the signature of the judge or authority "
     "named on it.",
@@ -45,22 +45,19 @@ ATTESTATION_TEXT = {
 }
 Attest = Annotated[list[str], Form(max_length=4)]
 Reason = Annotated[str, Form(max_length=6000)]
+Reviewer = Annotated[Principal, authorize(Action.legal_review)]
 
 
 @router.get("/review")
 async def review_queue(
     request: Request,
-    _p: Annotated[Principal, authorize(Action.legal_review)],
+    _p: Reviewer,
     db: SessionDep,
     decided: str | None = None,
 ) -> Response:
     include = decided == "1"
     found = await review.queue(db, include_decided=include)
-    ids = {r.agency_id for r in found}
-    names: dict[uuid.UUID, str] = {}
-    if ids:
-        rows = await db.execute(select(Agency.id, Agency.name).where(Agency.id.in_(ids)))
-        names = {row[0]: row[1] for row in rows}
+    names = await agency_names(db, (r.agency_id for r in found))
     context = {"queue": found, "agency_names": names, "include_decided": include}
     return render(request, "review/queue.html", context)
 
@@ -70,23 +67,17 @@ async def review_page(
     db: AsyncSession,
     user: User,
     request_id: uuid.UUID,
-    ctx: Any,
+    effects: Effects,
     *,
     status_code: int = 200,
     done: str | None = None,
     **extra: Any,
 ) -> Response:
-    found = await review.reviewable(db, request_id)
-    seen = await review.preview(db, found, reviewer=user, effects=effects_of(request, ctx))
-    agency = await db.get(Agency, found.agency_id)
-    documents = [
-        (name, getattr(found, attribute))
-        for attribute, name in DOCUMENT_NAMES.items()
-        if getattr(found, attribute) is not None
-    ]
+    seen = await review.preview(db, request_id, reviewer=user, effects=effects)
+    found = seen.request
     context = {
         "req": found,
-        "agency": agency,
+        "agency": seen.agency,
         "items": seen.items,
         "targets": seen.targets,
         "named_as": {i.id: i for i in seen.items},
@@ -97,7 +88,7 @@ async def review_page(
             else seen.checks
         ),
         "attestations": [(a, ATTESTATION_TEXT[a]) for a in attestations_needed(found)],
-        "documents": documents,
+        "documents": document_ids(found),
         "decided": review.decided(found),
         "window_inputs": (local_input(found.window_start), local_input(found.window_end)),
         "done": DONE.get(done or ""),
@@ -110,92 +101,103 @@ async def review_page(
 async def review_request(
     request: Request,
     request_id: uuid.UUID,
-    _p: Annotated[Principal, authorize(Action.legal_review)],
+    _p: Reviewer,
     user: UserDep,
     db: SessionDep,
-    ctx: ContextDep,
+    effects: EffectsDep,
     done: str | None = None,
 ) -> Response:
-    return await review_page(request, db, user, request_id, ctx, done=done)
+    return await review_page(request, db, user, request_id, effects, done=done)
 
 
-async def _refused(
+async def _done_or_refused(
     request: Request,
     db: AsyncSession,
     user: User,
     request_id: uuid.UUID,
-    ctx: Any,
-    exc: ValidationError | DomainError,
+    effects: Effects,
     form: str,
     typed: dict[str, Any],
+    act: Callable[[], Awaitable[object]],
 ) -> Response:
-    await refused(db, user)
-    status, text = failure(exc)
-    return await review_page(
-        request,
-        db,
-        user,
-        request_id,
-        ctx,
-        status_code=status,
-        **{f"{form}_error": text},
-        typed=typed,
-    )
+    """Run `act` (form `form`'s service call); on to the page saying it is done, or the
+    page again with why it was refused and the form as typed."""
+    try:
+        await act()
+    except (ValidationError, DomainError) as exc:
+        await discard(db, user)
+        status, text = failure(exc, MESSAGES)
+        return await review_page(
+            request,
+            db,
+            user,
+            request_id,
+            effects,
+            status_code=status,
+            **{f"{form}_error": text},
+            typed=typed,
+        )
+    return see_other(f"/review/{request_id}?done={DONE_AFTER[form]}")
+
+
+def _decide(
+    db: AsyncSession,
+    request_id: uuid.UUID,
+    user: User,
+    effects: Effects,
+    decision: Callable[[], review.Decision],
+) -> Callable[[], Awaitable[object]]:
+    async def act() -> object:
+        return await review.decide(
+            db, request_id=request_id, reviewer=user, decision=decision(), effects=effects
+        )
+
+    return act
 
 
 @router.post("/review/{request_id}/start")
 async def start_review(
     request: Request,
     request_id: uuid.UUID,
-    _p: Annotated[Principal, authorize(Action.legal_review)],
+    _p: Reviewer,
     user: UserDep,
     db: SessionDep,
+    clock: ClockDep,
     ctx: ContextDep,
+    effects: EffectsDep,
 ) -> Response:
-    found = await review.reviewable(db, request_id)
-    now = request.app.state.clock.now()
-    try:
-        await review.start_review(db, request=found, reviewer=user, ctx=ctx, now=now)
-    except DomainError as exc:
-        return await _refused(request, db, user, request_id, ctx, exc, "start", {})
-    return see_other(f"/review/{request_id}?done=started")
+    async def start() -> object:
+        return await review.start_review(
+            db, request_id=request_id, reviewer=user, ctx=ctx, now=clock.now()
+        )
+
+    return await _done_or_refused(request, db, user, request_id, effects, "start", {}, start)
 
 
 @router.post("/review/{request_id}/approve")
 async def approve(
     request: Request,
     request_id: uuid.UUID,
-    _p: Annotated[Principal, authorize(Action.legal_review)],
+    _p: Reviewer,
     user: UserDep,
     db: SessionDep,
-    ctx: ContextDep,
+    effects: EffectsDep,
     attest: Attest = [],  # noqa: B006 - FastAPI copies defaults per request
     note: Reason = "",
 ) -> Response:
-    found: LegalRequest = await review.reviewable(db, request_id)
-    try:
-        await review.approve(
-            db,
-            request=found,
-            reviewer=user,
-            attest=set(attest),
-            note=note,
-            effects=effects_of(request, ctx),
-        )
-    except DomainError as exc:
-        typed = {"approve_attest": attest, "note": note}
-        return await _refused(request, db, user, request_id, ctx, exc, "approve", typed)
-    return see_other(f"/review/{request_id}?done=approved")
+    typed = {"approve_attest": attest, "note": note}
+    act = _decide(db, request_id, user, effects, lambda: review.Approval(attest, note))
+    return await _done_or_refused(request, db, user, request_id, effects, "approve", typed, act)
 
 
 @router.post("/review/{request_id}/narrow")
 async def narrow(
     request: Request,
     request_id: uuid.UUID,
-    _p: Annotated[Principal, authorize(Action.legal_review)],
+    _p: Reviewer,
     user: UserDep,
     db: SessionDep,
-    ctx: ContextDep,
+    effects: EffectsDep,
     keep_devices: Annotated[list[str], Form(max_length=1000)] = [],  # noqa: B006
     window_start: Annotated[str, Form(max_length=40)] = "",
     window_end: Annotated[str, Form(max_length=40)] = "",
@@ -213,7 +215,8 @@ async def narrow(
     # The form shows the window asked for (to the minute or second): left as shown, it
     # means that window exactly, whatever fraction of a second the agency sent.
     asked = (local_input(found.window_start), local_input(found.window_end))
-    try:
+
+    def narrowing() -> review.Decision:
         body = NarrowIn.model_validate(
             {
                 "keep_devices": keep_devices,
@@ -223,38 +226,22 @@ async def narrow(
                 "reason": reason,
             }
         )
-        await review.narrow(
-            db,
-            request=found,
-            reviewer=user,
-            keep_devices=set(body.keep_devices),
-            window_start=body.window_start,
-            window_end=body.window_end,
-            attest=set(body.attest),
-            reason=body.reason,
-            effects=effects_of(request, ctx),
-        )
-    except (ValidationError, DomainError) as exc:
-        return await _refused(request, db, user, request_id, ctx, exc, "narrow", typed)
-    return see_other(f"/review/{request_id}?done=narrowed")
+        return review.Narrowing(**body.model_dump())
+
+    act = _decide(db, request_id, user, effects, narrowing)
+    return await _done_or_refused(request, db, user, request_id, effects, "narrow", typed, act)
 
 
 @router.post("/review/{request_id}/reject")
 async def reject(
     request: Request,
     request_id: uuid.UUID,
-    _p: Annotated[Principal, authorize(Action.legal_review)],
+    _p: Reviewer,
     user: UserDep,
     db: SessionDep,
-    ctx: ContextDep,
+    effects: EffectsDep,
     reason: Reason = "",
 ) -> Response:
-    found = await review.reviewable(db, request_id)
-    try:
-        await review.reject(
-            db, request=found, reviewer=user, reason=reason, effects=effects_of(request, ctx)
-        )
-    except DomainError as exc:
-        typed = {"reject_reason": reason}
-        return await _refused(request, db, user, request_id, ctx, exc, "reject", typed)
-    return see_other(f"/review/{request_id}?done=rejected")
+    typed = {"reject_reason": reason}
+    act = _decide(db, request_id, user, effects, lambda: review.Rejection(reason))
+    return await _done_or_refused(request, db, user, request_id, effects, "reject", typed, act)

@@ -1,14 +1,16 @@
-"""The agency page, as each role sees it: its standing for everyone who may read it; its
-requests and the forms to file one for its own officers; the jurisdiction, contacts,
-approvals and programmes for operator admins (who see no request: policy rule 7)."""
+"""The agency page, as each role sees it: its standing for everyone who may read it; the
+jurisdiction, contacts, approvals and programmes for operator admins, with their forms.
+
+Its officers also see their requests there and the forms to file one: legal process is a
+higher domain, so legal/requests/views.py serves the page itself and adds that section
+(`extra`); the agency and governance forms re-show the page without it, as their users
+(operator admins) never see a request (policy rule 7)."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
@@ -18,11 +20,9 @@ from doorwarden.agencies.governance import service as governance
 from doorwarden.agencies.governance.models import ProgrammeKind
 from doorwarden.agencies.models import Agency, AgencyKind
 from doorwarden.agencies.standing import Standing, standing_of
-from doorwarden.clock import Clock
-from doorwarden.legal.models import LegalRequest
-from doorwarden.legal.page_forms import area_text_of, map_settings, settings_of, with_map_csp
-from doorwarden.legal.requests.forms import KINDS
-from doorwarden.policy import STANDING_REFUSALS, Action, AgencyResource, Principal, decide
+from doorwarden.config import Settings
+from doorwarden.policy import STANDING_REFUSALS, Action, AgencyResource, Principal, can
+from doorwarden.web.forms import Messages, area_text_of, map_settings, with_map_csp
 from doorwarden.web.render import render
 
 DONE = {
@@ -51,21 +51,28 @@ KIND_NAMES = {
     AgencyKind.prosecutor: "Prosecutor",
     AgencyKind.other: "Other",
 }
+# The admin forms on the page (jurisdiction and contacts, approvals, programmes).
+MESSAGES = Messages(
+    {
+        "approving_body": "Approving body",
+        "approved_on": "Approved on",
+        "reference": "Reference",
+        "expires_on": "Expires on",
+        "name": "Name",
+        "kind": "Kind",
+        "funding_source": "Funding source",
+        "approval_id": "Approval",
+        "jurisdiction": "Jurisdiction name",
+        "jurisdiction_area": "Jurisdiction area",
+        "contacts": "Contacts",
+    },
+    plain=True,
+)
 
 
 def may(principal: Principal, action: Action, agency_id: uuid.UUID) -> bool:
-    """The policy's own answer, so a page never offers what its route would refuse."""
-    return decide(principal, action, AgencyResource(agency_id)).allowed
-
-
-async def agency_requests(db: AsyncSession, agency_id: uuid.UUID) -> Sequence[LegalRequest]:
-    query = (
-        select(LegalRequest)
-        .where(LegalRequest.agency_id == agency_id)
-        .order_by(LegalRequest.created_at.desc())
-        .limit(500)
-    )
-    return (await db.scalars(query)).all()
+    """policy.can on this agency: a page never offers what its route would refuse."""
+    return can(principal, action, AgencyResource(agency_id))
 
 
 def edit_form(agency: Agency) -> dict[str, Any]:
@@ -95,15 +102,14 @@ async def agency_page(
     db: AsyncSession,
     principal: Principal,
     agency_id: uuid.UUID,
-    clock: Clock,
+    settings: Settings,
+    now: Any,
     *,
     status_code: int = 200,
     done: str | None = None,
     **extra: Any,
 ) -> Response:
-    settings = settings_of(request)
     agency = await service.get_agency(db, agency_id)
-    now = clock.now()
     standing = await standing_of(
         db,
         agency,
@@ -111,7 +117,6 @@ async def agency_page(
         today=now.date(),
     )
     can_manage = may(principal, Action.agency_update, agency_id)
-    own = may(principal, Action.legal_request_read, agency_id)
     context: dict[str, Any] = {
         "agency": agency,
         "officers": await service.list_officers(db, agency_id),
@@ -122,10 +127,11 @@ async def agency_page(
         "standing_text": STANDING_TEXT[standing],
         "refusal": STANDING_REFUSALS.get(str(standing)),
         "done": DONE.get(done or ""),
-        "own_officer": own,
-        "can_file": may(principal, Action.legal_request_submit, agency_id),
-        "kinds": KINDS,
-        "requests": await agency_requests(db, agency_id) if own else [],
+        # The officers' section (legal/requests/views.py fills it in).
+        "own_officer": False,
+        "can_file": False,
+        "kinds": {},
+        "requests": [],
         "community_enabled": (await governance.instance_policy(db)).community_requests_enabled,
         "now": now,
         "map": map_settings(settings),
