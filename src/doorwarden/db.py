@@ -200,7 +200,6 @@ def _run_upgrade(conn: Connection, revision: str) -> None:
     command.upgrade(cfg, revision)
 
 
-SessionFactory = Callable[[], AsyncSession]
 Cleanup = Callable[[], Awaitable[None]]
 _CLEANUPS = "doorwarden.cleanups"
 

@@ -3,8 +3,6 @@ session factory and the clock live on app.state, made when the app is created.""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,12 +24,12 @@ from doorwarden.audit import log_router as audit_log_router
 from doorwarden.audit import router as audit_router
 from doorwarden.audit import views as audit_views
 from doorwarden.audit.log import LogSigner
-from doorwarden.audit.tasks import log_loop
+from doorwarden.audit.tasks import log_job
 from doorwarden.clips import playback_router as clips_playback_router
 from doorwarden.clips import router as clips_router
 from doorwarden.clips import views as clips_views
 from doorwarden.clips.staging import Staging
-from doorwarden.clips.tasks import retention_loop
+from doorwarden.clips.tasks import retention_job
 from doorwarden.clock import Clock
 from doorwarden.config import Settings, get_settings
 from doorwarden.db import check_schema_current, create_engine, create_sessionmaker
@@ -49,12 +47,13 @@ from doorwarden.legal.requests import router as legal_requests_router
 from doorwarden.legal.requests import views as legal_request_views
 from doorwarden.legal.review import router as legal_review_router
 from doorwarden.legal.review import views as legal_review_views
-from doorwarden.legal.tasks import legal_loop
+from doorwarden.legal.tasks import legal_job
 from doorwarden.live import router as live_router
 from doorwarden.live import views as live_views
 from doorwarden.live.relay import LiveHub
 from doorwarden.logging import configure_logging
 from doorwarden.middleware import RequestMiddleware
+from doorwarden.scheduler import Scheduler
 from doorwarden.storage import ClipStore, make_store
 from doorwarden.transparency import router as transparency_router
 from doorwarden.transparency import views as transparency_views
@@ -105,42 +104,22 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if check_schema:
             await check_schema_current(engine)  # refuses to serve an un-migrated database
-        tasks = []
-        if settings.log_interval_s:
-            tasks.append(
-                asyncio.create_task(
-                    log_loop(app.state.sessionmaker, app.state.log_signer, settings.log_interval_s)
-                )
-            )
-        if settings.retention_interval_minutes:
-            tasks.append(
-                asyncio.create_task(
-                    retention_loop(
-                        app.state.sessionmaker,
-                        app.state.clip_store,
-                        app.state.clock.now,
-                        settings.retention_interval_minutes * 60,
-                    )
-                )
-            )
-        if settings.legal_interval_s:
-            tasks.append(
-                asyncio.create_task(
-                    legal_loop(
-                        app.state.sessionmaker,
-                        settings,
-                        app.state.clock.now,
-                        settings.legal_interval_s,
-                    )
-                )
-            )
+        scheduler = Scheduler(
+            app.state.sessionmaker,
+            [
+                log_job(app.state.log_signer, settings.log_interval_s),
+                retention_job(
+                    app.state.clip_store,
+                    app.state.clock.now,
+                    settings.retention_interval_minutes * 60,
+                ),
+                legal_job(settings, app.state.clock.now, settings.legal_interval_s),
+            ],
+        )
         try:
-            yield
+            async with scheduler:
+                yield
         finally:
-            for task in tasks:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
             await engine.dispose()
 
     app = FastAPI(

@@ -126,7 +126,7 @@ class Principal:
     # A paired camera acting with its device token (never together with user_id).
     device_id: uuid.UUID | None = None
     device_household_id: uuid.UUID | None = None
-    # An officer's agency's standing (legal/standing.py): "active" or why not.
+    # An officer's agency's standing (agencies/standing.py): "active" or why not.
     agency_standing: str | None = None
 
     @property
@@ -259,7 +259,7 @@ def _agency_staff_or_own_officer(p: Principal, r: Resource) -> Decision:
     return _not_this_agency(p)
 
 
-# An agency's standing as legal/standing.py names it, and what a refusal then says.
+# An agency's standing as agencies/standing.py names it, and what a refusal then says.
 ACTIVE = "active"
 STANDING_REFUSALS = {
     "unverified": "this agency has not been verified by an operator yet",
@@ -358,3 +358,9 @@ def decide(principal: Principal, action: Action, resource: Resource) -> Decision
     if action in FOOTAGE_ACTIONS and principal.role is not Role.resident:
         return _deny("footage is for household members only; staff and agencies have no path")
     return rule(principal, resource)
+
+
+def can(principal: Principal, action: Action, resource: Resource) -> bool:
+    """Whether a page offers a control: the policy's own answer, so a page never shows a
+    button its route would refuse."""
+    return decide(principal, action, resource).allowed

@@ -3,7 +3,7 @@ to a real server, watched through the live page.
 
 The resident and a shared member see frames advancing; an agency officer gets neither the
 page nor the stream. The server runs in development mode so that the agent may use plain
-ws:// on loopback; TLS for cameras is tested in tests/functional/test_live.py.
+ws:// on loopback; TLS for cameras is tested in tests/functional/live/test_live.py.
 """
 
 from __future__ import annotations

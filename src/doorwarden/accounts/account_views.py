@@ -21,7 +21,7 @@ from starlette.responses import Response
 from doorwarden.accounts import api_tokens, service, sessions, totp
 from doorwarden.accounts.models import User
 from doorwarden.accounts.schemas import TokenCreateIn
-from doorwarden.accounts.views import PASSWORD_RULES
+from doorwarden.accounts.secrets import PASSWORD_RULES
 from doorwarden.clock import Clock
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, SettingsDep, UserDep, authorize
 from doorwarden.errors import DomainError, InvalidInput

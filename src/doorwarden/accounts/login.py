@@ -14,14 +14,13 @@ from doorwarden.accounts.secrets import (
     hash_password,
     needs_rehash,
     new_secret,
-    sign,
-    signature_ok,
     verify_sign_in,
 )
 from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.config import Settings
 from doorwarden.errors import NotAuthenticated
+from doorwarden.signing import sign, signature_ok
 
 DEVICE_COOKIE = "dw_device"
 BAD_CREDENTIALS = "The e-mail address or password is not correct."

@@ -87,6 +87,7 @@ async def log_in(
 ) -> LoginOut:
     """Password sign-in. With two-factor on, answer `second_factor_required` by posting a
     code to /api/v1/session/second-factor with the same cookie."""
+    await db.commit()  # the throttle's transactions need the connection (web_session.py)
     signed_in = await web_session.sign_in(
         request, db, settings, clock, ctx, email=body.email, password=body.password
     )
@@ -105,8 +106,10 @@ async def second_factor(
     clock: ClockDep,
     ctx: ContextDep,
 ) -> LoginOut:
+    pending = await web_session.pending_sign_in(request, db, settings, clock)
+    await db.commit()  # the throttle's transactions need the connection (web_session.py)
     signed_in = await web_session.complete_second_factor(
-        request, db, settings, clock, ctx, code=body.code
+        request, db, settings, clock, ctx, pending=pending, code=body.code
     )
     web_session.set_session_cookies(response, request, settings, signed_in)
     return _login_out(request, settings, signed_in)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import hmac
 import secrets
 
 import anyio
@@ -15,6 +14,8 @@ from doorwarden.config import PasswordCost
 
 MIN_PASSWORD_LENGTH = 10
 MAX_PASSWORD_LENGTH = 256
+# As the sign-up and password forms state them.
+PASSWORD_RULES = {"min_password": MIN_PASSWORD_LENGTH, "max_password": MAX_PASSWORD_LENGTH}
 
 
 # Settings default to RFC 9106's second recommended profile (argon2id, t=3, m=64 MiB, p=4).
@@ -77,11 +78,3 @@ def new_secret(prefix: str = "", nbytes: int = 32) -> str:
 def secret_digest(value: str) -> str:
     """SHA-256 for high-entropy random secrets (lookups by hash; argon2 would add nothing)."""
     return hashlib.sha256(value.encode()).hexdigest()
-
-
-def sign(key: str, message: str) -> str:
-    return hmac.new(key.encode(), message.encode(), hashlib.sha256).hexdigest()
-
-
-def signature_ok(key: str, message: str, signature: str) -> bool:
-    return hmac.compare_digest(sign(key, message), signature)

@@ -6,7 +6,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.accounts import sessions
@@ -247,10 +247,6 @@ async def list_users(db: AsyncSession, *, limit: int = 200, offset: int = 0) -> 
     return (
         await db.scalars(select(User).order_by(User.created_at).limit(limit).offset(offset))
     ).all()
-
-
-async def count_users(db: AsyncSession) -> int:
-    return int(await db.scalar(select(func.count()).select_from(User)) or 0)
 
 
 async def set_active(

@@ -11,7 +11,7 @@ from starlette.responses import Response
 
 from doorwarden.accounts import service, sessions, web_session
 from doorwarden.accounts.schemas import SignupIn
-from doorwarden.accounts.secrets import MAX_PASSWORD_LENGTH, MIN_PASSWORD_LENGTH
+from doorwarden.accounts.secrets import PASSWORD_RULES
 from doorwarden.config import SignupMode
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, SettingsDep, UserDep, authorize
 from doorwarden.errors import DomainError
@@ -41,7 +41,6 @@ HOME_BY_ROLE = {
     Role.operator_admin: "/admin",
     Role.auditor: "/audit",
 }
-PASSWORD_RULES = {"min_password": MIN_PASSWORD_LENGTH, "max_password": MAX_PASSWORD_LENGTH}
 
 
 # --- pages ------------------------------------------------------------------------------
@@ -93,6 +92,7 @@ async def login_submit(
     next: Annotated[str, Form(max_length=MAX_NEXT_LENGTH)] = "",
 ) -> Response:
     target = safe_next(next)
+    await db.commit()  # the throttle's transactions need the connection (web_session.py)
     try:
         signed_in = await web_session.sign_in(
             request, db, settings, clock, ctx, email=email, password=password
@@ -131,8 +131,10 @@ async def second_factor_submit(
 ) -> Response:
     target = safe_next(next)
     try:
+        pending = await web_session.pending_sign_in(request, db, settings, clock)
+        await db.commit()  # the throttle's transactions need the connection (web_session.py)
         signed_in = await web_session.complete_second_factor(
-            request, db, settings, clock, ctx, code=code
+            request, db, settings, clock, ctx, pending=pending, code=code
         )
     except DomainError as exc:
         await discard(db, None)

@@ -1,5 +1,10 @@
 """Sign-in and sign-out as the API and the pages both do them: throttled password
-check, optional second factor, a fresh session, and the cookies that carry it."""
+check, optional second factor, a fresh session, and the cookies that carry it.
+
+The throttle (login.py) keeps its counts in transactions of its own, which must survive
+a refused attempt. So the caller commits its request's session before `sign_in` and
+`complete_second_factor`: that gives its connection back (SQLite keeps one per process,
+which the throttle's transactions would otherwise wait for). Nothing here commits."""
 
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from doorwarden.audit.tags import Tag
 from doorwarden.clock import Clock
 from doorwarden.config import Settings
 from doorwarden.errors import NotAuthenticated
+
+_COMMIT_FIRST = "commit the request's session first: the throttle needs its connection"
 
 DEVICE_COOKIE_DAYS = 365
 
@@ -43,9 +50,8 @@ async def sign_in(
     email: str,
     password: str,
 ) -> SignedIn:
-    # The throttle commits in transactions of its own; give our connection back first
-    # (SQLite keeps one connection per process).
-    await db.commit()
+    if db.in_transaction():
+        raise RuntimeError(_COMMIT_FIRST)
     now = clock.now()
     attempt = login.Attempt(
         email=email,
@@ -75,6 +81,25 @@ async def sign_in(
     return SignedIn(user, session, token)
 
 
+@dataclass(frozen=True)
+class Pending:
+    """A sign-in that passed the password and waits for its second factor."""
+
+    session: UserSession
+    user: User
+
+
+async def pending_sign_in(
+    request: Request, db: AsyncSession, settings: Settings, clock: Clock
+) -> Pending:
+    """The sign-in the session cookie names, if it still waits for a second factor."""
+    token = request.cookies.get(sessions.SESSION_COOKIE)
+    loaded = await sessions.load_session(db, settings, token, clock.now()) if token else None
+    if loaded is None or not loaded[0].mfa_pending:
+        raise NotAuthenticated("Your sign-in has expired; enter your password again.")
+    return Pending(*loaded)
+
+
 async def complete_second_factor(
     request: Request,
     db: AsyncSession,
@@ -82,15 +107,12 @@ async def complete_second_factor(
     clock: Clock,
     ctx: RequestContext,
     *,
+    pending: Pending,
     code: str,
 ) -> SignedIn:
-    now = clock.now()
-    token = request.cookies.get(sessions.SESSION_COOKIE)
-    loaded = await sessions.load_session(db, settings, token, now) if token else None
-    if loaded is None or not loaded[0].mfa_pending:
-        raise NotAuthenticated("Your sign-in has expired; enter your password again.")
-    pending, user = loaded
-    await db.commit()
+    if db.in_transaction():
+        raise RuntimeError(_COMMIT_FIRST)
+    now, user = clock.now(), pending.user
     ok = await login.check_second_factor(
         request.app.state.sessionmaker,
         settings,
@@ -102,7 +124,7 @@ async def complete_second_factor(
     )
     if not ok:
         raise NotAuthenticated("That code is not valid. Codes can be used only once.")
-    await sessions.end_session(db, pending.id)
+    await sessions.end_session(db, pending.session.id)
     fresh_user = await db.get(User, user.id)
     assert fresh_user is not None  # noqa: S101
     # A new session id after the second factor: a pending id seen by someone else is useless.

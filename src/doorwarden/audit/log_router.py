@@ -9,13 +9,12 @@ from __future__ import annotations
 import uuid
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel
 
 from doorwarden.audit import log
-from doorwarden.audit.log import LogSigner
-from doorwarden.deps import SessionDep, authorize, household_resource
+from doorwarden.deps import SessionDep, SignerDep, authorize, household_resource
 from doorwarden.errors import InvalidInput
 from doorwarden.policy import Action, Principal
 
@@ -53,28 +52,23 @@ class ConsistencyOut(BaseModel):
     proof: list[str]  # hex, RFC 6962 section 2.1.2 order
 
 
-def _signer(request: Request) -> LogSigner:
-    signer: LogSigner = request.app.state.log_signer
-    return signer
-
-
 Index = Annotated[int, Query(ge=0, le=MAX_INDEX)]
 
 
 @router.get(LOG + "/checkpoint", response_class=PlainTextResponse)
 async def checkpoint(
-    request: Request, _p: Annotated[Principal, authorize(Action.log_read)], db: SessionDep
+    _p: Annotated[Principal, authorize(Action.log_read)], db: SessionDep, signer: SignerDep
 ) -> PlainTextResponse:
     """The newest signed checkpoint (C2SP tlog-checkpoint in a signed note)."""
-    note = await log.latest_checkpoint(db, _signer(request))
+    note = await log.latest_checkpoint(db, signer)
     return PlainTextResponse(note.decode(), media_type=NOTE_TYPE)
 
 
 @router.get(LOG + "/key", response_class=PlainTextResponse)
-async def key(request: Request, _p: Annotated[Principal, authorize(Action.log_read)]) -> str:
+async def key(_p: Annotated[Principal, authorize(Action.log_read)], signer: SignerDep) -> str:
     """The log's verifier key (signed-note vkey). Pin it: a verifier that fetches it from
     the log it checks trusts the log."""
-    return _signer(request).key.verifier()
+    return signer.key.verifier()
 
 
 @router.get(LOG + "/entries", response_model=EntriesOut)

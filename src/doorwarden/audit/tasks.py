@@ -1,36 +1,25 @@
-"""Appending audit events to the Merkle log, run in-process by the server."""
+"""Appending audit events to the Merkle log as a job: the server's scheduler runs it
+every `log_interval_s`, `doorwarden log append` once."""
 
 from __future__ import annotations
 
-import asyncio
-
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from doorwarden.audit.log import LogSigner, append_pending
+from doorwarden.scheduler import Job, run_now
 
-log = structlog.get_logger("doorwarden.audit.tasks")
+
+def log_job(signer: LogSigner, interval_s: float = 0) -> Job[int]:
+    async def append(db: AsyncSession) -> int:
+        return await append_pending(db, signer)
+
+    # In batches, each its own transaction, until none is pending.
+    return Job("audit.log_append", interval_s, append, more=lambda appended: appended > 0)
 
 
 async def run_append(sessionmaker: async_sessionmaker[AsyncSession], signer: LogSigner) -> int:
-    """Append everything pending (in batches), each batch its own transaction."""
-    total = 0
-    while True:
-        async with sessionmaker() as db:
-            appended = await append_pending(db, signer)
-            await db.commit()
+    """Append everything pending, batch by batch; the number appended."""
+    job, total = log_job(signer), 0
+    while appended := await run_now(sessionmaker, job):
         total += appended
-        if not appended:
-            return total
-
-
-async def log_loop(
-    sessionmaker: async_sessionmaker[AsyncSession], signer: LogSigner, interval_s: float
-) -> None:
-    """Every `interval_s`, until cancelled; a failed run is logged and retried next time."""
-    while True:
-        try:
-            await run_append(sessionmaker, signer)
-        except Exception:  # a bad run must not end the loop; the next one retries
-            log.exception("log.append_failed")
-        await asyncio.sleep(interval_s)
+    return total

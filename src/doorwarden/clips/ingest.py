@@ -3,8 +3,9 @@ then verification; only a clip whose every byte matched its signed manifest beco
 visible (docs/clip-pipeline.md).
 
 Refusals that the owner must hear about (a bad signature, a fork, a broken link, data
-that does not match) raise an integrity alert and commit it before the error is raised,
-so the refusal cannot roll the alert back.
+that does not match) add an integrity alert to the session and raise `AlertRaised`: the
+router commits the alert before it answers with the refusal, so the refusal cannot roll
+the alert back. These services never commit (DESIGN.md convention 1).
 """
 
 from __future__ import annotations
@@ -57,6 +58,15 @@ class DataRefused(DomainError):
     code = "data_refused"
 
 
+class AlertRaised(Exception):
+    """A refusal with an integrity alert in the session, to commit before `error` is
+    answered. Not a DomainError: a caller that forgot to commit the alert fails loudly."""
+
+    def __init__(self, error: DomainError) -> None:
+        super().__init__(error.message)
+        self.error = error
+
+
 def _refusal(cls: type[DomainError], code: str, message: str, **details: object) -> DomainError:
     error = cls(message, details=details or None)
     error.code = code
@@ -84,17 +94,16 @@ def _utc(text: str) -> datetime:
     return value
 
 
-async def _alert_and_refuse(
+def _alert_and_refuse(
     db: AsyncSession,
     device: Device,
     sequence: int,
     kind: AlertKind,
     error: DomainError,
     ctx: RequestContext,
-) -> DomainError:
+) -> AlertRaised:
     raise_alert(db, device=device, sequence=sequence, kind=kind, detail=error.message, ctx=ctx)
-    await db.commit()
-    return error
+    return AlertRaised(error)
 
 
 async def clip_at(db: AsyncSession, device: Device, sequence: int) -> Clip | None:
@@ -126,12 +135,10 @@ async def offer_manifest(
         error = _refusal(
             ManifestRefused, "bad_signature", "The manifest is not signed by this camera's key."
         )
-        raise await _alert_and_refuse(
-            db, device, sequence, AlertKind.bad_signature, error, ctx
-        ) from None
+        raise _alert_and_refuse(db, device, sequence, AlertKind.bad_signature, error, ctx) from None
     if manifest.device != str(device.id):
         error = _refusal(ManifestRefused, "wrong_device", "The manifest names another camera.")
-        raise await _alert_and_refuse(db, device, sequence, AlertKind.bad_signature, error, ctx)
+        raise _alert_and_refuse(db, device, sequence, AlertKind.bad_signature, error, ctx)
     if manifest.sequence != sequence:
         raise _refusal(ManifestRefused, "sequence_mismatch", "The URL and the manifest disagree.")
     wrapped_to = {r.recipient for r in manifest.recipients}
@@ -162,7 +169,7 @@ async def offer_manifest(
                 "chain_fork",
                 f"The server already holds a different clip {sequence} from this camera.",
             )
-            raise await _alert_and_refuse(db, device, sequence, AlertKind.fork, error, ctx)
+            raise _alert_and_refuse(db, device, sequence, AlertKind.fork, error, ctx)
         if existing.status is ClipStatus.deleted:
             raise _refusal(
                 ChainRefused,
@@ -226,11 +233,11 @@ async def _check_link(
             "chain_broken",
             f"Clip {sequence + 1} held by the server does not follow this clip {sequence}.",
         )
-        raise await _alert_and_refuse(db, device, sequence, AlertKind.broken_link, error, ctx)
+        raise _alert_and_refuse(db, device, sequence, AlertKind.broken_link, error, ctx)
     if sequence == 0:
         if manifest.previous != GENESIS:
             error = _refusal(ChainRefused, "chain_broken", "The first clip must start the chain.")
-            raise await _alert_and_refuse(db, device, sequence, AlertKind.broken_link, error, ctx)
+            raise _alert_and_refuse(db, device, sequence, AlertKind.broken_link, error, ctx)
         return
     before = await clip_at(db, device, sequence - 1)
     if before is not None:
@@ -240,7 +247,7 @@ async def _check_link(
                 "chain_broken",
                 f"Clip {sequence} does not follow clip {sequence - 1} held by the server.",
             )
-            raise await _alert_and_refuse(db, device, sequence, AlertKind.broken_link, error, ctx)
+            raise _alert_and_refuse(db, device, sequence, AlertKind.broken_link, error, ctx)
         return
     below = await db.scalar(
         select(func.max(Clip.sequence)).where(Clip.device_id == device.id, Clip.sequence < sequence)
@@ -356,10 +363,14 @@ async def complete(
     ctx: RequestContext,
     now: datetime,
 ) -> Clip:
-    # The whole completion holds the clip's lock, and reads the row afresh and locked
-    # (FOR UPDATE, where the database has it): a concurrent completion of the same clip,
-    # a retried request or another server process, waits and then finds it verified,
-    # rather than verifying staged files the first one has already discarded.
+    """Verifies and stores the clip and marks it verified. The caller commits, then
+    discards the staged copy (`staging.discard`): a crash in between leaves a verified
+    clip and a stray file, never a clip that is neither staged nor stored.
+
+    The verification holds the clip's lock, and reads the row afresh and locked (FOR
+    UPDATE, where the database has it): a concurrent completion of the same clip, a
+    retried request or another server process, waits until this one's transaction ends
+    and then finds it verified, rather than verifying staged files already discarded."""
     async with staging.lock(device.id, sequence):
         clip = await db.scalar(
             select(Clip)
@@ -394,10 +405,6 @@ async def complete(
             target_id=clip.id,
             extra={"device": str(device.id), "sequence": sequence, "bytes": clip.ciphertext_size},
         )
-        # Committed before the staged copy goes: a crash in between leaves a verified clip
-        # and a stray file, never a clip that is neither staged nor stored.
-        await db.commit()
-        staging.discard(device.id, sequence)
     return clip
 
 
@@ -433,7 +440,7 @@ async def _verify_and_store(
         staging.discard(device.id, sequence)  # the camera sends it again from the start
         kind = _FAILURES.get(type(exc), AlertKind.hash_mismatch)
         refused = _refusal(DataRefused, str(kind), f"Clip {sequence} was refused: {exc}")
-        raise await _alert_and_refuse(db, device, sequence, kind, refused, ctx) from None
+        raise _alert_and_refuse(db, device, sequence, kind, refused, ctx) from None
     await store.put(clip.object_key, _async_blocks(staging.clip_path(device.id, sequence)))
     if clip.thumbnail_key:
         await store.put(clip.thumbnail_key, thumb.read_bytes())

@@ -16,13 +16,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from doorwarden.clips import ingest
 from doorwarden.clips.models import Clip, ClipStatus, IntegrityAlert
 from doorwarden.clips.schemas import AlertOut, ClipOut, UploadState
-from doorwarden.clips.staging import Staging
 from doorwarden.deps import (
     ClockDep,
     ContextDep,
     DeviceDep,
     SessionDep,
     SettingsDep,
+    StagingDep,
     StoreDep,
     authorize,
     household_resource,
@@ -33,11 +33,6 @@ from doorwarden.policy import Action, Principal
 router = APIRouter(tags=["clips"])
 Sequence = Annotated[int, Path(ge=0, le=2**53, description="The clip's sequence number.")]
 UPLOAD = "/api/v1/device/clips/{sequence}"
-
-
-def _staging(request: Request) -> Staging:
-    staging: Staging = request.app.state.staging
-    return staging
 
 
 @asynccontextmanager
@@ -68,6 +63,7 @@ async def offer_manifest(
     _p: Annotated[Principal, authorize(Action.clip_upload)],
     device: DeviceDep,
     db: SessionDep,
+    staging: StagingDep,
     settings: SettingsDep,
     ctx: ContextDep,
     clock: ClockDep,
@@ -85,7 +81,7 @@ async def offer_manifest(
             body=await request.body(),
             household_key=household_key,
             member_keys=await member_keys(db, device.household_id),
-            staging=_staging(request),
+            staging=staging,
             ctx=ctx,
         )
     response.status_code = status.HTTP_201_CREATED if offer.created else status.HTTP_200_OK
@@ -99,6 +95,7 @@ async def upload_data(
     _p: Annotated[Principal, authorize(Action.clip_upload)],
     device: DeviceDep,
     db: SessionDep,
+    staging: StagingDep,
 ) -> UploadState:
     """Body: bytes START..END of the sealed clip (header Content-Range), in order."""
     clip, received = await ingest.receive_data(
@@ -107,7 +104,7 @@ async def upload_data(
         sequence=sequence,
         content_range=request.headers.get("content-range"),
         body=await request.body(),
-        staging=_staging(request),
+        staging=staging,
     )
     return _state(clip, received)
 
@@ -119,20 +116,21 @@ async def upload_thumbnail(
     _p: Annotated[Principal, authorize(Action.clip_upload)],
     device: DeviceDep,
     db: SessionDep,
+    staging: StagingDep,
 ) -> None:
     """Body: the whole sealed thumbnail."""
     await ingest.receive_thumbnail(
-        db, device=device, sequence=sequence, body=await request.body(), staging=_staging(request)
+        db, device=device, sequence=sequence, body=await request.body(), staging=staging
     )
 
 
 @router.post(UPLOAD + "/complete", response_model=UploadState)
 async def complete_upload(
     sequence: Sequence,
-    request: Request,
     _p: Annotated[Principal, authorize(Action.clip_upload)],
     device: DeviceDep,
     db: SessionDep,
+    staging: StagingDep,
     store: StoreDep,
     settings: SettingsDep,
     ctx: ContextDep,
@@ -142,7 +140,6 @@ async def complete_upload(
     household = await household_private_key(
         db, settings.secret_key.get_secret_value(), device.household_id
     )
-    staging = _staging(request)
     async with _alerts_kept(db):
         clip = await ingest.complete(
             db,

@@ -57,7 +57,10 @@ async def hold_is_secret(db: AsyncSession, clip_id: uuid.UUID, now: datetime) ->
     return bool(hidden) and all(until is not None and now < until for until in hidden)
 
 
-async def _remove_objects(store: ClipStore, keys: list[str]) -> None:
+async def remove_objects(store: ClipStore, keys: Sequence[str]) -> None:
+    """The objects of tombstoned clips, once the tombstones are committed (never before:
+    objects of a deleted clip are never served, and a crash in between leaves only
+    unreachable ciphertext, never a listed clip without its video)."""
     for key in keys:
         await store.delete(key)
 
@@ -76,10 +79,11 @@ async def delete_clip(
     household_id: uuid.UUID,
     clip_id: uuid.UUID,
     actor: Actor,
-    store: ClipStore,
     ctx: RequestContext,
     now: datetime,
-) -> None:
+) -> list[str]:
+    """Tombstones the clip; the keys of its objects, which the caller removes
+    (`remove_objects`) once it has committed the tombstone."""
     clip = await verified_clip(db, household_id, clip_id)
     if await is_held(db, clip.id, now):
         # Under a court's non-disclosure order the owner may not learn of the hold yet;
@@ -102,12 +106,7 @@ async def delete_clip(
         target_id=clip.id,
         extra={"device": str(clip.device_id), "sequence": clip.sequence},
     )
-    keys = _tombstone(clip, now)
-    # The tombstone (and its audit event) is committed before the objects go: objects of a
-    # deleted clip are never served, and a crash in between leaves only unreachable
-    # ciphertext, never a listed clip without its video.
-    await db.commit()
-    await _remove_objects(store, keys)
+    return _tombstone(clip, now)
 
 
 @dataclass
@@ -115,12 +114,13 @@ class RetentionResult:
     expired: int = 0
     held: int = 0
     households: set[uuid.UUID] = field(default_factory=set)
+    # Of the expired clips: removed once their tombstones are committed (remove_objects).
+    object_keys: list[str] = field(default_factory=list)
 
 
-async def expire_clips(
-    db: AsyncSession, *, store: ClipStore, now: datetime, ctx: RequestContext
-) -> RetentionResult:
-    """Delete verified clips older than their household's retention, except held ones.
+async def expire_clips(db: AsyncSession, *, now: datetime, ctx: RequestContext) -> RetentionResult:
+    """Tombstone verified clips older than their household's retention, except held ones;
+    their objects are for the caller to remove once it has committed (the job does).
     Live-only households keep nothing (retention 0)."""
     result = RetentionResult()
     households: Sequence[uuid.UUID] = (await db.scalars(select(Clip.household_id).distinct())).all()
@@ -152,9 +152,7 @@ async def expire_clips(
                 target_id=clip.id,
                 extra={"retention_days": days, "sequence": clip.sequence},
             )
-            keys = _tombstone(clip, now)
-            await db.commit()  # each tombstone and audit event land before its objects go
-            await _remove_objects(store, keys)
+            result.object_keys += _tombstone(clip, now)
             result.expired += 1
             result.households.add(clip.household_id)
     if result.expired or result.held:

@@ -1,41 +1,37 @@
-"""Periodic work on clips, run in-process by the server (DESIGN.md: periodic jobs)."""
+"""Retention as a job: the server's scheduler runs it every retention_interval_minutes,
+`doorwarden retention` once."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime
 
-import structlog
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from doorwarden.audit.service import RequestContext
-from doorwarden.clips.service import RetentionResult, expire_clips
+from doorwarden.clips.service import RetentionResult, expire_clips, remove_objects
+from doorwarden.scheduler import Job, run_now
 from doorwarden.storage.base import ClipStore
 
-log = structlog.get_logger("doorwarden.clips.tasks")
 CONTEXT = RequestContext(client_address=None, user_agent="doorwarden retention")
+
+
+def retention_job(
+    store: ClipStore, now: Callable[[], datetime], interval_s: float = 0
+) -> Job[RetentionResult]:
+    async def expire(db: AsyncSession) -> RetentionResult:
+        return await expire_clips(db, now=now(), ctx=CONTEXT)
+
+    async def remove(result: RetentionResult) -> None:
+        # Only now: the tombstones and their audit events are committed before the
+        # objects go, so a crash in between leaves unreachable ciphertext, never a listed
+        # clip without its video.
+        await remove_objects(store, result.object_keys)
+
+    return Job("clips.retention", interval_s, expire, after_commit=remove)
 
 
 async def run_retention(
     sessionmaker: async_sessionmaker[AsyncSession], store: ClipStore, now: datetime
 ) -> RetentionResult:
-    async with sessionmaker() as db:
-        result = await expire_clips(db, store=store, now=now, ctx=CONTEXT)
-        await db.commit()
-        return result
-
-
-async def retention_loop(
-    sessionmaker: async_sessionmaker[AsyncSession],
-    store: ClipStore,
-    now: Callable[[], datetime],
-    interval_s: float,
-) -> None:
-    """Every `interval_s`, until cancelled; a failed run is logged and retried next time."""
-    while True:
-        try:
-            await run_retention(sessionmaker, store, now())
-        except Exception:  # a bad run must not end the loop; the next one retries
-            log.exception("retention.failed")
-        await asyncio.sleep(interval_s)
+    return await run_now(sessionmaker, retention_job(store, lambda: now))

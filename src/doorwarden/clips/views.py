@@ -234,6 +234,7 @@ async def _player_page(
     principal: Principal,
     household_id: uuid.UUID,
     clip_id: uuid.UUID,
+    now: datetime,
     *,
     status_code: int = 200,
     **extra: Any,
@@ -261,7 +262,7 @@ async def _player_page(
         "recorded_as": _recorded_as(clip),
         "can_delete": can(principal, Action.clip_delete, HouseholdResource(household_id)),
         "can_download": can(principal, Action.clip_download, HouseholdResource(household_id)),
-        "hold": await visible_hold(db, clip.id, request.app.state.clock.now()),
+        "hold": await visible_hold(db, clip.id, now),
         **extra,
     }
     return render(request, "clips/player.html", context, status_code=status_code)
@@ -274,8 +275,9 @@ async def player(
     clip_id: uuid.UUID,
     principal: Annotated[Principal, authorize(Action.clip_view, household_resource)],
     db: SessionDep,
+    clock: ClockDep,
 ) -> Response:
-    return await _player_page(request, db, principal, household_id, clip_id)
+    return await _player_page(request, db, principal, household_id, clip_id, clock.now())
 
 
 @router.post("/households/{household_id}/clips/{clip_id}/delete")
@@ -294,7 +296,9 @@ async def delete_clip(
     """The first post asks "for good?" on the player page; the second (confirm=yes)
     deletes. A legal hold is an answer for the owner, shown on the page."""
     if confirm != "yes":
-        return await _player_page(request, db, principal, household_id, clip_id, confirming=True)
+        return await _player_page(
+            request, db, principal, household_id, clip_id, clock.now(), confirming=True
+        )
     clip = await service.verified_clip(db, household_id, clip_id)
     household = await households.get_household(db, household_id)
     day = clip.start_at.astimezone(households.zone_of(household))
@@ -315,6 +319,7 @@ async def delete_clip(
             principal,
             household_id,
             clip_id,
+            clock.now(),
             status_code=exc.status_code,
             delete_error=exc.message,
         )

@@ -188,6 +188,12 @@ async def list_devices(db: AsyncSession, household_id: uuid.UUID) -> Sequence[De
     return (await db.scalars(query)).all()
 
 
+async def cameras_of(db: AsyncSession, household_id: uuid.UUID) -> Sequence[Device]:
+    """Every camera the household ever paired, removed ones too: their clips stay."""
+    query = select(Device).where(Device.household_id == household_id).order_by(Device.created_at)
+    return (await db.scalars(query)).all()
+
+
 async def revoke(
     db: AsyncSession,
     *,

@@ -19,9 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from doorwarden.agencies.governance import service as governance
-from doorwarden.agencies.governance.views import programme_choices, programme_marks
 from doorwarden.clips.models import AlertKind, Clip, ClipStatus, IntegrityAlert
-from doorwarden.clips.views import cameras_of, can, zone_of
 from doorwarden.deps import (
     ClockDep,
     ContextDep,
@@ -37,7 +35,7 @@ from doorwarden.devices.models import Device, PlanKind
 from doorwarden.devices.schemas import PlanIn
 from doorwarden.errors import DomainError, InvalidInput, NotFound
 from doorwarden.households import service as households
-from doorwarden.policy import Action, Principal
+from doorwarden.policy import Action, HouseholdResource, Principal, can
 from doorwarden.web.forms import discard, failure, see_other
 from doorwarden.web.render import render
 
@@ -133,12 +131,13 @@ async def _cameras_page(
     **extra: Any,
 ) -> Response:
     household = await households.get_household(db, household_id)
-    every_camera = await cameras_of(db, household_id)
+    every_camera = await service.cameras_of(db, household_id)
     paired = [d for d in every_camera if d.revoked_at is None]
-    may_read_alerts = can(principal, Action.integrity_alert_read, household_id)
+    resource = HouseholdResource(household_id)
+    may_read_alerts = can(principal, Action.integrity_alert_read, resource)
     context = {
         "household": household,
-        "zone": zone_of(household),
+        "zone": households.zone_of(household),
         "cameras": [CameraRow(d, _online(d, now), await _newest_clip(db, d.id)) for d in paired],
         "plan": await service.plan_of(db, household_id),
         "plan_kinds": PLAN_KINDS,
@@ -147,10 +146,10 @@ async def _cameras_page(
             if may_read_alerts
             else []
         ),
-        "can_manage": can(principal, Action.device_manage, household_id),
-        "can_update": can(principal, Action.household_update, household_id),
-        "programmes": await programme_choices(db),
-        "programme_of": await programme_marks(db, [d.id for d in paired]),
+        "can_manage": can(principal, Action.device_manage, resource),
+        "can_update": can(principal, Action.household_update, resource),
+        "programmes": await governance.programme_choices(db),
+        "programme_of": await governance.programme_marks(db, [d.id for d in paired]),
         **extra,
     }
     return render(request, "cameras/index.html", context, status_code=status_code)

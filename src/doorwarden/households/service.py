@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -73,6 +74,15 @@ async def get_household(db: AsyncSession, household_id: uuid.UUID) -> Household:
     if household is None:
         raise NotFound("No such household.")
     return household
+
+
+def zone_of(household: Household) -> ZoneInfo:
+    """The household's zone, in which its pages show times; the zone is checked when it
+    is set, so UTC is only a guard against a row written some other way."""
+    try:
+        return ZoneInfo(household.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 async def households_of(

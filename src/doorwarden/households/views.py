@@ -16,6 +16,7 @@ from doorwarden.deps import (
     ContextDep,
     SessionDep,
     SettingsDep,
+    SignerDep,
     UserDep,
     authorize,
     household_resource,
@@ -24,7 +25,7 @@ from doorwarden.deps import (
 from doorwarden.errors import DomainError, InvalidInput
 from doorwarden.households import service
 from doorwarden.households.schemas import HouseholdIn, HouseholdPatch, MemberIn
-from doorwarden.legal.household.views import unread_notices
+from doorwarden.legal.household.service import unread_notices
 from doorwarden.policy import Action, Principal
 from doorwarden.roles import HouseholdRole
 from doorwarden.web.forms import (
@@ -272,6 +273,7 @@ async def household_audit(
     _p: Annotated[Principal, authorize(Action.household_audit_read, household_resource)],
     db: SessionDep,
     settings: SettingsDep,
+    signer: SignerDep,
 ) -> Response:
     household = await service.get_household(db, household_id)
     events = await audit.list_events(db, household_id=household_id, limit=AUDIT_PAGE_SIZE)
@@ -279,6 +281,6 @@ async def household_audit(
         "household": household,
         "events": events,
         "base_url": settings.public_base_url.rstrip("/"),
-        "log_key": request.app.state.log_signer.key.verifier(),
+        "log_key": signer.key.verifier(),
     }
     return render(request, "households/audit.html", context)

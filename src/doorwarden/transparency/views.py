@@ -13,24 +13,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Annotated, Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from starlette.responses import Response
 
 from doorwarden.deps import ClockDep, SessionDep, SettingsDep, authorize
 from doorwarden.legal.models import RequestKind
-from doorwarden.middleware import content_security_policy
 from doorwarden.policy import Action, Principal
-from doorwarden.transparency.report_figures import as_dict, figures
-from doorwarden.transparency.report_model import (
-    COMMUNITY_RULE,
-    MIN_HOUSEHOLDS_FOR_RATE,
-    InvalidPeriod,
-    Report,
-    RequestCounts,
-)
-from doorwarden.transparency.router import (
+from doorwarden.transparency.http import (
     COVERAGE_PATH,
     LOG_CHECKPOINT_PATH,
     REPORT_CSV_PATH,
@@ -39,21 +30,20 @@ from doorwarden.transparency.router import (
     ProgrammesDep,
     count_report,
 )
+from doorwarden.transparency.report_figures import as_dict, figures
+from doorwarden.transparency.report_model import (
+    COMMUNITY_RULE,
+    MIN_HOUSEHOLDS_FOR_RATE,
+    InvalidPeriod,
+    Report,
+    RequestCounts,
+)
+from doorwarden.web.forms import with_map_csp
 from doorwarden.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
 TABLE_ROWS = 100  # the largest cells; all of them are in the JSON
-
-
-def tile_origin(tile_url: str) -> str:
-    """The origin map tiles come from, as a CSP source: "{s}." (the tile server's
-    subdomains) becomes a wildcard. config.py has checked the URL's shape."""
-    parts = urlsplit(tile_url)
-    host = parts.netloc.lower()
-    if host.startswith("{s}."):
-        host = "*." + host.removeprefix("{s}.")
-    return f"{parts.scheme}://{host}"
 
 
 @router.get("/transparency/coverage")
@@ -75,14 +65,9 @@ async def coverage_page(
         "programmes": programmes,
         "report_url": "/transparency/report",
     }
-    response = render(request, "transparency/coverage.html", context)
-    if settings.map_tile_url:
-        # Only this page may load images from the tile server; every other page keeps
-        # the default policy (middleware.py).
-        response.headers["content-security-policy"] = content_security_policy(
-            img_sources=(tile_origin(settings.map_tile_url),)
-        )
-    return response
+    # Only this page may load images from the tile server; every other page keeps the
+    # default policy (middleware.py).
+    return with_map_csp(render(request, "transparency/coverage.html", context), settings)
 
 
 # -- the transparency report page --------------------------------------------------------

@@ -9,8 +9,8 @@ import uuid
 
 from starlette.requests import Request
 
-from doorwarden.accounts.secrets import sign
 from doorwarden.config import Settings
+from doorwarden.signing import sign
 
 COOKIE = "dw_csrf"
 FIELD = "csrf_token"

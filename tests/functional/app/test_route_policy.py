@@ -25,7 +25,6 @@ import pytest
 from fastapi import APIRouter, FastAPI
 
 from doorwarden.accounts.models import User
-from doorwarden.accounts.secrets import sign
 from doorwarden.clock import ManualClock
 from doorwarden.config import Settings
 from doorwarden.deps import authorize
@@ -33,6 +32,7 @@ from doorwarden.errors import DomainError
 from doorwarden.main import create_app
 from doorwarden.policy import FOOTAGE_ACTIONS, Action
 from doorwarden.roles import Role
+from doorwarden.signing import sign
 from doorwarden.web import csrf
 from tests.factories import SECRET, Factory, make_client
 from tests.functional.app.route_inventory import inventory

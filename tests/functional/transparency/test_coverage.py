@@ -24,7 +24,7 @@ from doorwarden.households.models import Household
 from doorwarden.main import create_app
 from doorwarden.middleware import SECURITY_HEADERS
 from doorwarden.transparency.coverage import ring, summarise
-from doorwarden.transparency.views import tile_origin
+from doorwarden.web.forms import tile_origin
 from tests.factories import Camera, Factory, make_client
 
 API = "/api/v1/transparency/coverage"
