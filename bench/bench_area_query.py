@@ -4,7 +4,7 @@ A fresh migrated database (a temp SQLite file, and/or a temporary PostgreSQL dat
 gets a metro area's cameras by bulk insert: households spread over a 40 km x 40 km box
 (a dense centre, a dozen suburban centres, a sparse background; about 1% without a
 location), each with 1 or 2 cameras in service (the target count, 1,000,000 by default),
-plus about 2% revoked cameras, which must not be found. Then `households.area.cameras_in`
+plus about 2% revoked cameras, which must not be found. Then `devices.area.cameras_in`
 is timed for random community-request areas (at most 0.5 sq mi, from 0.05: rectangles,
 circles, irregular star shapes, street corridors, L shapes, rings with a hole, pairs of
 blocks as a MultiPolygon), centred where people live (a random household) or, one time in
@@ -50,8 +50,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from doorwarden import geo
 from doorwarden.db import create_engine, create_sessionmaker, is_sqlite, upgrade_database
+from doorwarden.devices.area import CELL_BATCH, AreaCamera, cameras_in, households_in, padded
 from doorwarden.devices.models import Device
-from doorwarden.households.area import CELL_BATCH, AreaCamera, cameras_in, households_in, padded
 from doorwarden.households.models import Household
 
 PG_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"

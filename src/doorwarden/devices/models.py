@@ -28,7 +28,7 @@ class Device(UUIDPrimaryKey, CreatedAt, Base):
         # A household's cameras, and whether each is in service, from the index alone.
         Index("ix_devices_household_in_service", "household_id", "revoked_at", "id"),
         # The cameras in service by the cell of their location, with everything an area
-        # query returns (households/area.py): one range scan per cell, no join, no table
+        # query returns (devices/area.py): one range scan per cell, no join, no table
         # row read. Partial: revoked cameras are never in an area.
         Index(
             "ix_devices_location_cell_in_service",
@@ -61,7 +61,7 @@ class Device(UUIDPrimaryKey, CreatedAt, Base):
     # index instead of joining every candidate home to its cameras (3-4x faster at a
     # million cameras, BENCHMARKS.md). A camera is where its household is: the copy is
     # written at pairing and whenever the household's location changes
-    # (households.area.place_cameras), and nowhere else.
+    # (devices.area.place_cameras), and nowhere else.
     latitude: Mapped[float | None]
     longitude: Mapped[float | None]
     location_cell: Mapped[str | None] = mapped_column(SafeString(16))

@@ -17,9 +17,11 @@ from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.crypto.errors import MalformedError
 from doorwarden.crypto.keys import KEY_BYTES, b64d
+from doorwarden.devices.area import place_cameras
 from doorwarden.devices.keys import member_keys
 from doorwarden.devices.models import Device, Encryption, HouseholdPlan, PairingCode, PlanKind
 from doorwarden.errors import DomainError, InvalidInput, NotAuthenticated, NotFound
+from doorwarden.households import service as households
 from doorwarden.households.models import Household
 
 TOKEN_PREFIX = "dwd_"
@@ -121,7 +123,7 @@ async def pair(
             "This pairing code is not valid: it may be mistyped, expired or already used. "
             "Create a new one on the household's Cameras page."
         )
-    # The camera is where its household is (households/area.py). The row lock makes a
+    # The camera is where its household is (devices/area.py). The row lock makes a
     # concurrent change of the location wait for this pairing, or this pairing for it,
     # so the copy cannot be stale (SQLite runs one writer at a time anyway).
     home = (
@@ -297,3 +299,25 @@ async def set_encryption(
         extra={"before": before, "after": str(mode)},
     )
     return plan
+
+
+async def update_household(
+    db: AsyncSession,
+    *,
+    household: Household,
+    changes: dict[str, object],
+    actor: User,
+    ctx: RequestContext,
+) -> Household:
+    """A household's details change, and its cameras' copy of its location with them."""
+    moved_from = (household.latitude, household.longitude)
+    await households.update_household(
+        db, household=household, changes=changes, actor=actor, ctx=ctx
+    )
+    if (household.latitude, household.longitude) != moved_from:
+        # The household's row first: on PostgreSQL its update takes the row lock that a
+        # pairing takes too (pair_device), so a camera paired meanwhile is either
+        # already there to be moved or waits and copies the new location.
+        await db.flush()
+        await place_cameras(db, household)
+    return household

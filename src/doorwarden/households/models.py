@@ -15,7 +15,7 @@ from doorwarden.roles import HouseholdRole
 class Household(UUIDPrimaryKey, CreatedAt, Base):
     __tablename__ = "households"
     # Area queries read the candidates' coordinates and id from this index alone, never
-    # the rows (households/area.py): with a million cameras, the table lookups were most
+    # the rows (devices/area.py): with a million cameras, the table lookups were most
     # of a dense area's query time.
     __table_args__ = (
         Index("ix_households_location_cell_cover", "location_cell", "latitude", "longitude", "id"),

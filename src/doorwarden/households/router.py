@@ -18,6 +18,7 @@ from doorwarden.deps import (
     household_resource,
     member_resource,
 )
+from doorwarden.devices import service as devices
 from doorwarden.errors import InvalidInput
 from doorwarden.households import service
 from doorwarden.households.schemas import (
@@ -92,7 +93,7 @@ async def update_household(
     merged_lon = changes.get("longitude", household.longitude)
     if (merged_lat is None) != (merged_lon is None):
         raise InvalidInput("Give both latitude and longitude, or neither.")
-    await service.update_household(db, household=household, changes=changes, actor=user, ctx=ctx)
+    await devices.update_household(db, household=household, changes=changes, actor=user, ctx=ctx)
     return HouseholdOut.model_validate(household).model_copy(
         update={"my_role": principal.household_role(household_id)}
     )

@@ -16,7 +16,6 @@ from doorwarden.audit.tags import Tag
 from doorwarden.errors import Conflict, InvalidInput, NotFound
 from doorwarden.geo import cell_of
 from doorwarden.households.addresses import address_key
-from doorwarden.households.area import place_cameras
 from doorwarden.households.models import Household, HouseholdMember
 from doorwarden.roles import HouseholdRole, Role
 
@@ -105,17 +104,12 @@ async def update_household(
     actor: User,
     ctx: RequestContext,
 ) -> Household:
-    moved_from = (household.latitude, household.longitude)
+    """The household's own row. Its cameras carry a copy of its location (area queries
+    read it): callers go through devices.service.update_household, which keeps it."""
     for field, value in changes.items():
         setattr(household, field, value.strip() if isinstance(value, str) else value)
     household.location_cell = cell_of(household.latitude, household.longitude)
     household.address_key = address_key(household.address)
-    if (household.latitude, household.longitude) != moved_from:
-        # The household's row first: on PostgreSQL its update takes the row lock that a
-        # pairing takes too (devices/service.py), so a camera paired meanwhile is either
-        # already there to be moved or waits and copies the new location.
-        await db.flush()
-        await place_cameras(db, household)
     record(
         db,
         tag=Tag.household_update,

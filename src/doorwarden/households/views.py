@@ -22,6 +22,7 @@ from doorwarden.deps import (
     household_resource,
     member_resource,
 )
+from doorwarden.devices import service as devices
 from doorwarden.errors import DomainError, InvalidInput
 from doorwarden.households import service
 from doorwarden.households.schemas import HouseholdIn, HouseholdPatch, MemberIn
@@ -195,7 +196,7 @@ async def update_household(
             **_household_fields(name, address, time_zone, latitude, longitude)
         ).model_dump()
         household = await service.get_household(db, household_id)
-        await service.update_household(
+        await devices.update_household(
             db, household=household, changes=changes, actor=user, ctx=ctx
         )
     except (ValidationError, DomainError) as exc:

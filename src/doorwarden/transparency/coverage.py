@@ -38,9 +38,9 @@ import h3
 from sqlalchemy import and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from doorwarden.devices.area import CELL_BATCH
 from doorwarden.devices.models import Device
 from doorwarden.geo import CELL_RESOLUTION
-from doorwarden.households.area import CELL_BATCH
 from doorwarden.households.models import Household
 
 # Six decimals (about 0.1 m) is far finer than any cell edge, and halves the payload.

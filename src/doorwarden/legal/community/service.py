@@ -25,8 +25,8 @@ from doorwarden.agencies.models import Agency
 from doorwarden.audit.service import RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.clips.models import Clip, ClipStatus
+from doorwarden.devices.area import households_in
 from doorwarden.errors import Conflict, DomainError, InvalidInput, NotFound
-from doorwarden.households.area import households_in
 from doorwarden.legal.community.models import CommunityRecipient, CommunityShare
 from doorwarden.legal.disclosure.models import Package, PackageKind
 from doorwarden.legal.disclosure.outcomes import Effects, tell_disclosure

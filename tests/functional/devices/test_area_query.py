@@ -1,4 +1,4 @@
-"""Area queries on the real database (households/area.py): households created through the
+"""Area queries on the real database (devices/area.py): households created through the
 service at chosen places, cameras paired through the real flow; candidates come from the
 stored H3 cell, the exact polygon decides. Also: the coverage counts grouped by stored
 cell (transparency/coverage.py) equal the counts made home by home."""
@@ -20,9 +20,9 @@ from doorwarden import geo
 from doorwarden.accounts.models import User
 from doorwarden.crypto.keys import SigningKey, b64e
 from doorwarden.devices import service as devices
+from doorwarden.devices.area import AreaCamera, cameras_in, households_in, padded
 from doorwarden.devices.models import Device
 from doorwarden.households import service as households
-from doorwarden.households.area import AreaCamera, cameras_in, households_in, padded
 from doorwarden.households.models import Household
 from doorwarden.transparency.coverage import (
     box_cell,
@@ -72,7 +72,7 @@ async def move(
     """The owner changes the household's location, through the service."""
     lat, lng = location if location is not None else (None, None)
     stored = await households.get_household(db, household)
-    await households.update_household(
+    await devices.update_household(
         db, household=stored, changes={"latitude": lat, "longitude": lng}, actor=owner, ctx=CTX
     )
 
@@ -209,7 +209,7 @@ async def test_cameras_carry_their_household_location_through_moves_and_pairing(
     # A change that does not move the home leaves the cameras alone (and still agrees).
     async with factory.app.state.sessionmaker.begin() as db:
         stored = await households.get_household(db, household)
-        await households.update_household(
+        await devices.update_household(
             db, household=stored, changes={"name": "Renamed"}, actor=owner, ctx=CTX
         )
     assert len(await stored_places(factory.app, household)) == 1

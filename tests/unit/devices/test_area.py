@@ -1,4 +1,4 @@
-"""households/area.py's conversion of stored ids: the UUIDs it makes from SQLite's 32
+"""devices/area.py's conversion of stored ids: the UUIDs it makes from SQLite's 32
 hex digits are the same objects uuid.UUID makes, in every way callers use them."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from doorwarden.households.area import _uuid
+from doorwarden.devices.area import _uuid
 
 
 @given(st.uuids(version=4) | st.uuids())

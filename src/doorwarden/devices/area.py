@@ -70,7 +70,7 @@ def _uuid(value: Any) -> uuid.UUID:
     """asyncpg hands back its own uuid.UUID subclass; SQLite the 32 lowercase hex digits
     SQLAlchemy stores. uuid.UUID(hex) spends most of its ~0.9 µs on forms the database
     never returns (braces, urn:, dashes); setting the two slots a UUID has takes ~0.4 µs
-    and makes an equal object (tests/unit/households/test_area.py). A dense area makes thousands."""
+    and makes an equal object (tests/unit/devices/test_area.py). A dense area makes thousands."""
     if isinstance(value, uuid.UUID):
         return value
     if len(value) != _UUID_HEX_DIGITS:
