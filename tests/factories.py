@@ -119,7 +119,7 @@ class Factory:
         agency_id: uuid.UUID | None = None,
     ) -> User:
         async with self.app.state.sessionmaker.begin() as db:
-            return await service.create_user(
+            user = await service.create_user(
                 db,
                 email=email or self.email(role.value),
                 display_name=role.value.title(),
@@ -128,6 +128,9 @@ class Factory:
                 password_cost=self.app.state.settings.password_cost,
                 agency_id=agency_id,
             )
+            if agency_id is not None:
+                await legal.add_officer(db, user=user, agency_id=agency_id)
+            return user
 
     async def household(self, owner: User, name: str = "Home") -> uuid.UUID:
         async with self.app.state.sessionmaker.begin() as db:

@@ -27,6 +27,7 @@ from doorwarden.accounts.schemas import (
     TotpEnrolmentOut,
     account_out,
 )
+from doorwarden.agencies.service import add_officer
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, SettingsDep, UserDep, authorize
 from doorwarden.errors import InvalidInput
 from doorwarden.policy import Action, Principal
@@ -61,7 +62,7 @@ async def sign_up(
     clock: ClockDep,
     ctx: ContextDep,
 ) -> AccountOut:
-    user = await service.sign_up(
+    signed_up = await service.sign_up(
         db,
         settings,
         email=str(body.email),
@@ -71,7 +72,9 @@ async def sign_up(
         ctx=ctx,
         now=clock.now(),
     )
-    return account_out(user)
+    if signed_up.agency_id is not None:  # an officer's invite
+        await add_officer(db, user=signed_up.user, agency_id=signed_up.agency_id)
+    return account_out(signed_up.user)
 
 
 @router.post("/session", response_model=LoginOut)

@@ -1,9 +1,15 @@
-"""Accounts: creating users, sign-up (open or by invite), passwords, invites, notices."""
+"""Accounts: creating users, sign-up (open or by invite), passwords, invites, notices.
+
+An agency officer's account names its agency, but agencies sit above accounts: this module
+checks that only an officer names one and passes the id on; the agency's own checks and the
+officer row are agencies.service's (check_invite, add_officer), called by whoever creates
+the account, in the same transaction."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
@@ -19,7 +25,6 @@ from doorwarden.accounts.secrets import (
     secret_digest,
     verify_password,
 )
-from doorwarden.agencies.models import Agency, AgencyOfficer
 from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.config import PasswordCost, Settings, SignupMode
@@ -58,6 +63,11 @@ async def find_user_by_email(db: AsyncSession, email: str) -> User | None:
     return (await db.scalars(query)).first()
 
 
+def check_agency_named(role: Role, agency_id: uuid.UUID | None, *, what: str) -> None:
+    if (role is Role.agency_officer) != (agency_id is not None):
+        raise InvalidInput(f"An agency officer {what} needs an agency, and only it does.")
+
+
 async def create_user(
     db: AsyncSession,
     *,
@@ -68,10 +78,12 @@ async def create_user(
     password_cost: PasswordCost,
     agency_id: uuid.UUID | None = None,
 ) -> User:
+    """`agency_id` (an officer's, and only an officer's) is checked for presence only: the
+    caller then makes the account its agency's officer with agencies.service.add_officer,
+    which checks that the agency exists."""
     email = normalise_email(email)
     check_password_policy(password, email=email)
-    if (role is Role.agency_officer) != (agency_id is not None):
-        raise InvalidInput("An agency officer account needs an agency, and only it does.")
+    check_agency_named(role, agency_id, what="account")
     if await find_user_by_email(db, email) is not None:
         raise Conflict("An account with this e-mail address already exists.")
     user = User(
@@ -82,10 +94,6 @@ async def create_user(
     )
     db.add(user)
     await db.flush()
-    if agency_id is not None:
-        if await db.get(Agency, agency_id) is None:
-            raise NotFound("No such agency.")
-        db.add(AgencyOfficer(user_id=user.id, agency_id=agency_id))
     return user
 
 
@@ -109,6 +117,14 @@ async def _claim_invite(db: AsyncSession, code: str, now: datetime) -> Invite:
     return invite
 
 
+@dataclass(frozen=True)
+class SignedUp:
+    user: User
+    # The agency the invite named (an officer's invite): the caller adds the officer row
+    # (agencies.service.add_officer) before the transaction ends.
+    agency_id: uuid.UUID | None
+
+
 async def sign_up(
     db: AsyncSession,
     settings: Settings,
@@ -119,7 +135,7 @@ async def sign_up(
     invite_code: str | None,
     ctx: RequestContext,
     now: datetime,
-) -> User:
+) -> SignedUp:
     invite = None
     if invite_code:
         invite = await _claim_invite(db, invite_code, now)
@@ -146,7 +162,15 @@ async def sign_up(
         agency_id=invite.agency_id if invite else None,
         extra={"role": str(user.role), "invite_id": str(invite.id) if invite else None},
     )
-    return user
+    return SignedUp(user=user, agency_id=invite.agency_id if invite else None)
+
+
+def check_invite_role(role: Role, agency_id: uuid.UUID | None) -> None:
+    if role is Role.operator_admin:
+        raise InvalidInput(
+            "Operator admins are created on the server: doorwarden admin create-user."
+        )
+    check_agency_named(role, agency_id, what="invite")
 
 
 async def create_invite(
@@ -158,14 +182,9 @@ async def create_invite(
     ctx: RequestContext,
     now: datetime,
 ) -> tuple[Invite, str]:
-    if role is Role.operator_admin:
-        raise InvalidInput(
-            "Operator admins are created on the server: doorwarden admin create-user."
-        )
-    if (role is Role.agency_officer) != (agency_id is not None):
-        raise InvalidInput("An agency officer invite needs an agency, and only it does.")
-    if agency_id is not None and await db.get(Agency, agency_id) is None:
-        raise NotFound("No such agency.")
+    """Call agencies.service.check_invite first: it makes these checks and then the one
+    that needs agencies (the agency named exists), so the errors come in that order."""
+    check_invite_role(role, agency_id)
     code = new_secret("dwi_", 18)
     invite = Invite(
         code_hash=secret_digest(code),

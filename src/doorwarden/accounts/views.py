@@ -12,6 +12,7 @@ from starlette.responses import Response
 from doorwarden.accounts import service, sessions, web_session
 from doorwarden.accounts.schemas import SignupIn
 from doorwarden.accounts.secrets import PASSWORD_RULES
+from doorwarden.agencies.service import add_officer
 from doorwarden.config import SignupMode
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, SettingsDep, UserDep, authorize
 from doorwarden.errors import DomainError
@@ -187,7 +188,7 @@ async def signup_submit(
             status_code=400,
         )
     try:
-        await service.sign_up(
+        signed_up = await service.sign_up(
             db,
             settings,
             email=str(body.email),
@@ -197,6 +198,8 @@ async def signup_submit(
             ctx=ctx,
             now=clock.now(),
         )
+        if signed_up.agency_id is not None:  # an officer's invite
+            await add_officer(db, user=signed_up.user, agency_id=signed_up.agency_id)
     except DomainError as exc:
         await discard(db, None)
         return error_response(request, "accounts/signup.html", typed, exc)

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, status
 
 from doorwarden.accounts import service
 from doorwarden.accounts.schemas import InviteIn, InviteOut, UserAdminOut, UserUpdateIn
+from doorwarden.agencies.service import check_invite
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, UserDep, authorize
 from doorwarden.policy import Action, Principal
 
@@ -52,6 +53,7 @@ async def create_invite(
     clock: ClockDep,
     ctx: ContextDep,
 ) -> InviteOut:
+    await check_invite(db, role=body.role, agency_id=body.agency_id)
     invite, code = await service.create_invite(
         db, role=body.role, agency_id=body.agency_id, actor=actor, ctx=ctx, now=clock.now()
     )

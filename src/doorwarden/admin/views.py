@@ -12,7 +12,7 @@ from starlette.responses import Response
 
 from doorwarden.accounts import service
 from doorwarden.accounts.models import User
-from doorwarden.agencies.service import list_agencies
+from doorwarden.agencies.service import check_invite, list_agencies
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, UserDep, authorize
 from doorwarden.errors import DomainError, InvalidInput
 from doorwarden.policy import Action, Principal
@@ -22,7 +22,7 @@ from doorwarden.web.render import render
 
 router = APIRouter(include_in_schema=False)
 
-# Operator admins are made on the server's shell only (service.create_invite refuses them).
+# Operator admins are made on the server's shell only (check_invite refuses them).
 INVITE_ROLES = [Role.resident, Role.agency_officer, Role.legal_reviewer, Role.auditor]
 DONE_MESSAGES = {
     "deactivated": "Account deactivated; its sessions were ended.",
@@ -93,6 +93,7 @@ async def create_invite(
         if role not in {r.value for r in INVITE_ROLES}:
             raise InvalidInput("Choose the kind of account the invite creates.")
         agency = _uuid_or_none(agency_id) if role == Role.agency_officer else None
+        await check_invite(db, role=Role(role), agency_id=agency)
         invite, code = await service.create_invite(
             db, role=Role(role), agency_id=agency, actor=actor, ctx=ctx, now=clock.now()
         )

@@ -13,11 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden import geo
 from doorwarden.accounts.models import User
-from doorwarden.accounts.service import actor_of
+from doorwarden.accounts.service import actor_of, check_invite_role
 from doorwarden.agencies.models import Agency, AgencyKind, AgencyOfficer
 from doorwarden.audit.service import RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.errors import Conflict, InvalidInput, NotFound
+from doorwarden.roles import Role
 
 
 async def officer_agency(db: AsyncSession, user_id: uuid.UUID) -> uuid.UUID | None:
@@ -137,6 +138,23 @@ async def verify_agency(
             target_id=agency.id,
         )
     return agency
+
+
+async def check_invite(db: AsyncSession, *, role: Role, agency_id: uuid.UUID | None) -> None:
+    """Before accounts.service.create_invite: its checks of the role (their errors come
+    first), then that the agency an officer's invite names exists (the invite's foreign key
+    would otherwise fail at the flush)."""
+    check_invite_role(role, agency_id)
+    if agency_id is not None:
+        await get_agency(db, agency_id)
+
+
+async def add_officer(db: AsyncSession, *, user: User, agency_id: uuid.UUID) -> None:
+    """Make a new agency officer account (accounts.service.create_user, or an officer's
+    invite redeemed by sign_up) its agency's officer, in the transaction that creates it.
+    No audit event of its own: the account's creation is the event."""
+    await get_agency(db, agency_id)
+    db.add(AgencyOfficer(user_id=user.id, agency_id=agency_id))
 
 
 async def list_officers(db: AsyncSession, agency_id: uuid.UUID) -> Sequence[User]:

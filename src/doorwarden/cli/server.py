@@ -197,6 +197,7 @@ def create_user(
 ) -> None:
     """Create an account (the first operator admin, or staff). Prompts for the password."""
     from doorwarden.accounts import service  # noqa: PLC0415
+    from doorwarden.agencies.service import add_officer  # noqa: PLC0415
     from doorwarden.audit.service import SYSTEM, RequestContext, record  # noqa: PLC0415
     from doorwarden.audit.tags import Tag  # noqa: PLC0415
     from doorwarden.db import create_engine, create_sessionmaker  # noqa: PLC0415
@@ -232,6 +233,8 @@ def create_user(
                     password_cost=settings.password_cost,
                     agency_id=agency,
                 )
+                if agency is not None:
+                    await add_officer(db, user=user, agency_id=agency)
                 record(
                     db,
                     tag=Tag.admin_user_create,

@@ -64,15 +64,19 @@ async def _user(
     if found is not None:
         return found
     made.append(f"account: {account.email}")
-    return await accounts.create_user(
+    officer_of = agency_id if account.role is Role.agency_officer else None
+    user = await accounts.create_user(
         db,
         email=account.email,
         display_name=account.name,
         password=DEMO_PASSWORD,
         role=account.role,
         password_cost=cost,
-        agency_id=agency_id if account.role is Role.agency_officer else None,
+        agency_id=officer_of,
     )
+    if officer_of is not None:
+        await legal.add_officer(db, user=user, agency_id=officer_of)
+    return user
 
 
 async def _agency(
