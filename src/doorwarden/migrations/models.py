@@ -3,6 +3,7 @@
 
 def import_all_models() -> None:
     from doorwarden.accounts import models as _accounts  # noqa: F401, PLC0415
+    from doorwarden.agencies import models as _agencies  # noqa: F401, PLC0415
     from doorwarden.agencies.governance import models as _governance  # noqa: F401, PLC0415
     from doorwarden.audit import log_models as _audit_log  # noqa: F401, PLC0415
     from doorwarden.audit import models as _audit  # noqa: F401, PLC0415
