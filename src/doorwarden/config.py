@@ -213,6 +213,16 @@ class Settings(BaseSettings):
         "retention (never those under a legal hold). 0: not in the server; run "
         "`doorwarden retention` from cron instead.",
     )
+    clip_view_audit_window_minutes: int = Field(
+        10,
+        ge=0,
+        le=24 * 60,
+        title="One viewing of a clip (minutes)",
+        description="A player fetches one viewing in many Range requests; the first of them "
+        "from one user and address writes the `clip:view` audit event, and the others "
+        "within this many minutes of it belong to the same viewing. Whatever bytes a "
+        "request asks for, no viewing goes unrecorded. 0: every request is its own event.",
+    )
     live_linger_s: float = Field(
         10.0,
         ge=0,

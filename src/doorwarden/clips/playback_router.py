@@ -4,6 +4,7 @@ audit event; the policy keeps every staff and agency role out (policy.FOOTAGE_AC
 from __future__ import annotations
 
 import uuid
+from datetime import datetime, timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Response, status
@@ -73,7 +74,13 @@ async def _open(
 
 
 def _audit(
-    db: AsyncSession, tag: Tag, user: User, clip: Clip, ctx: RequestContext, **extra: object
+    db: AsyncSession,
+    tag: Tag,
+    user: User,
+    clip: Clip,
+    ctx: RequestContext,
+    occurred_at: datetime | None = None,
+    **extra: object,
 ) -> None:
     record(
         db,
@@ -84,6 +91,7 @@ def _audit(
         target_type="clip",
         target_id=clip.id,
         extra={"device": str(clip.device_id), "sequence": clip.sequence, **extra},
+        occurred_at=occurred_at,
     )
 
 
@@ -98,14 +106,22 @@ async def watch_clip(
     store: StoreDep,
     settings: SettingsDep,
     ctx: ContextDep,
+    clock: ClockDep,
 ) -> Response:
-    """The clip as MP4, with Range support so a video element can seek. The first request
-    of a viewing (from byte 0) is recorded in the audit trail."""
+    """The clip as MP4, with Range support so a video element can seek. One viewing (this
+    user, from this address, within `clip_view_audit_window_minutes`) is one audit event,
+    whichever bytes its requests ask for: a player's seeks write no event each, and a
+    request that skips byte 0 is no way around the trail."""
     clip, opened = await _open(store, db, settings, household_id, clip_id)
     wanted = parse_range(request.headers.get("range"), opened.size)
     start, end = wanted or (0, opened.size)
-    if start == 0:
-        _audit(db, Tag.clip_view, user, clip, ctx)
+    now = clock.now()
+    window = timedelta(minutes=settings.clip_view_audit_window_minutes)
+    if not await service.viewing_on_record(
+        db, clip=clip, user_id=user.id, client_address=ctx.client_address, since=now - window
+    ):
+        # Committed with the request's session before the response starts (deps.get_db).
+        _audit(db, Tag.clip_view, user, clip, ctx, occurred_at=now)
     headers = {
         **PRIVATE,
         "Accept-Ranges": "bytes",
@@ -203,7 +219,8 @@ async def delete_clip(
     ctx: ContextDep,
     clock: ClockDep,
 ) -> None:
-    """Delete a clip for good (owners only); refused while a legal hold lasts."""
+    """Delete a clip for good (owners only). Refused while a legal hold lasts: `409
+    legal_hold`, or `409 not_deletable_now` where the owner may not be told the reason."""
     keys = await service.delete_clip(
         db,
         household_id=household_id,

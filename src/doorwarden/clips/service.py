@@ -1,4 +1,5 @@
-"""A household's clips after arrival: finding one, deleting one, expiring old ones.
+"""A household's clips after arrival: finding one, watching one, deleting one, expiring
+old ones.
 
 Every deletion path asks `is_held` first: a clip under a legal hold is neither deleted by
 its owner nor expired by retention.
@@ -15,6 +16,7 @@ import structlog
 from sqlalchemy import ColumnElement, and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from doorwarden.audit.models import AuditEvent
 from doorwarden.audit.service import SYSTEM, Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.clips.models import Clip, ClipHold, ClipStatus
@@ -25,6 +27,19 @@ from doorwarden.storage.base import ClipStore
 
 log = structlog.get_logger("doorwarden.clips")
 RETENTION_BATCH = 200
+
+
+class LegalHold(Conflict):
+    """A hold its owner has been told of (or may be): the refusal says what it is."""
+
+    code = "legal_hold"
+
+
+class NotDeletableNow(Conflict):
+    """A clip that cannot be deleted now, for a reason its owner may not learn yet (a hold
+    under a court's non-disclosure order): the code and message name no legal process."""
+
+    code = "not_deletable_now"
 
 
 async def verified_clip(db: AsyncSession, household_id: uuid.UUID, clip_id: uuid.UUID) -> Clip:
@@ -57,6 +72,32 @@ async def hold_is_secret(db: AsyncSession, clip_id: uuid.UUID, now: datetime) ->
     return bool(hidden) and all(until is not None and now < until for until in hidden)
 
 
+async def viewing_on_record(
+    db: AsyncSession,
+    *,
+    clip: Clip,
+    user_id: uuid.UUID,
+    client_address: str | None,
+    since: datetime,
+) -> bool:
+    """Whether this user, from this address, has a `clip:view` of the clip on record after
+    `since`: the same viewing, whose Range requests need no event each. The record is the
+    audit event itself, so every server process sees it (and it is never kept apart from
+    the trail it stands for). Two first requests racing may both write one: an extra event,
+    never a missing one."""
+    query = select(AuditEvent.id).where(
+        AuditEvent.actor_user_id == user_id,
+        AuditEvent.occurred_at > since,
+        AuditEvent.tag == str(Tag.clip_view),
+        AuditEvent.target_type == "clip",
+        AuditEvent.target_id == str(clip.id),
+        AuditEvent.client_address.is_(None)
+        if client_address is None
+        else AuditEvent.client_address == client_address,
+    )
+    return (await db.scalar(query.limit(1))) is not None
+
+
 async def remove_objects(store: ClipStore, keys: Sequence[str]) -> None:
     """The objects of tombstoned clips, once the tombstones are committed (never before:
     objects of a deleted clip are never served, and a crash in between leaves only
@@ -86,16 +127,13 @@ async def delete_clip(
     (`remove_objects`) once it has committed the tombstone."""
     clip = await verified_clip(db, household_id, clip_id)
     if await is_held(db, clip.id, now):
-        # Under a court's non-disclosure order the owner may not learn of the hold yet;
-        # the refusal then says no more than that the clip cannot go now.
+        # Under a court's non-disclosure order the owner may not learn of the hold yet:
+        # neither the code nor the message of the refusal may name it (issue 16, item 8).
         if await hold_is_secret(db, clip.id, now):
-            error = Conflict("This clip cannot be deleted at the moment.")
-        else:
-            error = Conflict(
-                "This clip is under a legal hold and cannot be deleted while the hold lasts."
-            )
-        error.code = "legal_hold"
-        raise error
+            raise NotDeletableNow("This clip cannot be deleted at the moment.")
+        raise LegalHold(
+            "This clip is under a legal hold and cannot be deleted while the hold lasts."
+        )
     record(
         db,
         tag=Tag.clip_delete,

@@ -294,7 +294,8 @@ async def delete_clip(
     confirm: Confirm = "",
 ) -> Response:
     """The first post asks "for good?" on the player page; the second (confirm=yes)
-    deletes. A legal hold is an answer for the owner, shown on the page."""
+    deletes. A refusal (a legal hold, or a clip that cannot be deleted at the moment, whose
+    reason a court's order keeps from the owner) is shown on the player page."""
     if confirm != "yes":
         return await _player_page(
             request, db, principal, household_id, clip_id, clock.now(), confirming=True

@@ -384,7 +384,7 @@ async def test_a_secret_preservation_is_hidden_until_the_order_ends(
         assert [e for e in trail.json() if e["tag"].startswith("legal:")] == []
         assert rid not in trail.text
         refused = await elm.client.delete(delete_url(elm, ten.id))
-        error = assert_error(refused, 409, "legal_hold")
+        error = assert_error(refused, 409, "not_deletable_now")
         assert "cannot be deleted at the moment" in str(error["message"])
         assert "legal" not in str(error["message"]).lower()
         assert "hold" not in json.dumps(error["details"]).lower()
