@@ -9,10 +9,17 @@ On PostgreSQL an advisory lock keeps a second appender (another server process) 
 SQLite the write transaction does.
 
 A leaf is the canonical JSON of the event's public fields — identifiers, the tag, the
-time — and a commitment (SHA-256 over a random salt and the private fields: client
-address, user agent, request id, details). The public can check the log without
-learning who asked from where; a resident, given the salt of an event about their
-household, can recompute its leaf and check its inclusion.
+time — and a commitment (SHA-256 over a salt and the private fields: request id,
+details, and where the actor acted from). The public can check the log without learning
+who asked from where; a resident, given the salt of an event about their household, can
+recompute its leaf and check its inclusion.
+
+Where the actor acted from (client address, user agent) is committed to one step
+further in (leaf version 2): the private fields hold a hash of it under a second salt,
+so the household can check every entry without learning where staff acted from (an
+IPv4 address under a salt the household held would be 2^32 guesses away). Both salts
+are derived from the one stored per leaf, which is never served; `household_entries`
+hands out the commitment's.
 """
 
 from __future__ import annotations
@@ -31,12 +38,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.audit.log_models import LogCheckpoint, LogLeaf, LogNode
 from doorwarden.audit.models import AuditEvent
+from doorwarden.audit.readers import acted_from_outside
 from doorwarden.crypto.canonical import canonical_json
 from doorwarden.db import Base
 from doorwarden.formats import merkle
 from doorwarden.formats.checkpoint import Checkpoint, NoteKey, sign_checkpoint
 
-LEAF_VERSION = 1
+LEAF_VERSION = 2  # 1: the address and agent among the private fields; 2: hashed apart
 APPEND_BATCH = 20_000
 MAX_ENTRIES_PER_PAGE = 1000
 _LOCK_ID = 0x646F6F72  # "door": the appender's PostgreSQL advisory lock
@@ -84,13 +92,29 @@ def quiet(event: EventFields) -> bool:
     return event.tag.startswith(QUIET_HOUSEHOLD_TAGS)
 
 
-def private_fields(event: EventFields) -> dict[str, Any]:
-    fields = {
-        "client_address": event.client_address,
-        "user_agent": event.user_agent,
-        "request_id": event.request_id,
-        "extra": event.extra or {},
-    }
+def _derived(salt: str, label: bytes) -> bytes:
+    """A salt of its own for each use, from the stored one: knowing one tells nothing of
+    the stored salt, nor so of the other."""
+    return hashlib.sha256(b"doorwarden log " + label + b"\x00" + bytes.fromhex(salt)).digest()[:16]
+
+
+def opening_salt(salt: str, version: int = LEAF_VERSION) -> str:
+    """The salt of a leaf's commitment: what a household is given (hex)."""
+    return salt if version == 1 else _derived(salt, b"commitment").hex()
+
+
+def network(event: EventFields, salt: str) -> str:
+    """The commitment to where the actor acted from, under a salt nobody is given."""
+    text = _json({"client_address": event.client_address, "user_agent": event.user_agent})
+    return hashlib.sha256(_derived(salt, b"network") + text).hexdigest()
+
+
+def private_fields(event: EventFields, salt: str, version: int = LEAF_VERSION) -> dict[str, Any]:
+    fields: dict[str, Any] = {"request_id": event.request_id, "extra": event.extra or {}}
+    if version == 1:
+        fields |= {"client_address": event.client_address, "user_agent": event.user_agent}
+    else:
+        fields["network"] = network(event, salt)
     if quiet(event):
         fields["household"] = str(event.household_id) if event.household_id else None
         if event.target_type == "clip":
@@ -98,19 +122,22 @@ def private_fields(event: EventFields) -> dict[str, Any]:
     return fields
 
 
-def private_json(event: EventFields) -> bytes:
-    """The private fields as committed to: sorted keys, no whitespace, UTF-8. Not
-    crypto.canonical_json, which refuses floats: an event's details may hold one (a live
-    session's duration), and the server that committed is the one that re-serialises."""
-    text = json.dumps(
-        private_fields(event), sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-        default=str,
-    )  # fmt: skip
+def _json(value: dict[str, Any]) -> bytes:
+    """Sorted keys, no whitespace, UTF-8. Not crypto.canonical_json, which refuses floats:
+    an event's details may hold one (a live session's duration), and the server that
+    committed is the one that re-serialises."""
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
     return text.encode()
 
 
-def commitment(salt: str, event: EventFields) -> str:
-    return hashlib.sha256(bytes.fromhex(salt) + private_json(event)).hexdigest()
+def private_json(event: EventFields, salt: str, version: int = LEAF_VERSION) -> bytes:
+    """The private fields as committed to."""
+    return _json(private_fields(event, salt, version))
+
+
+def commitment(salt: str, event: EventFields, version: int = LEAF_VERSION) -> str:
+    opening = bytes.fromhex(opening_salt(salt, version))
+    return hashlib.sha256(opening + private_json(event, salt, version)).hexdigest()
 
 
 def leaf_of(event: EventFields, salt: str) -> bytes:
@@ -277,13 +304,17 @@ class HouseholdEntry:
     index: int
     leaf: str
     salt: str
-    private: str  # private_json(event), exactly as committed to
+    private: str  # private_json(...), exactly as committed to
 
 
 async def household_entries(
     db: AsyncSession, household_id: uuid.UUID, *, before: int | None = None, limit: int = 100
 ) -> list[HouseholdEntry]:
-    """Entries about one household, newest first (below `before`, when given)."""
+    """Entries about one household, newest first (below `before`, when given), each with
+    what the household may be given to check it. A version 1 entry of an actor from
+    outside the household is left out: its salt opens the staff address and agent it
+    commits to (they could be guessed from it), and without its salt it cannot be
+    checked. Version 1 leaves predate this rule; every later one is version 2."""
     query = (
         select(LogLeaf.index.label("log_index"), LogLeaf.leaf, LogLeaf.salt, *_LEAF_COLUMNS)
         .join(AuditEvent, AuditEvent.id == LogLeaf.event_id)
@@ -293,5 +324,11 @@ async def household_entries(
     )
     if before is not None:
         query = query.where(LogLeaf.index < before)
-    rows = (await db.execute(query)).all()
-    return [HouseholdEntry(r.log_index, r.leaf, r.salt, private_json(r).decode()) for r in rows]
+    found = []
+    for row in (await db.execute(query)).all():
+        version = int(json.loads(row.leaf)["v"])
+        if version == 1 and acted_from_outside(row.actor_role):
+            continue
+        opening, private = opening_salt(row.salt, version), private_json(row, row.salt, version)
+        found.append(HouseholdEntry(row.log_index, row.leaf, opening, private.decode()))
+    return found

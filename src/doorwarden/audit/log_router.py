@@ -126,6 +126,8 @@ async def household_entries(
 ) -> list[HouseholdEntryOut]:
     """This household's log entries, newest first, with the salt and private fields of
     each (owners only): `doorwarden verify-log URL --key KEY --entries FILE` recomputes
-    every leaf from them and checks its inclusion under the signed checkpoint."""
+    every leaf from them and checks its inclusion under the signed checkpoint. Where the
+    actor acted from is among them only as a hash under a salt the household is not given,
+    so no staff address reaches it (audit/log.py, leaf version 2)."""
     found = await log.household_entries(db, household_id, before=before, limit=limit)
     return [HouseholdEntryOut(**vars(e)) for e in found]

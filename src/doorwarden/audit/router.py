@@ -1,4 +1,5 @@
-"""The instance-wide audit trail for auditors and operators: metadata, never footage."""
+"""The instance-wide audit trail for auditors and operators: metadata, never footage, and
+nothing of a legal request's scope (audit/readers.py)."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ async def list_events(
     before: AwareDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AuditEventOut]:
-    events = await service.list_events(
+    events = await service.instance_events(
         db, household_id=household_id, tag_prefix=tag_prefix, before=before, limit=limit
     )
     return [AuditEventOut.model_validate(e) for e in events]

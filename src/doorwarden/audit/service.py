@@ -1,17 +1,19 @@
 """Writing and reading audit events. Writers add to the caller's session, so the event
-commits or rolls back with the change it records (conventions 1 and 4)."""
+commits or rolls back with the change it records (conventions 1 and 4). Events are read
+only through `household_events` and `instance_events`, which show each reader what
+readers.py allows it: no route gets the rows themselves."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, not_, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from doorwarden.audit import readers
 from doorwarden.audit.models import AuditEvent
 from doorwarden.audit.tags import Tag
 from doorwarden.db import utcnow
@@ -68,19 +70,43 @@ def record(
     return event
 
 
-async def list_events(
+def _newest_first(*, tag_prefix: str | None, before: datetime | None) -> Select[AuditEvent]:
+    query = select(AuditEvent).order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+    if tag_prefix:
+        query = query.where(AuditEvent.tag.startswith(tag_prefix, autoescape=True))
+    if before is not None:
+        query = query.where(AuditEvent.occurred_at < before)
+    return query
+
+
+async def household_events(
+    db: AsyncSession,
+    *,
+    household_id: uuid.UUID,
+    before: datetime | None = None,
+    limit: int = 100,
+) -> list[readers.EventView]:
+    """One household's events, newest first, as the household is shown them."""
+    query = _newest_first(tag_prefix=None, before=before)
+    query = query.where(AuditEvent.household_id == household_id)
+    events = (await db.scalars(query.limit(limit))).all()
+    return [readers.for_household(e) for e in events]
+
+
+async def instance_events(
     db: AsyncSession,
     *,
     household_id: uuid.UUID | None = None,
     tag_prefix: str | None = None,
     before: datetime | None = None,
     limit: int = 100,
-) -> Sequence[AuditEvent]:
-    query = select(AuditEvent).order_by(AuditEvent.occurred_at.desc(), AuditEvent.id.desc())
+) -> list[readers.EventView]:
+    """The instance's events, newest first, as operators and auditors are shown them.
+    Asked for one household, the events that would tie it to an agency are left out,
+    not only blanked: that they matched would say what the blank hides."""
+    query = _newest_first(tag_prefix=tag_prefix, before=before)
     if household_id is not None:
-        query = query.where(AuditEvent.household_id == household_id)
-    if tag_prefix:
-        query = query.where(AuditEvent.tag.startswith(tag_prefix, autoescape=True))
-    if before is not None:
-        query = query.where(AuditEvent.occurred_at < before)
-    return (await db.scalars(query.limit(limit))).all()
+        scoped = or_(*(AuditEvent.tag.startswith(t, autoescape=True) for t in readers.SCOPED_TAGS))
+        query = query.where(AuditEvent.household_id == household_id, not_(scoped))
+    events = (await db.scalars(query.limit(limit))).all()
+    return [readers.for_instance(e) for e in events]

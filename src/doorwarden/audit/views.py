@@ -1,4 +1,5 @@
-"""The instance-wide audit trail page for auditors and operators: metadata, never footage."""
+"""The instance-wide audit trail page for auditors and operators: metadata, never footage,
+and nothing of a legal request's scope (audit/readers.py)."""
 
 from __future__ import annotations
 
@@ -57,7 +58,7 @@ async def audit_log(
     else:
         events, error = (
             list(
-                await service.list_events(
+                await service.instance_events(
                     db, tag_prefix=tag_prefix or None, before=_cursor(before), limit=PAGE_SIZE
                 )
             ),

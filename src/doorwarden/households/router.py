@@ -161,6 +161,7 @@ async def household_audit(
     before: AwareDatetime | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> list[AuditEventOut]:
-    """Who did what in this household, newest first (owners only)."""
-    events = await audit.list_events(db, household_id=household_id, before=before, limit=limit)
+    """Who did what in this household, newest first (owners only); where staff or the
+    system acted, without their address or browser (audit/readers.py)."""
+    events = await audit.household_events(db, household_id=household_id, before=before, limit=limit)
     return [AuditEventOut.model_validate(e) for e in events]

@@ -277,7 +277,7 @@ async def household_audit(
     signer: SignerDep,
 ) -> Response:
     household = await service.get_household(db, household_id)
-    events = await audit.list_events(db, household_id=household_id, limit=AUDIT_PAGE_SIZE)
+    events = await audit.household_events(db, household_id=household_id, limit=AUDIT_PAGE_SIZE)
     context = {
         "household": household,
         "events": events,
