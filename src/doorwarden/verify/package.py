@@ -7,10 +7,12 @@ sealed clips (camera signature, hashes, chain), decrypting the clips the provide
 open with the keys the package carries. The format is docs/legal-process.md,
 "Disclosure packages".
 
-The ZIP may have been written by an attacker, so it is unpacked by safezip (caps, an
-allow-list of names) into a temporary folder that is removed afterwards, and every check
-runs whatever the others found: the report lists all that is wrong. Printing it is the
-CLI's business (cli/verify_package.py).
+The ZIP may have been written by an attacker, so nothing in it is written to disk on
+its own say-so: package.sig and package.json are read and checked in memory first
+(verify/package_index.py), and only then does safezip unpack the entries the signed
+package.json lists, each up to its listed size, into a temporary folder that is removed
+afterwards. Past that point every check runs whatever the others found: the report lists
+all that is wrong. Printing it is the CLI's business (cli/verify_package.py).
 """
 
 from __future__ import annotations
@@ -21,13 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from doorwarden.formats.checkpoint import (
-    MAX_NOTE_BYTES,
-    CheckpointError,
-    NoteKey,
-    open_checkpoint,
-    open_note,
-)
+from doorwarden.formats.checkpoint import CheckpointError, NoteKey, open_checkpoint
 from doorwarden.formats.package_files import (
     CLIPS_DIR,
     CUSTODY_JSON,
@@ -35,12 +31,17 @@ from doorwarden.formats.package_files import (
     PACKAGE_JSON,
     PACKAGE_SIG,
     REQUEST_JSON,
-    SIGNED_ENTRIES,
     SUBSCRIBERS_JSON,
     VERSION,
-    parse_sig_text,
 )
-from doorwarden.formats.safezip import MAX_BYTES, MAX_ENTRIES, NotAZip, Unpacked, unpack
+from doorwarden.formats.safezip import (
+    MAX_BYTES,
+    MAX_ENTRIES,
+    Archive,
+    NotAZip,
+    Unpacked,
+    open_archive,
+)
 from doorwarden.verify.clips import Check, UsageError
 from doorwarden.verify.package_clips import (
     PackageClipReport,
@@ -48,7 +49,16 @@ from doorwarden.verify.package_clips import (
     check_clips,
     read_json,
 )
+from doorwarden.verify.package_index import (
+    NOT_UNPACKED,
+    budget_problem,
+    files_checks,
+    listing,
+    read_package_json,
+    signature_checks,
+)
 
+NOT_EXTRACTED = "the package did not verify: nothing was written"
 KeySource = Literal["pinned", "package"]
 KEY_SOURCE_TEXT: dict[KeySource, str] = {
     "pinned": "pinned on the command line",
@@ -135,47 +145,83 @@ def _str(data: dict[str, Any], key: str) -> str | None:
 def verify_package(path: Path, options: PackageOptions) -> PackageReport:
     """Check the disclosure package at `path`; UsageError if it is not one at all."""
     report = PackageReport(path)
-    with tempfile.TemporaryDirectory(prefix="doorwarden-package-") as tmp:
-        try:
-            unpacked = unpack(
-                path, Path(tmp) / "zip", max_entries=options.max_entries,
-                max_bytes=options.max_bytes,
-            )  # fmt: skip
-        except NotAZip as exc:
-            raise UsageError(str(exc)) from None
-        if PACKAGE_JSON not in unpacked.names and PACKAGE_SIG not in unpacked.names:
+    try:
+        archive = open_archive(path, max_entries=options.max_entries)
+    except NotAZip as exc:
+        raise UsageError(str(exc)) from None
+    with archive:
+        if PACKAGE_JSON not in archive.names and PACKAGE_SIG not in archive.names:
             raise UsageError(f"{path} is a ZIP file but not a disclosure package")
-        report.errors += unpacked.problems
-        report.warnings += unpacked.warnings
-        if unpacked.refused:
+        report.errors += archive.problems
+        report.warnings += archive.warnings
+        if archive.refused:
             return report
-        data, problem = read_json(unpacked, PACKAGE_JSON)
-        package = data if isinstance(data, dict) else {}
-        if problem is None and package.get("format") != FORMAT:
-            if PACKAGE_SIG not in unpacked.names:  # some other program's package.json
-                raise UsageError(f"{path} is a ZIP file but not a disclosure package")
-            problem = Check("format", "fail", f"{PACKAGE_JSON} is not a {FORMAT}", "malformed")
-        elif problem is None and package.get("version") != VERSION:
-            shown = ascii(package.get("version"))
-            problem = Check("format", "fail", f"version {shown} is not supported", "malformed")
-        report.checks.append(problem or Check("format", "pass", f"{FORMAT} v{VERSION}"))
-        _describe(report, package)
-        key = _instance_key(report, package, options)
-        _check_signature(report, unpacked, package, key)
-        listed = _check_files(report, unpacked, package)
-        _check_request(report, unpacked, package)
-        _check_kind(report, unpacked, package)
-        _check_custody(report, unpacked, package, key)
-        staging = Path(tmp) / "plain" if options.extract is not None else None
-        authentic = listed and all(
-            c.status == "pass" for c in report.checks if c.name in ("signature", "package_json")
-        )
-        clips, devices, checks = check_clips(unpacked, package, staging, authentic=authentic)
-        report.clips, report.devices = clips, devices
-        report.checks += checks
-        if options.extract is not None and staging is not None:
-            _extract(report, staging, options.extract)
+        package, key = _check_index(report, archive, options)
+        if all(
+            c.status == "pass"
+            for c in report.checks
+            if c.name in ("signature", "package_id", "package_json")
+        ):
+            with tempfile.TemporaryDirectory(prefix="doorwarden-package-") as tmp:
+                _check_contents(report, archive, package, key, Path(tmp), options)
+        else:  # package.json is only a claim: nothing of the ZIP is written
+            report.checks += [
+                Check(n, "skip", NOT_UNPACKED)
+                for n in ("files", "request", "kind", "custody", "clips")
+            ]
+            if options.extract is not None:
+                report.not_extracted = NOT_EXTRACTED
     return report
+
+
+def _check_index(
+    report: PackageReport, archive: Archive, options: PackageOptions
+) -> tuple[dict[str, Any], NoteKey | None]:
+    """package.json and package.sig, from memory: format, description, instance key,
+    signature. UsageError for some other program's package.json."""
+    body, data, problem = read_package_json(archive)
+    report.errors += [body.problem] if body.problem else []
+    package = data if isinstance(data, dict) else {}
+    if problem is None and package.get("format") != FORMAT:
+        if PACKAGE_SIG not in archive.names:  # some other program's package.json
+            raise UsageError(f"{report.path} is a ZIP file but not a disclosure package")
+        problem = Check("format", "fail", f"{PACKAGE_JSON} is not a {FORMAT}", "malformed")
+    elif problem is None and package.get("version") != VERSION:
+        shown = ascii(package.get("version"))
+        problem = Check("format", "fail", f"version {shown} is not supported", "malformed")
+    report.checks.append(problem or Check("format", "pass", f"{FORMAT} v{VERSION}"))
+    _describe(report, package)
+    key = _instance_key(report, package, options)
+    report.checks += signature_checks(
+        archive, body, key, pinned=report.key_source == "pinned", package_id=report.package_id
+    )
+    return package, key
+
+
+def _check_contents(
+    report: PackageReport,
+    archive: Archive,
+    package: dict[str, Any],
+    key: NoteKey | None,
+    tmp: Path,
+    options: PackageOptions,
+) -> None:
+    """Everything but the index, on the entries the signed package.json lists, unpacked
+    into `tmp`."""
+    unpacked, files_ok = _unpack(report, archive, package, tmp, options)
+    if unpacked is None:
+        if options.extract is not None:
+            report.not_extracted = NOT_EXTRACTED
+        return
+    _check_request(report, unpacked, package)
+    _check_kind(report, unpacked, package)
+    _check_custody(report, unpacked, package, key)
+    staging = tmp / "plain" if options.extract is not None else None
+    clips, devices, checks = check_clips(unpacked, package, staging, authentic=files_ok)
+    report.clips, report.devices = clips, devices
+    report.checks += checks
+    if options.extract is not None and staging is not None:
+        _extract(report, staging, options.extract)
 
 
 def _describe(report: PackageReport, package: dict[str, Any]) -> None:
@@ -214,89 +260,35 @@ def _instance_key(
     return key
 
 
-def _check_signature(
-    report: PackageReport, unpacked: Unpacked, package: dict[str, Any], key: NoteKey | None
-) -> None:
-    sig = unpacked.entries.get(PACKAGE_SIG)
-    skipped = [
-        Check(n, "skip", "the signature did not verify") for n in ("package_id", "package_json")
-    ]
-    if sig is None:
-        report.checks += [Check("signature", "fail", f"{PACKAGE_SIG} is missing", "missing")]
-        report.checks += skipped
-        return
-    if key is None:
-        report.checks += [Check("signature", "fail", "no instance key", "no_instance_key")]
-        report.checks += skipped
-        return
-    if sig.size > MAX_NOTE_BYTES:
-        big = f"larger than {MAX_NOTE_BYTES} bytes"
-        report.checks += [Check("signature", "fail", big, "malformed"), *skipped]
-        return
-    try:
-        text = open_note(sig.path.read_bytes(), key)
-    except CheckpointError as exc:
-        report.checks += [Check("signature", "fail", str(exc), "bad_signature"), *skipped]
-        return
-    parsed = parse_sig_text(text)
-    if parsed is None:
-        shown = "not the text a package signature signs"
-        report.checks += [Check("signature", "fail", shown, "malformed"), *skipped]
-        return
-    package_id, digest = parsed
-    where = "pinned" if report.key_source == "pinned" else "named in package.json"
-    report.checks.append(Check("signature", "pass", f"Ed25519, instance key {where}"))
-    if package_id == report.package_id:
-        report.checks.append(Check("package_id", "pass", f"{PACKAGE_SIG} names this package"))
-    else:
-        other = f"{PACKAGE_SIG} is the signature of package {package_id!a}, not this one"
-        report.checks.append(Check("package_id", "fail", other, "wrong_package"))
-    entry = unpacked.entries.get(PACKAGE_JSON)
-    if entry is None:
-        report.checks.append(Check("package_json", "fail", "missing", "missing"))
-    elif entry.sha256 == digest:
-        report.checks.append(Check("package_json", "pass", "SHA-256 as signed"))
-    else:
-        changed = f"{PACKAGE_JSON} is not the one {PACKAGE_SIG} signed (SHA-256 differs)"
-        report.checks.append(Check("package_json", "fail", changed, "hash_mismatch"))
-
-
-def _check_files(report: PackageReport, unpacked: Unpacked, package: dict[str, Any]) -> bool:
-    """package.json's `files` against the ZIP's other entries; True if they agree."""
-    files = package.get("files")
-    if not isinstance(files, list):
-        report.checks.append(Check("files", "fail", "package.json has no files list", "malformed"))
-        return False
-    problems: list[Check] = []
-    listed: dict[str, tuple[int, str]] = {}
-    for i, item in enumerate(files):
-        path = item.get("path") if isinstance(item, dict) else None
-        size = item.get("size") if isinstance(item, dict) else None
-        sha = item.get("sha256") if isinstance(item, dict) else None
-        if not isinstance(path, str) or not isinstance(size, int) or not isinstance(sha, str):
-            problems.append(
-                Check("files", "fail", f"files[{i}]: not path, size, sha256", "malformed")
-            )
-        elif path in listed or path in SIGNED_ENTRIES:
-            problems.append(Check("files", "fail", f"{path!a} listed twice", "malformed"))
-        else:
-            listed[path] = (size, sha)
-    present = {n: e for n, e in unpacked.entries.items() if n not in SIGNED_ENTRIES}
-    refused = set(unpacked.names) - set(unpacked.entries)
-    for path, (size, sha) in sorted(listed.items()):
-        entry = present.get(path)
-        if entry is None and path not in refused:
-            problems.append(Check("files", "fail", f"{path!a} is missing", "missing"))
-        elif entry is not None and (entry.size, entry.sha256) != (size, sha):
-            changed = f"{path!a} is not the file package.json lists ({entry.size} bytes)"
-            problems.append(Check("files", "fail", changed, "hash_mismatch"))
-    for name in sorted(set(present) - set(listed)):
-        added = f"{name!a} is not listed in package.json: added after signing"
-        problems.append(Check("files", "fail", added, "unlisted_file"))
-    report.checks += problems or [
-        Check("files", "pass", f"{len(listed)} files, sizes and SHA-256 as listed")
-    ]
-    return not problems and not refused
+def _unpack(
+    report: PackageReport,
+    archive: Archive,
+    package: dict[str, Any],
+    tmp: Path,
+    options: PackageOptions,
+) -> tuple[Unpacked | None, bool]:
+    """Unpack what the signed package.json lists, each entry up to its listed size, and
+    check the ZIP against that list; (None, False) if the list adds up to more than the
+    ZIP could hold or the disk has room for: then nothing is written. Also whether the
+    ZIP holds exactly the files listed (which authenticates devices.json's keys)."""
+    listed, problems = listing(package)
+    wanted = {n: size for n, (size, _) in (listed or {}).items() if n in archive.usable}
+    total = sum(wanted.values())
+    refusal = budget_problem(
+        total, archive, free=shutil.disk_usage(tmp).free, max_bytes=options.max_bytes,
+        needed=total * 2 if options.extract is not None else total,  # a plaintext per clip
+    )  # fmt: skip
+    if refusal is not None:
+        report.errors.append(refusal)
+        return None, False
+    unpacked = archive.unpack(tmp / "zip", wanted, what="package.json lists")
+    report.errors += unpacked.problems
+    if listed is None:
+        report.checks += problems
+        return unpacked, False
+    checks, ok = files_checks(listed, problems, archive, unpacked)
+    report.checks += checks
+    return unpacked, ok
 
 
 def _check_request(report: PackageReport, unpacked: Unpacked, package: dict[str, Any]) -> None:
@@ -383,7 +375,7 @@ def _extract(report: PackageReport, staging: Path, out: Path) -> None:
     """All or nothing: the decrypted clips leave the temporary folder only if every check
     of the package held (as `doorwarden decrypt` writes nothing for a failing folder)."""
     if not report.ok:
-        report.not_extracted = "the package did not verify: nothing was written"
+        report.not_extracted = NOT_EXTRACTED
         return
     staged = sorted(p for p in staging.rglob("*") if p.is_file()) if staging.is_dir() else []
     if not staged:

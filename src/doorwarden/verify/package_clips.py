@@ -14,7 +14,6 @@ two different clips with one sequence number are a fork.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -46,12 +45,12 @@ from doorwarden.verify.clips import (
     load_manifest,
     parse_device_keys,
 )
+from doorwarden.verify.package_index import MAX_JSON_BYTES, parse_json
 
 if TYPE_CHECKING:
     from doorwarden.formats.safezip import Unpacked
 
 MAX_THUMBNAIL_BYTES = 16 * 1024 * 1024  # a JPEG preview; a "thumbnail" past this is junk
-MAX_JSON_BYTES = 64 * 1024 * 1024  # package.json of ~50,000 clips; refuse anything huger
 
 
 @dataclass
@@ -116,10 +115,7 @@ def read_json(unpacked: Unpacked, name: str) -> tuple[object, Check | None]:
         return None, Check(name, "fail", f"{name} is missing", "missing")
     if entry.size > MAX_JSON_BYTES:
         return None, Check(name, "fail", f"larger than {MAX_JSON_BYTES} bytes", "malformed")
-    try:
-        return json.loads(entry.path.read_bytes()), None
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError, bad UTF-8, deep nesting
-        return None, Check(name, "fail", f"not JSON ({exc})", "malformed")
+    return parse_json(entry.path.read_bytes(), name)
 
 
 def _device_keys(unpacked: Unpacked, needed: bool, checks: list[Check]) -> dict[str, bytes]:
