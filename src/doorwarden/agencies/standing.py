@@ -3,6 +3,10 @@ it, with a municipal approval on file that is neither revoked nor expired.
 
 Read once per request into the officer's Principal, so the policy module decides every
 officer action on it (policy rule 6) and no route can forget to ask.
+
+A flagged agency (it let an emergency request go unratified) keeps its standing, but loses
+the emergency's trust: its emergency requests release nothing on approval alone, only once
+their proof is filed (`emergency_waits_for_proof`; legal/disclosure/outcomes.py).
 """
 
 from __future__ import annotations
@@ -42,3 +46,9 @@ async def standing_of(
     if require_approval and not await has_approval(db, agency.id, today):
         return Standing.no_approval
     return Standing.active
+
+
+def emergency_waits_for_proof(agency: Agency) -> bool:
+    """Whether the agency's emergency disclosures wait for their proof: it has been
+    flagged for an unratified emergency (the flag is public and stays)."""
+    return agency.flagged_at is not None

@@ -26,6 +26,8 @@ from doorwarden.audit.tags import Tag
 from doorwarden.clips.models import ClipHold
 from doorwarden.config import Settings
 from doorwarden.errors import Conflict, InvalidInput
+from doorwarden.legal import holds
+from doorwarden.legal.disclosure.models import Package
 from doorwarden.legal.models import LegalRequest, NoticeKind, RequestKind, RequestStatus
 from doorwarden.legal.notices import deliver_due, notify
 from doorwarden.legal.scope import targets_of
@@ -73,6 +75,7 @@ async def withdraw(
     request.status = next_status(request.kind, request.status, Event.withdraw)
     request.closed_at = now
     _audit(db, request, Event.withdraw, actor_of(officer), ctx, now)
+    await holds.release(db, request=request, ctx=ctx, now=now)  # a preservation's, from filing
     await _tell(
         db, request, ctx, now, approved_only=False,
         message="was withdrawn by the agency before it was decided; nothing about your home "
@@ -274,12 +277,28 @@ async def _unratify(
     db: AsyncSession, request: LegalRequest, now: datetime, ctx: RequestContext, why: str
 ) -> None:
     request.status = next_status(request.kind, request.status, Event.lapse)
-    _audit(db, request, Event.lapse, SYSTEM, ctx, now, {"why": why})
+    # Its provisional packages are revoked with it (downloads answer 410 package_revoked:
+    # requests/records.py); the lapse names them, so the revocation is on record.
+    revoked = (
+        await db.scalars(
+            select(Package.id)
+            .where(Package.request_id == request.id, Package.provisional.is_(True))
+            .order_by(Package.created_at)
+        )
+    ).all()
+    extra: dict[str, object] = {"why": why, "packages_revoked": [str(p) for p in revoked]}
+    _audit(db, request, Event.lapse, SYSTEM, ctx, now, extra)
     await _tell(
         db, request, ctx, now, approved_only=True,
-        message=f"is now recorded as unratified: {why}. What was disclosed about your home "
-        "under it is listed in your earlier notice; the agency has been flagged, and the "
-        "request counts as unratified in the public transparency report.",
+        message=f"is now recorded as unratified: {why}. "
+        + (
+            "What was disclosed about your home under it is listed in your earlier notice, "
+            "and the agency can no longer download it"
+            if revoked
+            else "Nothing about your home was disclosed under it"
+        )
+        + "; the agency has been flagged, and the request counts as unratified in the "
+        "public transparency report.",
     )  # fmt: skip
     agency = await db.get(Agency, request.agency_id)
     if agency is not None:

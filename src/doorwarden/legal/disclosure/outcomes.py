@@ -2,7 +2,8 @@
 
 * warrant, emergency: a content package with exactly the verified clips of the approved
   cameras that overlap the approved window (an emergency's is provisional, with the
-  proof deadline set);
+  proof deadline set; a flagged agency's emergency releases nothing until its proof is
+  filed, `disclose_when_proven`);
 * subpoena: a subscriber package (names, address, account dates), never a clip;
 * preservation: holds on those clips until `preservation_days` from now;
 * every household named is told what was decided and exactly what left about it, at
@@ -21,15 +22,17 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.agencies.models import Agency
+from doorwarden.agencies.standing import emergency_waits_for_proof
 from doorwarden.audit.log import LogSigner
 from doorwarden.audit.service import Actor, RequestContext
 from doorwarden.audit.tags import Tag
-from doorwarden.clips.models import Clip, ClipHold
+from doorwarden.clips.models import Clip
 from doorwarden.config import Settings
 from doorwarden.devices.models import Device
+from doorwarden.legal import holds
 from doorwarden.legal.disclosure.models import Package, PackageKind
 from doorwarden.legal.disclosure.service import build_package
-from doorwarden.legal.models import LegalRequest, NoticeKind, RequestKind, Target
+from doorwarden.legal.models import LegalRequest, NoticeKind, RequestKind, RequestStatus, Target
 from doorwarden.legal.notices import household_event, notify
 from doorwarden.legal.scope import clips_in_window, targets_of
 from doorwarden.legal.states import GRANTED
@@ -95,12 +98,46 @@ async def apply_decision(
             now=effects.now,
         )
     if request.status not in GRANTED or not approved:
+        await holds.release(db, request=request, ctx=effects.ctx, now=effects.now)
         return None
     if request.kind is RequestKind.preservation:
         await _hold(db, request, approved, heading, actor, effects)
         return None
     if request.kind is RequestKind.emergency:
         request.proof_due_at = effects.now + timedelta(hours=effects.settings.emergency_proof_hours)
+        if emergency_waits_for_proof(agency):
+            await notify(
+                db,
+                request=request,
+                household_ids=sorted({t.household_id for t in approved}),
+                kind=NoticeKind.decision,
+                message=f"{heading} was {request.status}, but {agency.name} let an earlier "
+                "emergency request go unratified, so nothing about your home is disclosed "
+                f"until it files its proof (by {request.proof_due_at:%Y-%m-%d %H:%M} UTC). "
+                "You will be told exactly what is disclosed, if anything.",
+                ctx=effects.ctx,
+                now=effects.now,
+            )
+            return None
+    return await _disclose(db, request, approved, heading, actor, effects)
+
+
+async def disclose_when_proven(
+    db: AsyncSession, *, request: LegalRequest, actor: Actor, effects: Effects
+) -> Package | None:
+    """The disclosure a flagged agency's emergency waited for, once it is ratified (the
+    package stays provisional: should its proof fall away, it is revoked)."""
+    if request.kind is not RequestKind.emergency or request.status is not RequestStatus.ratified:
+        return None
+    existing = await db.scalar(select(Package.id).where(Package.request_id == request.id))
+    if existing is not None:
+        return None  # disclosed at approval already
+    approved = [t for t in await targets_of(db, request.id) if t.approved]
+    if not approved:
+        return None
+    agency = await db.get(Agency, request.agency_id)
+    assert agency is not None  # noqa: S101 - a foreign key
+    heading = f"{agency.name}'s {request.kind} request (case {request.case_number})"
     return await _disclose(db, request, approved, heading, actor, effects)
 
 
@@ -210,19 +247,18 @@ async def _hold(
     clips = await clips_in_window(
         db, sorted({t.device_id for t in approved}), *approved_window(request)
     )
+    # The provisional holds placed at filing, confirmed for the approved scope only.
+    await holds.confirm(
+        db,
+        request=request,
+        clips=clips,
+        until=until,
+        created_by=actor.user_id,
+        ctx=effects.ctx,
+        now=effects.now,
+    )
     per_household: dict[uuid.UUID, list[Clip]] = defaultdict(list)
     for clip in clips:
-        db.add(
-            ClipHold(
-                clip_id=clip.id,
-                reason=f"Preservation request {request.id} (case {request.case_number})",
-                created_by=actor.user_id,
-                request_id=request.id,
-                expires_at=until,
-                hidden_until=request.nondisclosure_until,
-                created_at=effects.now,
-            )
-        )
         per_household[clip.household_id].append(clip)
     names = await _camera_names(db, {c.device_id for c in clips})
     for household_id in sorted({t.household_id for t in approved}):

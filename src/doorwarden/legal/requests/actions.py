@@ -13,10 +13,11 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.accounts.models import User
+from doorwarden.accounts.service import actor_of
 from doorwarden.agencies.documents import Upload
 from doorwarden.legal import lifecycle
 from doorwarden.legal.community import service as community
-from doorwarden.legal.disclosure.outcomes import Effects
+from doorwarden.legal.disclosure.outcomes import Effects, disclose_when_proven
 from doorwarden.legal.models import LegalRequest
 from doorwarden.legal.requests.service import agency_request
 
@@ -82,8 +83,9 @@ async def prove(
     report: Upload | None,
     effects: Effects,
 ) -> LegalRequest:
-    """Ratify an emergency with a warrant filed since, or the incident report."""
-    return await lifecycle.file_proof(
+    """Ratify an emergency with a warrant filed since, or the incident report; a flagged
+    agency's emergency is disclosed only now."""
+    await lifecycle.file_proof(
         db,
         request=found,
         officer=officer,
@@ -94,3 +96,5 @@ async def prove(
         ctx=effects.ctx,
         now=effects.now,
     )
+    await disclose_when_proven(db, request=found, actor=actor_of(officer), effects=effects)
+    return found

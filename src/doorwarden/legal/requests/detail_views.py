@@ -96,23 +96,25 @@ async def request_page(
     done: str | None = None,
     **extra: Any,
 ) -> Response:
-    found = await agency_request(db, agency_id, request_id)
+    reader = records.reading(principal, agency_id)  # out of standing: own filings' status
+    found = await records.readable_request(db, reader, agency_id, request_id)
     agency = AgencyResource(agency_id)
     can_update = can(principal, Action.legal_request_update, agency)
+    can_download = can(principal, Action.legal_package_download, agency)
     offered = _actions(found, can_update, now)
     context = {
         "agency": await agencies.get_agency(db, agency_id),
         "req": found,
         "scope": await scope_items(db, found.id),
-        "packages": await records.packages_of(db, found.id),
-        "can_download": can(principal, Action.legal_package_download, agency),
-        "documents": await records.documents(db, found),
+        "packages": await records.packages_of(db, found.id) if reader.in_standing else [],
+        "can_download": can_download,
+        "documents": await records.documents(db, found) if can_download else [],
         "actions": offered,
         "may_act": can_update,
         "proof_warrants": await _proof_warrants(db, found) if offered.get("prove") else [],
         "shared": (
             await community.shares_for_agency(db, found)
-            if found.kind is RequestKind.community
+            if found.kind is RequestKind.community and can_download
             else []
         ),
         "now": now,

@@ -3,8 +3,9 @@ kind of request, follow it, withdraw it, prove an emergency, extend a preservati
 close a community request, and download what a decision released.
 
 Every route is decided by the policy on the agency in the path (an officer of another
-agency is refused; an agency not in good standing can read but not act), and every
-request id is looked up under that agency (another agency's request is not found).
+agency is refused; an officer of an agency not in good standing keeps only the status of
+their own filings: records.reading), and every request id is looked up under that agency
+(another agency's request is not found).
 The filing routes are made from kinds.py's table, the routes of an officer's actions
 from actions.py's.
 """
@@ -35,6 +36,7 @@ from doorwarden.deps import (
     UserDep,
     agency_resource,
     authorize,
+    refusal,
 )
 from doorwarden.errors import DomainError, NotFound
 from doorwarden.legal.community import service as community
@@ -43,10 +45,17 @@ from doorwarden.legal.disclosure.outcomes import Effects
 from doorwarden.legal.models import RequestKind
 from doorwarden.legal.requests import actions, kinds
 from doorwarden.legal.requests import service as requests
-from doorwarden.legal.requests.records import agency_requests, package_out, request_out
+from doorwarden.legal.requests.records import (
+    agency_requests,
+    check_not_revoked,
+    package_out,
+    readable_request,
+    reading,
+    request_out,
+)
 from doorwarden.legal.requests.schemas import PackageOut, ProofIn, RequestOut, SharedClipOut
 from doorwarden.legal.requests.service import agency_request, document_of
-from doorwarden.policy import Action, Principal
+from doorwarden.policy import Action, AgencyResource, Principal, decide
 
 router = APIRouter(prefix="/api/v1/agencies/{agency_id}", tags=["legal requests"])
 
@@ -54,6 +63,15 @@ Details = Annotated[str, Form(description="The request as JSON (see the schemas)
 OptionalFile = Annotated[UploadFile | None, File()]
 Submitter = Annotated[Principal, authorize(Action.legal_request_submit, agency_resource)]
 Updater = Annotated[Principal, authorize(Action.legal_request_update, agency_resource)]
+Reader = Annotated[Principal, authorize(Action.legal_request_read, agency_resource)]
+
+
+def _require(principal: Principal, action: Action, agency_id: uuid.UUID) -> None:
+    """What a decision released (documents, shared clips) is read only by those the
+    policy lets take a package: an officer out of standing is refused with its code."""
+    decision = decide(principal, action, AgencyResource(agency_id))
+    if not decision.allowed:
+        raise refusal(principal, decision)
 
 
 class PackageExpired(DomainError):
@@ -62,22 +80,17 @@ class PackageExpired(DomainError):
 
 
 @router.get("/requests", response_model=list[RequestOut])
-async def list_requests(
-    agency_id: uuid.UUID,
-    _p: Annotated[Principal, authorize(Action.legal_request_read, agency_resource)],
-    db: SessionDep,
-) -> list[RequestOut]:
-    return [await request_out(db, r) for r in await agency_requests(db, agency_id)]
+async def list_requests(agency_id: uuid.UUID, p: Reader, db: SessionDep) -> list[RequestOut]:
+    reader = reading(p, agency_id)
+    return [await request_out(db, r, reader) for r in await agency_requests(db, agency_id, reader)]
 
 
 @router.get("/requests/{request_id}", response_model=RequestOut)
 async def read_request(
-    agency_id: uuid.UUID,
-    request_id: uuid.UUID,
-    _p: Annotated[Principal, authorize(Action.legal_request_read, agency_resource)],
-    db: SessionDep,
+    agency_id: uuid.UUID, request_id: uuid.UUID, p: Reader, db: SessionDep
 ) -> RequestOut:
-    return await request_out(db, await agency_request(db, agency_id, request_id))
+    reader = reading(p, agency_id)
+    return await request_out(db, await readable_request(db, reader, agency_id, request_id), reader)
 
 
 # -- filing: one route per kind --------------------------------------------------------------
@@ -215,13 +228,11 @@ async def file_proof(
 
 @router.get("/requests/{request_id}/shares", response_model=list[SharedClipOut])
 async def shared_clips(
-    agency_id: uuid.UUID,
-    request_id: uuid.UUID,
-    _p: Annotated[Principal, authorize(Action.legal_request_read, agency_resource)],
-    db: SessionDep,
+    agency_id: uuid.UUID, request_id: uuid.UUID, p: Reader, db: SessionDep
 ) -> list[SharedClipOut]:
     """The clips residents chose to share with a community request: all the agency sees
     of it (never who was asked or who did not answer)."""
+    _require(p, Action.legal_package_download, agency_id)
     found = await agency_request(db, agency_id, request_id)
     if found.kind is not RequestKind.community:
         raise NotFound("Only community requests have shared clips.")
@@ -263,6 +274,7 @@ async def download_package(
     package = await db.get(Package, package_id)
     if package is None or package.agency_id != agency_id:
         raise NotFound("No such package.")
+    await check_not_revoked(db, package)
     if clock.now() >= package.expires_at:
         raise PackageExpired(
             "This package's download link has expired; it stays on record. Ask the "
@@ -298,9 +310,10 @@ async def read_document(
     agency_id: uuid.UUID,
     request_id: uuid.UUID,
     document_id: uuid.UUID,
-    _p: Annotated[Principal, authorize(Action.legal_request_read, agency_resource)],
+    p: Reader,
     db: SessionDep,
     store: StoreDep,
 ) -> StreamingResponse:
+    _require(p, Action.legal_package_download, agency_id)
     found = await agency_request(db, agency_id, request_id)
     return pdf_response(store, await document_of(db, found, document_id))

@@ -28,6 +28,7 @@ from doorwarden.audit.service import RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.config import Settings
 from doorwarden.errors import Conflict, InvalidInput, NotFound
+from doorwarden.legal import holds
 from doorwarden.legal.disclosure.outcomes import Effects
 from doorwarden.legal.models import LegalRequest, NoticeKind, RequestKind, Target
 from doorwarden.legal.notices import notify
@@ -226,6 +227,10 @@ async def _finish(
     db.add(request)
     await db.flush()
     targets: list[Target] = await resolve_scope(db, request, scope)
+    # A preservation holds what it names from now, unseen by the household (holds.py).
+    await holds.hold_at_filing(
+        db, request=request, targets=targets, settings=filing.settings, now=filing.now
+    )
     for attribute, kind, upload, pages in uploads:
         document = await _store(db, filing, kind, upload, pages)  # removed on rollback
         setattr(request, attribute, document.id)

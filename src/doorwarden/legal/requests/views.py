@@ -32,7 +32,7 @@ from doorwarden.legal.models import RequestKind
 from doorwarden.legal.page_forms import MESSAGES
 from doorwarden.legal.requests import forms, kinds
 from doorwarden.legal.requests import service as requests
-from doorwarden.legal.requests.records import agency_requests
+from doorwarden.legal.requests.records import agency_requests, reading
 from doorwarden.policy import Action, Principal
 from doorwarden.web.forms import (
     area_text_of,
@@ -74,7 +74,7 @@ async def agency_detail(
         own_officer=own,
         can_file=may(principal, Action.legal_request_submit, agency_id),
         kinds=kinds.KINDS,
-        requests=await agency_requests(db, agency_id) if own else [],
+        requests=await agency_requests(db, agency_id, reading(principal, agency_id)) if own else [],
     )
 
 
