@@ -121,6 +121,13 @@ async def test_an_unratified_emergencys_package_is_revoked(
     # The request still lists it, for the record, without a link to fetch it by.
     [listed] = (await read_request(people, decision["id"]))["packages"]
     assert listed["id"] == package["id"] and listed["download_url"] == ""
+    # And the request page says so, with no link that would only answer 410.
+    page = await people.officer_client.get(
+        f"/agencies/{people.agency_id}/requests/{decision['id']}"
+    )
+    assert page.status_code == 200, page.text
+    assert "revoked: the emergency was not ratified" in page.text
+    assert f"/packages/{package['id']}" not in page.text
 
 
 async def test_a_withdrawn_proof_revokes_the_ratified_package(

@@ -108,6 +108,7 @@ async def request_page(
         "scope": await scope_items(db, found.id),
         "packages": await records.packages_of(db, found.id) if reader.in_standing else [],
         "can_download": can_download,
+        "revoked": records.is_revoked,
         "documents": await records.documents(db, found) if can_download else [],
         "actions": offered,
         "may_act": can_update,
