@@ -18,7 +18,7 @@ from typing import Any
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import DateTime, Enum, MetaData, String, TypeDecorator, event
+from sqlalchemy import DateTime, Enum, MetaData, String, Text, TypeDecorator, event
 from sqlalchemy.engine import Connection, Dialect
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -78,6 +78,13 @@ class SafeString(TypeDecorator[str]):
         if value is not None and "\x00" in value:
             raise NulInText("text may not contain NUL characters")
         return value
+
+
+class SafeText(SafeString):
+    """TEXT that refuses NUL, as SafeString does for VARCHAR."""
+
+    impl = Text
+    cache_ok = True
 
 
 def str_enum(enum_cls: type[PyEnum]) -> Enum:

@@ -16,6 +16,8 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
+from starlette.responses import Response
+from starlette.types import Scope
 
 from doorwarden import policy
 from doorwarden.accounts import api_tokens, sessions
@@ -31,8 +33,9 @@ from doorwarden.config import Settings
 from doorwarden.db import forget_cleanups, run_rollback_cleanups
 from doorwarden.devices import service as devices
 from doorwarden.devices.models import Device
-from doorwarden.errors import CsrfFailed, Forbidden, NotAuthenticated
+from doorwarden.errors import CsrfFailed, DomainError, Forbidden, NotAuthenticated
 from doorwarden.households.service import memberships
+from doorwarden.http_errors import domain_error_response
 from doorwarden.legal.disclosure.outcomes import Effects
 from doorwarden.live.relay import LiveHub
 from doorwarden.roles import Role
@@ -265,6 +268,21 @@ async def _check_csrf(request: Request, principal: policy.Principal, settings: S
         )
 
 
+def refusal(principal: policy.Principal, decision: policy.Decision) -> DomainError:
+    """What a refused caller is told: sign in first, or why not."""
+    if principal.is_anonymous:
+        return NotAuthenticated("Sign in to continue.")
+    error = Forbidden(
+        "You are not allowed to do this."
+        if decision.code is None
+        else f"Refused: {decision.reason}.",
+        details={"reason": decision.reason},
+    )
+    if decision.code is not None:
+        error.code = decision.code
+    return error
+
+
 def authorize(
     action: policy.Action, resource: Callable[..., policy.Resource] = instance_resource
 ) -> Any:
@@ -280,17 +298,7 @@ def authorize(
         decision = policy.decide(principal, action, target)
         request.state.policy_decision = (action, decision)
         if not decision.allowed:
-            if principal.is_anonymous:
-                raise NotAuthenticated("Sign in to continue.")
-            error = Forbidden(
-                "You are not allowed to do this."
-                if decision.code is None
-                else f"Refused: {decision.reason}.",
-                details={"reason": decision.reason},
-            )
-            if decision.code is not None:
-                error.code = decision.code
-            raise error
+            raise refusal(principal, decision)
         await _check_csrf(request, principal, settings)
         return principal
 
@@ -318,3 +326,38 @@ async def current_device(request: Request, _principal: PrincipalDep) -> Device:
 
 
 DeviceDep = Annotated[Device, Depends(current_device)]
+
+
+# The policy actions of the routes under each section of middleware.DOCUMENT_PATH (forms
+# that may carry legal documents). tests/functional/app/test_document_body_gate.py checks
+# that every such route declares one of these, so a new or renamed action cannot slip by.
+DOCUMENT_ACTIONS: dict[str, tuple[policy.Action, ...]] = {
+    "requests": (policy.Action.legal_request_submit, policy.Action.legal_request_update),
+    "approvals": (policy.Action.governance_manage,),
+}
+
+
+async def document_gate(scope: Scope, agency: str, section: str) -> bool | Response:
+    """Run by the request middleware before the body of a POST that may carry legal
+    documents is read: the caller is authenticated and the policy asked first. One whom
+    the policy lets act there at this agency may send a document-sized body (True);
+    anyone else is answered now, as the route would answer them, before a byte of the
+    body is read or parsed. False: not an agency id; the ordinary limit, the app answers."""
+    try:
+        agency_id = uuid.UUID(agency)
+    except ValueError:
+        return False
+    # A state of its own: the user row principal_of leaves there belongs to this short
+    # session, and the route must load its own in the request's session.
+    request = Request({**scope, "state": {}})
+    state = request.app.state
+    async with state.sessionmaker() as db:  # answered within it: an error page may read the user
+        try:
+            principal = await principal_of(request, db, state.settings, state.clock)
+        except DomainError as exc:  # a bad bearer token
+            return domain_error_response(request, exc)
+        resource = policy.AgencyResource(agency_id)
+        decisions = [policy.decide(principal, a, resource) for a in DOCUMENT_ACTIONS[section]]
+        if any(decision.allowed for decision in decisions):
+            return True
+        return domain_error_response(request, refusal(principal, decisions[0]))

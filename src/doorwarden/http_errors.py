@@ -75,14 +75,19 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
     ]
 
 
+def domain_error_response(request: Request, exc: DomainError) -> Response:
+    """The answer to a domain error: the exception handler's, and the request middleware's
+    when it refuses a request before the app runs (deps.document_gate)."""
+    headers = dict(exc.headers)
+    if isinstance(exc, NotAuthenticated) and not wants_json(request):
+        headers.pop("WWW-Authenticate", None)
+    return error_response(request, exc.status_code, exc.code, exc.message, exc.details, headers)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)  # noqa: S101 - registered for this type
-        if isinstance(exc, NotAuthenticated) and not wants_json(request):
-            exc.headers.pop("WWW-Authenticate", None)
-        return error_response(
-            request, exc.status_code, exc.code, exc.message, exc.details, exc.headers
-        )
+        return domain_error_response(request, exc)
 
     async def validation_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RequestValidationError)  # noqa: S101

@@ -32,7 +32,9 @@ from doorwarden.clips.staging import Staging
 from doorwarden.clips.tasks import retention_job
 from doorwarden.clock import Clock
 from doorwarden.config import Settings, get_settings
+from doorwarden.crypto import strict_json
 from doorwarden.db import check_schema_current, create_engine, create_sessionmaker
+from doorwarden.deps import document_gate
 from doorwarden.devices import router as devices_router
 from doorwarden.devices import views as devices_views
 from doorwarden.formats.checkpoint import log_key
@@ -185,5 +187,8 @@ def create_app(
         max_body_bytes=settings.max_body_bytes,
         max_upload_part_bytes=settings.max_upload_part_bytes,
         max_document_bytes=settings.legal_document_max_bytes,
+        document_gate=document_gate,
+        json_too_deep=strict_json.body_nested_deeper_than,
+        max_json_depth=strict_json.MAX_DEPTH,
     )
     return app

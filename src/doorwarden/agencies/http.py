@@ -4,7 +4,6 @@ that goes with it in a multipart submission, and a stored PDF sent back."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from typing import TypeVar
 
@@ -14,10 +13,14 @@ from pydantic import BaseModel, ValidationError
 
 from doorwarden.agencies.documents import DocumentTooLarge, Upload
 from doorwarden.agencies.models import LegalDocument
+from doorwarden.crypto import strict_json
+from doorwarden.crypto.errors import MalformedError
 from doorwarden.errors import DomainError, InvalidInput
 from doorwarden.storage.base import ClipStore
 
 Model = TypeVar("Model", bound=BaseModel)
+# What a JSON body may be (the default max_body_bytes); Starlette caps a form part at it too.
+DETAILS_MAX_BYTES = 1024 * 1024
 
 
 class DetailsInvalid(DomainError):
@@ -54,17 +57,21 @@ async def require_upload(
 
 
 def parse_json_part(text: str, model: type[Model]) -> Model:
-    """The `details` part of a multipart submission, validated like a JSON body."""
+    """The `details` part of a multipart submission, validated like a JSON body. Its
+    size and nesting are bounded before it is parsed (a part nested thousands deep would
+    exhaust the parser's recursion), and its numbers are ones every JSON reader agrees on."""
     try:
-        return model.model_validate(json.loads(text))
-    except (ValueError, RecursionError) as exc:
-        if isinstance(exc, ValidationError):
-            details = [
-                {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
-                for e in exc.errors()
-            ]
-            raise DetailsInvalid("The request is not valid.", details=details) from None
-        raise InvalidInput("The details part is not JSON.") from None
+        value = strict_json.loads(text, max_bytes=DETAILS_MAX_BYTES)
+    except MalformedError as exc:
+        raise InvalidInput(f"The details part is not JSON we accept: {exc}.") from None
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        details = [
+            {"loc": [str(p) for p in e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors()
+        ]
+        raise DetailsInvalid("The request is not valid.", details=details) from None
 
 
 async def stored(store: ClipStore, key: str) -> AsyncIterator[bytes]:

@@ -124,8 +124,8 @@ async def offer_manifest(
     ctx: RequestContext,
 ) -> Offer:
     try:
-        signed = SignedManifest.parse(json.loads(body))
-    except (ValueError, seal_errors.MalformedError) as exc:
+        signed = SignedManifest.loads(body)  # bounded in size and nesting before parsing
+    except seal_errors.MalformedError as exc:
         raise _refusal(
             ManifestRefused, "malformed_manifest", f"Not a signed manifest: {exc}"
         ) from None

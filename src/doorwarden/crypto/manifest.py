@@ -18,9 +18,13 @@ from typing import Any, Literal
 from doorwarden.crypto.canonical import canonical_json
 from doorwarden.crypto.errors import MalformedError
 from doorwarden.crypto.keys import SigningKey, b64d, b64e, verify_signature
+from doorwarden.crypto.strict_json import loads
 from doorwarden.crypto.wrap import WrappedKey
 
 VERSION = 1
+MAX_MANIFEST_BYTES = 256 * 1024  # a manifest is ~2 KB; refuse to parse anything huge
+# {"manifest": {"recipients": [{...}]}} is three levels; a little room, no more.
+MAX_MANIFEST_DEPTH = 8
 GENESIS = "0" * 64  # `previous` of a device's first clip
 Mode = Literal["standard", "e2e"]
 
@@ -132,7 +136,14 @@ class Manifest:
         fields = dict(data)
         fields["labels"] = tuple(data["labels"])
         fields["recipients"] = tuple(WrappedKey.from_json(r) for r in data["recipients"])
-        return cls(**fields)
+        manifest = cls(**fields)
+        try:
+            # The bytes a signature and the chain's hash cover must exist: no integer beyond
+            # 2**53, no text without a UTF-8 form (a lone surrogate from a \ud800 escape).
+            canonical_json(manifest.to_json())
+        except UnicodeEncodeError:
+            raise MalformedError("manifest: text with no UTF-8 form") from None
+        return manifest
 
 
 @dataclass(frozen=True)
@@ -145,6 +156,12 @@ class SignedManifest:
 
     def to_bytes(self) -> bytes:
         return canonical_json(self.to_json())
+
+    @classmethod
+    def loads(cls, data: bytes | str) -> SignedManifest:
+        """From the JSON text a camera sends or a file holds: bounded in size and nesting
+        before it is parsed (strict_json), then `parse`. Anything wrong: MalformedError."""
+        return cls.parse(loads(data, max_bytes=MAX_MANIFEST_BYTES, max_depth=MAX_MANIFEST_DEPTH))
 
     @classmethod
     def parse(cls, data: object) -> SignedManifest:

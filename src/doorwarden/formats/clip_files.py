@@ -7,13 +7,15 @@ business (crash-safe, manifest last); this module only names and reads.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from doorwarden.crypto.errors import MalformedError
+
+# Re-exported: the agent's uploader reads manifests within the same bound.
+from doorwarden.crypto.manifest import MAX_MANIFEST_BYTES as MAX_MANIFEST_BYTES
 from doorwarden.crypto.manifest import SignedManifest
 
 MANIFEST_SUFFIX = ".manifest.json"
@@ -21,7 +23,6 @@ CLIP_SUFFIX = ".clip.dws"
 THUMB_SUFFIX = ".thumb.dws"
 SOURCE_SUFFIX = ".source"
 READ_BLOCK = 1024 * 1024  # sealed files are streamed in blocks this size, never read whole
-MAX_MANIFEST_BYTES = 256 * 1024  # a manifest is ~2 KB; refuse to parse anything huge
 _NAME = re.compile(r"^(\d{12})\.manifest\.json$")
 
 
@@ -70,9 +71,9 @@ def read_manifest(path: Path) -> SignedManifest:
     if len(data) > MAX_MANIFEST_BYTES:
         raise MalformedError(f"{path.name}: larger than {MAX_MANIFEST_BYTES} bytes")
     try:
-        return SignedManifest.parse(json.loads(data))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise MalformedError(f"{path.name}: not JSON ({exc})") from None
+        return SignedManifest.loads(data)
+    except MalformedError as exc:
+        raise MalformedError(f"{path.name}: {exc}") from None
 
 
 def read_blocks(path: Path, size: int = READ_BLOCK) -> Iterator[bytes]:

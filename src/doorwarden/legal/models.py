@@ -14,10 +14,10 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, Text
+from sqlalchemy import JSON, ForeignKey, Index
 from sqlalchemy.orm import Mapped, mapped_column
 
-from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum
+from doorwarden.db import Base, CreatedAt, SafeString, SafeText, UUIDPrimaryKey, str_enum
 
 
 class RequestKind(StrEnum):
@@ -85,7 +85,7 @@ class LegalRequest(UUIDPrimaryKey, CreatedAt, Base):
         ForeignKey("legal_documents.id", ondelete="RESTRICT")
     )
     # Emergencies: what the officer attested, and the proof owed afterwards.
-    emergency_description: Mapped[str | None] = mapped_column(Text)
+    emergency_description: Mapped[str | None] = mapped_column(SafeText)
     proof_due_at: Mapped[datetime | None]
     proof_document_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("legal_documents.id", ondelete="RESTRICT")
@@ -98,18 +98,18 @@ class LegalRequest(UUIDPrimaryKey, CreatedAt, Base):
     hold_until: Mapped[datetime | None]
     extended_at: Mapped[datetime | None]
     # Community requests: the public text and the area (GeoJSON polygon, lng/lat).
-    public_text: Mapped[str | None] = mapped_column(Text)
-    area: Mapped[str | None] = mapped_column(Text)
+    public_text: Mapped[str | None] = mapped_column(SafeText)
+    area: Mapped[str | None] = mapped_column(SafeText)
     area_km2: Mapped[float | None]
     # Why the agency needs it (warrants: the offence; preservation: the pending process).
-    justification: Mapped[str | None] = mapped_column(Text)
+    justification: Mapped[str | None] = mapped_column(SafeText)
     # Review.
     reviewer_id: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
     review_started_at: Mapped[datetime | None]
     decided_at: Mapped[datetime | None]
-    decision_reason: Mapped[str | None] = mapped_column(Text)
+    decision_reason: Mapped[str | None] = mapped_column(SafeText)
     # {"signed": {"ok", "detail", "attested_by"?}, "unexpired": {...}, ...} at decision.
     checklist: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     closed_at: Mapped[datetime | None]
@@ -131,7 +131,7 @@ class ScopeItem(UUIDPrimaryKey, Base):
         ForeignKey("legal_requests.id", ondelete="CASCADE"), index=True
     )
     kind: Mapped[ScopeKind] = mapped_column(str_enum(ScopeKind))
-    value: Mapped[str] = mapped_column(Text)  # an id, an address, or a GeoJSON polygon
+    value: Mapped[str] = mapped_column(SafeText)  # an id, an address, or a GeoJSON polygon
     matched: Mapped[int] = mapped_column(default=0)  # cameras it resolved to
 
 
@@ -183,7 +183,7 @@ class Notice(UUIDPrimaryKey, CreatedAt, Base):
         ForeignKey("legal_packages.id", ondelete="CASCADE")
     )
     kind: Mapped[NoticeKind] = mapped_column(str_enum(NoticeKind))
-    message: Mapped[str] = mapped_column(Text)
+    message: Mapped[str] = mapped_column(SafeText)
     deliver_after: Mapped[datetime | None] = mapped_column(index=True)
     delivered_at: Mapped[datetime | None]
     read_at: Mapped[datetime | None]

@@ -13,10 +13,10 @@ import uuid
 from datetime import date, datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Text
+from sqlalchemy import ForeignKey
 from sqlalchemy.orm import Mapped, mapped_column
 
-from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum, utcnow
+from doorwarden.db import Base, CreatedAt, SafeString, SafeText, UUIDPrimaryKey, str_enum, utcnow
 
 
 class MunicipalApproval(UUIDPrimaryKey, CreatedAt, Base):
@@ -59,7 +59,7 @@ class CameraProgramme(UUIDPrimaryKey, CreatedAt, Base):
     approval_id: Mapped[uuid.UUID] = mapped_column(
         ForeignKey("municipal_approvals.id", ondelete="RESTRICT")
     )
-    description: Mapped[str] = mapped_column(Text, default="")
+    description: Mapped[str] = mapped_column(SafeText, default="")
     created_by: Mapped[uuid.UUID | None] = mapped_column(
         ForeignKey("users.id", ondelete="SET NULL")
     )
