@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import time
 import uuid
 from typing import Any
@@ -29,6 +28,8 @@ from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.clock import Clock
 from doorwarden.config import Settings
+from doorwarden.crypto import strict_json
+from doorwarden.crypto.errors import MalformedError
 from doorwarden.deps import client_address, principal_of
 from doorwarden.devices.models import Device
 from doorwarden.errors import DomainError
@@ -145,8 +146,9 @@ def _json(text: str) -> dict[str, Any]:
     if len(text) > MAX_TEXT:
         raise ValueError("text message too long")
     try:
-        message = json.loads(text)
-    except json.JSONDecodeError as exc:
+        # Bounded in nesting before parsing: a camera's "[[[[..." must not crash the link.
+        message = strict_json.loads(text, max_bytes=MAX_TEXT)
+    except MalformedError as exc:
         raise ValueError("a text message must be JSON") from exc
     if not isinstance(message, dict):
         raise ValueError("a text message must be a JSON object")

@@ -189,13 +189,19 @@ def local_input(moment: datetime | None) -> str:
 # -- the area input: GeoJSON typed or drawn on a map ----------------------------------------
 
 
+# A drawn or typed area, as geo.py bounds what it parses (geo.MAX_GEOJSON_BYTES).
+MAX_AREA_CHARS = 512 * 1024
+
+
 def geojson(text: str, what: str) -> dict[str, Any] | None:
     """The area typed or drawn, as a JSON object (its geometry is the service's to check)."""
     if not text.strip():
         return None
+    if len(text) > MAX_AREA_CHARS:
+        raise InvalidInput(f"{what}: the area is longer than {MAX_AREA_CHARS} characters.")
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):  # a form field nested thousands deep, as geo.py
         raise InvalidInput(f"{what}: this is not GeoJSON (it does not parse as JSON).") from None
     if not isinstance(value, dict):
         raise InvalidInput(f"{what}: give a GeoJSON Polygon object.")

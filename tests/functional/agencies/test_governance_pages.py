@@ -54,6 +54,9 @@ async def test_the_operator_edits_jurisdiction_and_contacts(people: Cast) -> Non
     assert refused.status_code == 400
     assert "Jurisdiction area: this is not GeoJSON" in refused.text
     assert 'value="Testshire County"' in refused.text and "not json</textarea>" in refused.text
+    deep = {**edit, "jurisdiction_area": "[" * 100_000 + "]" * 100_000}  # no 500
+    refused = await submit(admin, page, f"{page}/edit", deep)
+    assert refused.status_code == 400 and "this is not GeoJSON" in refused.text
     line = {"type": "Polygon", "coordinates": [[[0, 51], [0.1, 51], [0, 51]]]}
     refused = await submit(
         admin, page, f"{page}/edit", {**edit, "jurisdiction_area": json.dumps(line)}
