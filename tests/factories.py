@@ -174,12 +174,16 @@ class Factory:
     async def agency_in_good_standing(
         self, admin: User, name: str | None = None, *, area: dict[str, Any] | None = None
     ) -> uuid.UUID:
-        """An agency an operator verified, with a municipal approval on file."""
+        """An agency verified, with a municipal approval on file. Two other operators did
+        those (policy rule 8: one cannot do both), so `admin`, who registered it, may still
+        verify other agencies or record approvals in a test."""
         agency_id = await self.agency(admin, name, area=area)
+        verifier = await self.user(Role.operator_admin)
+        recorder = await self.user(Role.operator_admin)
         now = self.app.state.clock.now()
         async with self.app.state.sessionmaker.begin() as db:
             agency = await legal.get_agency(db, agency_id)
-            await legal.verify_agency(db, agency=agency, actor=admin, ctx=CTX, now=now)
+            await legal.verify_agency(db, agency=agency, actor=verifier, ctx=CTX, now=now)
             await governance.record_approval(
                 db,
                 agency_id=agency_id,
@@ -190,7 +194,7 @@ class Factory:
                 policy=Upload(pdf_bytes(f"Use policy {agency_id}"), "policy.pdf"),
                 store=self.app.state.clip_store,
                 max_bytes=10_000_000,
-                actor=admin,
+                actor=recorder,
                 ctx=CTX,
                 now=now,
             )

@@ -28,12 +28,22 @@ test:
    read their agency and their requests, and do nothing else.
 7. Legal review is the legal reviewers' alone; operators verify agencies, record
    approvals and set instance policy, and see no request's scope or package.
+8. Separation of duties: no one person can set up every step that leads to a disclosure.
+   An agency's verification and its municipal approval are two operators' acts
+   (`distinct_operator`); a legal reviewer's or an agency officer's account made from the
+   web needs a second operator to confirm the first one's invite (`confirm_invite`; the
+   server's shell, `doorwarden admin create-user`, is the other way); and whoever took
+   part in setting up an agency (verified it, recorded its approval, invited or confirmed
+   one of its officers) or in creating the reviewer's own account may not review that
+   agency's requests (`review_conflict`: 409 conflict_of_interest). These rules need facts
+   from the database, so the services gather them and ask here; the decision is this
+   module's alone.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -86,6 +96,7 @@ class Action(StrEnum):
     agency_read = "agency:read"
     agency_verify = "agency:verify"
     agency_update = "agency:update"
+    agency_officer_invite = "agency:officer:invite"  # its officer-administrator's (rule 8)
     # Legal process. Not footage actions: a package holds only what a decision allowed.
     legal_request_submit = "legal:request:submit"
     legal_request_read = "legal:request:read"
@@ -100,6 +111,7 @@ class Action(StrEnum):
     admin_users_read = "admin:users:read"
     admin_user_update = "admin:user:update"
     admin_invite_create = "admin:invite:create"
+    admin_invite_confirm = "admin:invite:confirm"  # a second operator's (rule 8)
     audit_read_all = "audit:read"
 
 
@@ -328,6 +340,7 @@ RULES: Mapping[Action, Rule] = {
     Action.agency_read: _agency_staff_or_own_officer,
     Action.agency_verify: _roles(Role.operator_admin),
     Action.agency_update: _roles(Role.operator_admin),
+    Action.agency_officer_invite: _officer_in_good_standing,  # and its admin: officer_invite
     Action.legal_request_submit: _officer_in_good_standing,
     Action.legal_request_read: _own_officer,
     Action.legal_request_update: _officer_in_good_standing,
@@ -339,6 +352,7 @@ RULES: Mapping[Action, Rule] = {
     Action.admin_users_read: _roles(Role.operator_admin),
     Action.admin_user_update: _roles(Role.operator_admin),
     Action.admin_invite_create: _roles(Role.operator_admin),
+    Action.admin_invite_confirm: _roles(Role.operator_admin),  # and not its proposer
     # Auditors and operators read the audit trail: who did what, never the footage.
     Action.audit_read_all: _roles(Role.auditor, Role.operator_admin),
 }
@@ -358,6 +372,79 @@ def decide(principal: Principal, action: Action, resource: Resource) -> Decision
     if action in FOOTAGE_ACTIONS and principal.role is not Role.resident:
         return _deny("footage is for household members only; staff and agencies have no path")
     return rule(principal, resource)
+
+
+# -- separation of duties (rule 8) -------------------------------------------------------
+
+SEPARATION_OF_DUTIES = "separation_of_duties"
+CONFLICT_OF_INTEREST = "conflict_of_interest"
+# Roles whose accounts an operator alone may not create from the web: each is a step on
+# the path to a disclosure (review, or filing for an agency).
+TWO_PERSON_ROLES = frozenset({Role.legal_reviewer, Role.agency_officer})
+
+
+def distinct_operator(actor_id: uuid.UUID, earlier: Collection[uuid.UUID | None]) -> Decision:
+    """Verifying an agency and recording its approval: the second act must be another
+    operator's than the one who did the first (`earlier`: whoever did the other act)."""
+    if actor_id in earlier:
+        return _deny(
+            "another operator must do this: you already verified this agency or recorded "
+            "its municipal approval",
+            SEPARATION_OF_DUTIES,
+        )
+    return _allow("a second operator")
+
+
+def invite_needs_confirmation(role: Role) -> bool:
+    """An operator's invite for one of these roles is inert until a second confirms it."""
+    return role in TWO_PERSON_ROLES
+
+
+def operator_invite(role: Role, *, agency_has_admin: bool) -> Decision:
+    """What an operator may invite: an agency's officers are its officer-administrator's to
+    invite; an operator may only propose the first officer-administrator."""
+    if role is Role.agency_officer and agency_has_admin:
+        return _deny(
+            "this agency's officer-administrator invites its officers, not an operator",
+            "officer_admin_invites",
+        )
+    return _allow("an operator's invite")
+
+
+def officer_invite(p: Principal, *, is_admin: bool) -> Decision:
+    """An officer invites another officer of their own agency only as its administrator
+    (the route's rule has already checked agency and good standing)."""
+    if p.role is not Role.agency_officer or not is_admin:
+        return _deny("only the agency's officer-administrator invites its officers")
+    return _allow("the agency's officer-administrator")
+
+
+def confirm_invite(
+    p: Principal, *, proposed_by: uuid.UUID | None, already_confirmed: bool
+) -> Decision:
+    if p.role is not Role.operator_admin:
+        return _deny("needs role operator_admin")
+    if already_confirmed:
+        return _deny("this invite is already confirmed", "already_confirmed")
+    if proposed_by is not None and p.user_id == proposed_by:
+        return _deny("a second operator must confirm an invite you proposed", SEPARATION_OF_DUTIES)
+    return _allow("a second operator confirms")
+
+
+def review_conflict(
+    reviewer_side: Collection[uuid.UUID | None], agency_side: Collection[uuid.UUID | None]
+) -> Decision:
+    """`reviewer_side`: the reviewer and whoever created or confirmed their account;
+    `agency_side`: whoever verified the agency, recorded its approvals, and created,
+    invited or confirmed its officers. Anyone on both sides is a conflict."""
+    shared = {u for u in reviewer_side if u is not None} & {u for u in agency_side if u is not None}
+    if shared:
+        return _deny(
+            "you, or whoever created your account, took part in setting up this agency: "
+            "another reviewer must decide its requests",
+            CONFLICT_OF_INTEREST,
+        )
+    return _allow("no one in common")
 
 
 def can(principal: Principal, action: Action, resource: Resource) -> bool:

@@ -158,15 +158,36 @@ def operator_verifies_and_records_the_approval(
     page.get_by_role("button", name="Verify this agency").click()
     expect(page.get_by_role("status").first).to_contain_text("Agency verified")
     expect(page.locator("#standing")).to_contain_text("No municipal approval in force")
-    policy = tmp / "use-policy.pdf"
-    policy.write_bytes(pdf_bytes(f"Surveillance use policy {world.agency_id}"))
-    form = page.locator("#record-approval")
-    form.get_by_label("Approving body").fill("Springfield City Council")
-    form.get_by_label("Approved on").fill(datetime.now(UTC).date().isoformat())
-    form.get_by_label("Reference").fill("Ordinance 2026-14")
-    form.get_by_label("Approved use policy (PDF)").set_input_files(str(policy))
-    form.get_by_role("button", name="Record approval").click()
-    expect(page.get_by_role("status").first).to_contain_text("Municipal approval recorded.")
+    # The operator who verified may not also record the approval (policy rule 8): the
+    # page offers them no form, and a second operator records it.
+    expect(page.locator("#record-approval")).to_have_count(0)
+    second = f"journey-second-admin-{secrets.token_hex(3)}@e2e.example"
+    server.create_user(second, "operator_admin")
+    api = server.api(second)
+    try:
+        recorded = api.client.post(
+            f"/api/v1/agencies/{world.agency_id}/approvals",
+            data={
+                "details": json.dumps(
+                    {
+                        "approving_body": "Springfield City Council",
+                        "approved_on": datetime.now(UTC).date().isoformat(),
+                        "reference": "Ordinance 2026-14",
+                    }
+                )
+            },
+            files={
+                "policy_document": (
+                    "use-policy.pdf",
+                    pdf_bytes(f"Surveillance use policy {world.agency_id}"),
+                    "application/pdf",
+                )
+            },
+        )
+        assert recorded.status_code == 201, recorded.text
+    finally:
+        api.close()
+    page.reload()
     expect(page.locator("#standing")).to_contain_text("in good standing")
     expect(page.locator("#approval-list")).to_contain_text("Ordinance 2026-14")
     expect(page.locator("#jurisdiction-area-map")).to_have_attribute("data-state", "ready")
@@ -342,14 +363,23 @@ def agency_in_good_standing(server: Server) -> tuple[str, str]:
             "approved_on": datetime.now(UTC).date().isoformat(),
             "reference": f"Ord {tag}",
         }
-        recorded = api.client.post(
-            f"/api/v1/agencies/{agency['id']}/approvals",
-            data={"details": json.dumps(details)},
-            files={
-                "policy_document": ("policy.pdf", pdf_bytes(f"Policy {tag}"), "application/pdf")
-            },
-        )
-        assert recorded.status_code == 201, recorded.text
+        server.create_user(f"map-second-{tag}@e2e.example", "operator_admin")
+        second = server.api(f"map-second-{tag}@e2e.example")  # rule 8: not the verifier
+        try:
+            recorded = second.client.post(
+                f"/api/v1/agencies/{agency['id']}/approvals",
+                data={"details": json.dumps(details)},
+                files={
+                    "policy_document": (
+                        "policy.pdf",
+                        pdf_bytes(f"Policy {tag}"),
+                        "application/pdf",
+                    )
+                },
+            )
+            assert recorded.status_code == 201, recorded.text
+        finally:
+            second.close()
     finally:
         api.close()
     server.create_user(officer, "agency_officer", agency_id=str(agency["id"]))

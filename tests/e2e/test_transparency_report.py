@@ -44,6 +44,7 @@ def _populate(server: Server) -> None:
         "home@report.example",
     )
     server.create_user(admin, "operator_admin")
+    server.create_user("second-admin@report.example", "operator_admin")  # records the approval
     server.create_user(reviewer, "legal_reviewer")
     server.create_user(resident, "resident")
     now = datetime.now(UTC)
@@ -65,14 +66,17 @@ def _populate(server: Server) -> None:
         "approved_on": now.date().isoformat(),
         "reference": "Ordinance 2026-14",
     }
+    as_admin.close()
+    # Not the operator who verified it (policy rule 8, separation of duties).
+    as_second = server.api("second-admin@report.example").client
     _json(
-        as_admin.post(
+        as_second.post(
             f"/api/v1/agencies/{agency_id}/approvals",
             data={"details": json.dumps(approval)},
             files={"policy_document": ("policy.pdf", pdf_bytes("Use policy"), "application/pdf")},
         )
     )
-    as_admin.close()
+    as_second.close()
     officer = "officer@report.example"
     server.create_user(officer, "agency_officer", agency_id=agency_id)
 

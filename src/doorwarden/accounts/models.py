@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, LargeBinary, Text
+from sqlalchemy import ForeignKey, Index, LargeBinary, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum, utcnow
@@ -88,6 +88,16 @@ class Invite(UUIDPrimaryKey, CreatedAt, Base):
     expires_at: Mapped[datetime]
     used_at: Mapped[datetime | None]
     used_by: Mapped[uuid.UUID | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    # Policy rule 8: an operator's invite for a legal reviewer or an agency officer is
+    # inert until a second operator confirms it (whoever confirmed is kept, for the
+    # conflict-of-interest check at review).
+    confirmed_by: Mapped[uuid.UUID | None] = mapped_column(
+        ForeignKey("users.id", ondelete="SET NULL")
+    )
+    confirmed_at: Mapped[datetime | None]
+    # An officer's invite that makes its agency's officer-administrator (who invites the
+    # agency's other officers).
+    officer_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class SecurityNotice(UUIDPrimaryKey, CreatedAt, Base):

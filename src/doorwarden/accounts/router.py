@@ -73,7 +73,12 @@ async def sign_up(
         now=clock.now(),
     )
     if signed_up.agency_id is not None:  # an officer's invite
-        await add_officer(db, user=signed_up.user, agency_id=signed_up.agency_id)
+        await add_officer(
+            db,
+            user=signed_up.user,
+            agency_id=signed_up.agency_id,
+            is_admin=signed_up.officer_admin,
+        )
     return account_out(signed_up.user)
 
 

@@ -134,6 +134,34 @@ class InviteOut(BaseModel):
     agency_id: uuid.UUID | None
     expires_at: datetime
     code: str = Field(description="Shown once; give it to the person invited.")
+    confirmed: bool = Field(
+        True,
+        description="False: a proposal that works only once a second operator confirms it "
+        "(legal reviewers and an agency's first officer-administrator).",
+    )
+    officer_admin: bool = False
+
+
+class PendingInviteOut(BaseModel):
+    """A proposed invite, for the second operator: who proposed what (never the code)."""
+
+    model_config = ConfigDict(from_attributes=True)
+
+    id: uuid.UUID
+    role: Role
+    agency_id: uuid.UUID | None
+    officer_admin: bool
+    created_by: uuid.UUID | None
+    created_at: datetime
+    expires_at: datetime
+
+
+class ConfirmedInviteOut(BaseModel):
+    id: uuid.UUID
+    role: Role
+    agency_id: uuid.UUID | None
+    confirmed_by: uuid.UUID | None
+    confirmed_at: datetime | None
 
 
 class UserAdminOut(BaseModel):

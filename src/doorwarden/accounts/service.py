@@ -29,6 +29,8 @@ from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.config import PasswordCost, Settings, SignupMode
 from doorwarden.errors import Conflict, Forbidden, InvalidInput, NotFound
+from doorwarden.policy import Principal
+from doorwarden.policy import confirm_invite as confirm_invite_rule
 from doorwarden.roles import Role
 
 INVITE_LIFETIME = timedelta(days=7)
@@ -114,7 +116,17 @@ async def _claim_invite(db: AsyncSession, code: str, now: datetime) -> Invite:
     invite = (await db.scalars(query.with_for_update())).first()
     if invite is None or invite.used_at is not None or invite.expires_at <= now:
         raise Forbidden("This invite code is not valid, already used or expired.")
+    if invite.confirmed_at is None:
+        raise InviteUnconfirmed(
+            "This invite waits for a second operator's confirmation: ask again once it has one."
+        )
     return invite
+
+
+class InviteUnconfirmed(Forbidden):
+    """Policy rule 8: a proposed staff invite is inert until a second operator confirms."""
+
+    code = "invite_unconfirmed"
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,7 @@ class SignedUp:
     # The agency the invite named (an officer's invite): the caller adds the officer row
     # (agencies.service.add_officer) before the transaction ends.
     agency_id: uuid.UUID | None
+    officer_admin: bool = False  # the invite makes the agency's officer-administrator
 
 
 async def sign_up(
@@ -162,7 +175,11 @@ async def sign_up(
         agency_id=invite.agency_id if invite else None,
         extra={"role": str(user.role), "invite_id": str(invite.id) if invite else None},
     )
-    return SignedUp(user=user, agency_id=invite.agency_id if invite else None)
+    return SignedUp(
+        user=user,
+        agency_id=invite.agency_id if invite else None,
+        officer_admin=bool(invite and invite.officer_admin),
+    )
 
 
 def check_invite_role(role: Role, agency_id: uuid.UUID | None) -> None:
@@ -181,9 +198,12 @@ async def create_invite(
     actor: User,
     ctx: RequestContext,
     now: datetime,
+    confirmed: bool = True,
+    officer_admin: bool = False,
 ) -> tuple[Invite, str]:
-    """Call agencies.service.check_invite first: it makes these checks and then the one
-    that needs agencies (the agency named exists), so the errors come in that order."""
+    """Call agencies.service.check_invite (an operator's invite) or invite_officer (an
+    officer-administrator's) first: they make these checks, the ones that need agencies,
+    and say whether the invite needs a second operator (`confirmed=False`: proposed)."""
     check_invite_role(role, agency_id)
     code = new_secret("dwi_", 18)
     invite = Invite(
@@ -193,6 +213,8 @@ async def create_invite(
         created_by=actor.id,
         created_at=now,
         expires_at=now + INVITE_LIFETIME,
+        confirmed_at=now if confirmed else None,
+        officer_admin=officer_admin,
     )
     db.add(invite)
     await db.flush()
@@ -204,9 +226,51 @@ async def create_invite(
         target_type="invite",
         target_id=invite.id,
         agency_id=agency_id,
-        extra={"role": str(role)},
+        extra={"role": str(role), "confirmed": confirmed, "officer_admin": officer_admin},
     )
     return invite, code
+
+
+async def pending_invites(db: AsyncSession, now: datetime) -> Sequence[Invite]:
+    """Proposed invites waiting for a second operator, newest first."""
+    query = select(Invite).where(
+        Invite.confirmed_at.is_(None), Invite.used_at.is_(None), Invite.expires_at > now
+    )
+    return (await db.scalars(query.order_by(Invite.created_at.desc()).limit(100))).all()
+
+
+async def confirm_invite(
+    db: AsyncSession,
+    *,
+    invite_id: uuid.UUID,
+    principal: Principal,
+    actor: User,
+    ctx: RequestContext,
+    now: datetime,
+) -> Invite:
+    """A second operator confirms a proposed invite (policy rule 8: never its proposer)."""
+    invite = await db.get(Invite, invite_id, with_for_update=True)
+    if invite is None or invite.used_at is not None or invite.expires_at <= now:
+        raise NotFound("No such invite waiting for confirmation.")
+    decision = confirm_invite_rule(
+        principal, proposed_by=invite.created_by, already_confirmed=invite.confirmed_at is not None
+    )
+    if not decision.allowed:
+        error = Conflict(decision.reason[:1].upper() + decision.reason[1:] + ".")
+        error.code = decision.code or "conflict"
+        raise error
+    invite.confirmed_at, invite.confirmed_by = now, actor.id
+    record(
+        db,
+        tag=Tag.admin_invite_create,  # the second half of the same act
+        actor=actor_of(actor),
+        ctx=ctx,
+        target_type="invite",
+        target_id=invite.id,
+        agency_id=invite.agency_id,
+        extra={"role": str(invite.role), "confirmed": True, "proposed_by": str(invite.created_by)},
+    )
+    return invite
 
 
 async def change_password(

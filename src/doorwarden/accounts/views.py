@@ -199,7 +199,12 @@ async def signup_submit(
             now=clock.now(),
         )
         if signed_up.agency_id is not None:  # an officer's invite
-            await add_officer(db, user=signed_up.user, agency_id=signed_up.agency_id)
+            await add_officer(
+                db,
+                user=signed_up.user,
+                agency_id=signed_up.agency_id,
+                is_admin=signed_up.officer_admin,
+            )
     except DomainError as exc:
         await discard(db, None)
         return error_response(request, "accounts/signup.html", typed, exc)

@@ -27,6 +27,7 @@ INVITE_ROLES = [Role.resident, Role.agency_officer, Role.legal_reviewer, Role.au
 DONE_MESSAGES = {
     "deactivated": "Account deactivated; its sessions were ended.",
     "reactivated": "Account reactivated.",
+    "confirmed": "Invite confirmed: its code now works.",
 }
 
 
@@ -37,6 +38,7 @@ async def _admin_page(
         "users": await service.list_users(db),
         "agencies": await list_agencies(db),
         "invite_roles": INVITE_ROLES,
+        "pending": await service.pending_invites(db, request.app.state.clock.now()),
         "me": actor.id,
         **extra,
     }
@@ -93,9 +95,16 @@ async def create_invite(
         if role not in {r.value for r in INVITE_ROLES}:
             raise InvalidInput("Choose the kind of account the invite creates.")
         agency = _uuid_or_none(agency_id) if role == Role.agency_officer else None
-        await check_invite(db, role=Role(role), agency_id=agency)
+        confirmed = await check_invite(db, role=Role(role), agency_id=agency)
         invite, code = await service.create_invite(
-            db, role=Role(role), agency_id=agency, actor=actor, ctx=ctx, now=clock.now()
+            db,
+            role=Role(role),
+            agency_id=agency,
+            actor=actor,
+            ctx=ctx,
+            now=clock.now(),
+            confirmed=confirmed,
+            officer_admin=role == Role.agency_officer,
         )
     except DomainError as exc:
         await discard(db, actor)
@@ -111,6 +120,29 @@ async def create_invite(
     return render(
         request, "admin/invite_created.html", {"invite": invite, "code": code}, status_code=201
     )
+
+
+@router.post("/admin/invites/{invite_id}/confirm")
+async def confirm_invite(
+    request: Request,
+    invite_id: uuid.UUID,
+    principal: Annotated[Principal, authorize(Action.admin_invite_confirm)],
+    actor: UserDep,
+    db: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> Response:
+    """The second operator's half of a proposed invite (policy rule 8)."""
+    try:
+        await service.confirm_invite(
+            db, invite_id=invite_id, principal=principal, actor=actor, ctx=ctx, now=clock.now()
+        )
+    except DomainError as exc:
+        await discard(db, actor)
+        return await _admin_page(
+            request, db, actor, status_code=exc.status_code, pending_error=exc.message
+        )
+    return see_other("/admin?done=confirmed")
 
 
 def _uuid_or_none(value: str) -> uuid.UUID | None:

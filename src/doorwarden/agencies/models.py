@@ -9,7 +9,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum, utcnow
@@ -60,6 +60,9 @@ class AgencyOfficer(Base):
         ForeignKey("agencies.id", ondelete="CASCADE"), index=True
     )
     added_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The agency's officer-administrator invites its other officers; operators never do
+    # (policy rule 8). The first one is made from the server's shell or by two operators.
+    is_admin: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class DocumentKind(StrEnum):

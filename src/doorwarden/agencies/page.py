@@ -21,7 +21,14 @@ from doorwarden.agencies.governance.models import ProgrammeKind
 from doorwarden.agencies.models import Agency, AgencyKind
 from doorwarden.agencies.standing import Standing, standing_of
 from doorwarden.config import Settings
-from doorwarden.policy import STANDING_REFUSALS, Action, AgencyResource, Principal, can
+from doorwarden.policy import (
+    STANDING_REFUSALS,
+    Action,
+    AgencyResource,
+    Principal,
+    can,
+    distinct_operator,
+)
 from doorwarden.web.forms import Messages, area_text_of, map_settings, with_map_csp
 from doorwarden.web.render import render
 
@@ -117,11 +124,20 @@ async def agency_page(
         today=now.date(),
     )
     can_manage = may(principal, Action.agency_update, agency_id)
+    # Rule 8: the operator who did one of verify / record an approval is not offered the
+    # other (its route would refuse it: 409 separation_of_duties).
+    me = principal.user_id
+    second_for_verify = (
+        me is not None
+        and distinct_operator(me, await service.approval_recorders(db, agency_id)).allowed
+    )
+    second_for_approval = me is not None and distinct_operator(me, {agency.verified_by}).allowed
     context: dict[str, Any] = {
         "agency": agency,
         "officers": await service.list_officers(db, agency_id),
         "can_manage": can_manage,
-        "can_verify": may(principal, Action.agency_verify, agency_id),
+        "can_verify": may(principal, Action.agency_verify, agency_id) and second_for_verify,
+        "can_record_approval": second_for_approval,
         "can_govern": may(principal, Action.governance_manage, agency_id),
         "standing": standing,
         "standing_text": STANDING_TEXT[standing],

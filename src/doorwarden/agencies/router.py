@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import APIRouter, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from doorwarden.accounts import service as accounts
+from doorwarden.accounts.schemas import InviteOut
 from doorwarden.agencies import service
 from doorwarden.agencies.models import Agency
 from doorwarden.agencies.schemas import AgencyIn, AgencyOut, AgencyUpdate, OfficerOut
@@ -24,6 +26,7 @@ from doorwarden.deps import (
     authorize,
 )
 from doorwarden.policy import Action, Principal
+from doorwarden.roles import Role
 
 router = APIRouter(prefix="/api/v1/agencies", tags=["agencies"])
 
@@ -107,6 +110,30 @@ async def verify_agency(
     agency = await service.get_agency(db, agency_id)
     await service.verify_agency(db, agency=agency, actor=user, ctx=ctx, now=clock.now())
     return await agency_out(db, agency, settings, clock)
+
+
+@router.post("/{agency_id}/invites", status_code=status.HTTP_201_CREATED, response_model=InviteOut)
+async def invite_officer(
+    agency_id: uuid.UUID,
+    principal: Annotated[Principal, authorize(Action.agency_officer_invite, agency_resource)],
+    user: UserDep,
+    db: SessionDep,
+    clock: ClockDep,
+    ctx: ContextDep,
+) -> InviteOut:
+    """The agency's officer-administrator invites another officer of this agency (policy
+    rule 8: operators never do). The code is shown once."""
+    own = await service.check_officer_invite(db, principal=principal)
+    invite, code = await accounts.create_invite(
+        db, role=Role.agency_officer, agency_id=own, actor=user, ctx=ctx, now=clock.now()
+    )
+    return InviteOut(
+        id=invite.id,
+        role=invite.role,
+        agency_id=invite.agency_id,
+        expires_at=invite.expires_at,
+        code=code,
+    )
 
 
 async def agency_out(

@@ -190,12 +190,24 @@ def create_user(
     role: Annotated[Role, typer.Option(help="Account role.")] = Role.operator_admin,
     display_name: Annotated[str | None, typer.Option(help="Name shown in the UI.")] = None,
     agency_id: Annotated[str | None, typer.Option(help="Agency id (agency_officer only).")] = None,
+    officer_admin: Annotated[
+        bool,
+        typer.Option(
+            "--officer-admin",
+            help="Make the officer its agency's officer-administrator (who invites the "
+            "agency's other officers).",
+        ),
+    ] = False,
     password_env: Annotated[
         str | None,
         typer.Option(help="Read the password from this environment variable instead of a prompt."),
     ] = None,
 ) -> None:
-    """Create an account (the first operator admin, or staff). Prompts for the password."""
+    """Create an account (the first operator admin, or staff). Prompts for the password.
+
+    Whoever holds the server's shell is the second person that policy rule 8 asks for: a
+    legal reviewer or an agency's officer-administrator made here needs no second
+    operator (on the web, an operator may only propose one)."""
     from doorwarden.accounts import service  # noqa: PLC0415
     from doorwarden.agencies.service import add_officer  # noqa: PLC0415
     from doorwarden.audit.service import SYSTEM, RequestContext, record  # noqa: PLC0415
@@ -214,6 +226,9 @@ def create_user(
         if getpass.getpass("Repeat password: ") != password:
             print("The passwords differ.", file=sys.stderr)
             raise typer.Exit(2)
+    if officer_admin and role is not Role.agency_officer:
+        print("--officer-admin is for an agency_officer only.", file=sys.stderr)
+        raise typer.Exit(2)
     try:
         agency = uuid.UUID(agency_id) if agency_id else None
     except ValueError as exc:
@@ -234,7 +249,7 @@ def create_user(
                     agency_id=agency,
                 )
                 if agency is not None:
-                    await add_officer(db, user=user, agency_id=agency)
+                    await add_officer(db, user=user, agency_id=agency, is_admin=officer_admin)
                 record(
                     db,
                     tag=Tag.admin_user_create,
@@ -242,7 +257,7 @@ def create_user(
                     ctx=RequestContext(client_address="cli", user_agent="doorwarden-cli"),
                     target_type="user",
                     target_id=user.id,
-                    extra={"role": str(role)},
+                    extra={"role": str(role), "officer_admin": officer_admin},
                 )
                 return user.id
         finally:

@@ -35,6 +35,14 @@ ADMIN = DemoAccount(
     "Olive Operator",
     "runs the instance, verifies agencies; sees no footage",
 )
+# A second operator: verifying an agency and recording its approval are two people's acts
+# (policy rule 8), and so is a staff invite made on the web (a proposal and a confirmation).
+SECOND_ADMIN = DemoAccount(
+    "admin2@demo.doorwarden",
+    Role.operator_admin,
+    "Omar Operator",
+    "a second operator: records approvals, confirms invites; sees no footage",
+)
 RESIDENT = DemoAccount(
     "resident@demo.doorwarden",
     Role.resident,
@@ -63,7 +71,7 @@ OFFICER = DemoAccount(
     "officer@demo.doorwarden",
     Role.agency_officer,
     "Officer Dana",
-    f"officer of {AGENCY_NAME}: files requests, never live",
+    f"officer-administrator of {AGENCY_NAME}: files requests, invites its officers; never live",
 )
 REVIEWER = DemoAccount(
     "reviewer@demo.doorwarden",
@@ -77,7 +85,17 @@ AUDITOR = DemoAccount(
     "Avery Auditor",
     "reads the instance's audit trail (/audit)",
 )
-ACCOUNTS = [ADMIN, RESIDENT, PARTNER, NEIGHBOUR, ACROSS, OFFICER, REVIEWER, AUDITOR]
+ACCOUNTS = [
+    ADMIN,
+    SECOND_ADMIN,
+    RESIDENT,
+    PARTNER,
+    NEIGHBOUR,
+    ACROSS,
+    OFFICER,
+    REVIEWER,
+    AUDITOR,
+]
 
 Footage = Literal["vtest", "synthetic"]
 

@@ -31,6 +31,7 @@ from doorwarden.demo.cast import (
     HOMES,
     JURISDICTION_AREA,
     OFFICER,
+    SECOND_ADMIN,
     TIME_ZONE,
     DemoAccount,
     DemoHome,
@@ -75,13 +76,21 @@ async def _user(
         agency_id=officer_of,
     )
     if officer_of is not None:
-        await legal.add_officer(db, user=user, agency_id=officer_of)
+        # Made as the server's shell makes one: the agency's officer-administrator.
+        await legal.add_officer(db, user=user, agency_id=officer_of, is_admin=True)
     return user
 
 
 async def _agency(
-    db: AsyncSession, admin: User, now: datetime, store: ClipStore, made: list[str]
+    db: AsyncSession,
+    admin: User,
+    recorder: User,
+    now: datetime,
+    store: ClipStore,
+    made: list[str],
 ) -> Agency:
+    """`admin` registers and verifies the agency; `recorder`, a second operator, records
+    its approval (policy rule 8: one operator cannot do both)."""
     agency = (await db.scalars(select(Agency).where(Agency.name == AGENCY_NAME))).first()
     if agency is None:
         made.append(f"agency: {AGENCY_NAME}, verified")
@@ -118,7 +127,7 @@ async def _agency(
             policy=Upload(policy, "use-policy.pdf", "application/pdf"),
             store=store,
             max_bytes=POLICY_MAX_BYTES,
-            actor=admin,
+            actor=recorder,
             ctx=CTX,
             now=now,
         )
@@ -172,8 +181,13 @@ async def seed(
     try:
         async with create_sessionmaker(engine).begin() as db:
             made: list[str] = []
-            users = {ADMIN.email: await _user(db, ADMIN, None, password_cost, made)}
-            agency = await _agency(db, users[ADMIN.email], now, store, made)
+            users = {
+                a.email: await _user(db, a, None, password_cost, made)
+                for a in (ADMIN, SECOND_ADMIN)
+            }
+            agency = await _agency(
+                db, users[ADMIN.email], users[SECOND_ADMIN.email], now, store, made
+            )
             for account in ACCOUNTS:
                 if account.email not in users:
                     users[account.email] = await _user(db, account, agency.id, password_cost, made)

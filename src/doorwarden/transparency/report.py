@@ -17,7 +17,8 @@ how each request was decided, and what left because of it. Counts only.
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from collections import Counter
+from datetime import UTC, date, datetime
 
 from sqlalchemy import ColumnElement, and_, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,6 +35,7 @@ from doorwarden.transparency.report_model import (
     AgencyReport,
     ApprovalRow,
     CommunityCounts,
+    DelayedEnd,
     DisclosureCounts,
     HoldCounts,
     NoticeCounts,
@@ -174,6 +176,18 @@ async def _count_notices(db: AsyncSession, p: Period) -> NoticeCounts:
     return NoticeCounts(int(delivered or 0), delayed, pending)
 
 
+async def _delayed_ends(db: AsyncSession, p: Period) -> list[DelayedEnd]:
+    """Every delayed notice of the period, as counts by the day its order ends (issue 16:
+    a gag is public in number and length, never in whom it covers)."""
+    ends = await db.scalars(
+        select(Notice.deliver_after).where(
+            p.holds(Notice.created_at), Notice.deliver_after.is_not(None)
+        )
+    )
+    by_day = Counter(end.astimezone(UTC).date() for end in ends if end is not None)
+    return [DelayedEnd(day, n) for day, n in sorted(by_day.items())]
+
+
 async def _count_holds(db: AsyncSession, p: Period, now: datetime, granted: int) -> HoldCounts:
     in_force = and_(
         ClipHold.released_at.is_(None),
@@ -307,4 +321,5 @@ async def report(db: AsyncSession, *, p: Period, settings: Settings, now: dateti
         policy=await policy_facts(db, settings),
         approvals=await approvals_on_file(db, now.date()),
         programmes=await programme_rows(db),
+        delayed_until=await _delayed_ends(db, p),
     )

@@ -122,6 +122,8 @@ def figures(r: Report) -> Iterator[Figure]:
         yield from _counted("disclosures", "", package_kind.kind.value, package_kind)
     yield from _counted("disclosures", "", "all", r.disclosures)
     yield from _counted("notices", "", "", r.notices)
+    for end in r.delayed_until:
+        yield Figure("notices", "", "delayed_until", end.ends_on.isoformat(), str(end.notices))
     yield from _counted("holds", "", "preservation", r.holds)
     c = r.community
     yield from _facts(

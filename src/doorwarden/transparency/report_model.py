@@ -186,6 +186,15 @@ class NoticeCounts:
     delayed_pending: int = 0  # of those, not delivered yet
 
 
+@dataclass(frozen=True)
+class DelayedEnd:
+    """Notices made in the period and held back by a non-disclosure order, by the day
+    the order ends (UTC): a count and a date, never a household."""
+
+    ends_on: date
+    notices: int
+
+
 @dataclass
 class HoldCounts:
     preservations_granted: int = 0  # preservation requests of the period, approved/narrowed
@@ -266,6 +275,7 @@ class Report:
     policy: PolicyFacts
     approvals: list[ApprovalRow]
     programmes: list[ProgrammeRow]
+    delayed_until: list[DelayedEnd] = field(default_factory=list)
 
     @property
     def requests_total(self) -> int:

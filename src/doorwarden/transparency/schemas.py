@@ -200,6 +200,16 @@ class NoticesOut(BaseModel):
         "Notices made in the period but held back by a court's non-disclosure order."
     )
     delayed_pending: int = _count("Of those, not delivered yet (the order still runs).")
+    delayed_until: list[DelayedEndOut] = Field(
+        default_factory=list,
+        description="Every delayed notice of the period, counted by the day its "
+        "non-disclosure order ends; never which household.",
+    )
+
+
+class DelayedEndOut(BaseModel):
+    ends_on: date = Field(description="The day (UTC) the non-disclosure order ends.")
+    notices: int = _count("Notices of the period delayed until that day.")
 
 
 class HoldsOut(BaseModel):
@@ -320,7 +330,10 @@ class ReportOut(BaseModel):
                 **asdict(r.disclosures),
                 by_kind=[PackageKindOut(**asdict(k)) for k in r.packages],
             ),
-            notices=NoticesOut(**asdict(r.notices)),
+            notices=NoticesOut(
+                **asdict(r.notices),
+                delayed_until=[DelayedEndOut(**asdict(d)) for d in r.delayed_until],
+            ),
             holds=HoldsOut(**asdict(r.holds)),
             community=CommunityOut(
                 requests=c.requests,

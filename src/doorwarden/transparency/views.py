@@ -20,6 +20,7 @@ from starlette.responses import Response
 
 from doorwarden.deps import ClockDep, SessionDep, SettingsDep, authorize
 from doorwarden.legal.models import RequestKind
+from doorwarden.legal.requests.schemas import NONDISCLOSURE_MAX
 from doorwarden.policy import Action, Principal
 from doorwarden.transparency.http import (
     COVERAGE_PATH,
@@ -290,6 +291,7 @@ async def report_page(
         "outcome_series": OUTCOME_SERIES,
         "min_households_for_rate": MIN_HOUSEHOLDS_FOR_RATE,
         "community_rule": COMMUNITY_RULE,
+        "nondisclosure_max_days": NONDISCLOSURE_MAX.days,
     }
     if counted is not None:
         query = urlencode({"from": counted.period.first, "to": counted.period.last})

@@ -63,6 +63,16 @@ async def test_invite_only_sign_up_needs_a_valid_unused_invite(
         invite = await admin_client.post("/api/v1/admin/invites", json={"role": "legal_reviewer"})
         assert invite.status_code == 201, invite.text
         code = invite.json()["code"]
+        # A reviewer's invite is a proposal until a second operator confirms it.
+        assert_error(
+            await c.post("/api/v1/accounts", json={**body, "invite_code": code}),
+            403,
+            "invite_unconfirmed",
+        )
+        second = await factory.signed_in(await factory.user(Role.operator_admin))
+        confirmed = await second.post(f"/api/v1/admin/invites/{invite.json()['id']}/confirm")
+        assert confirmed.status_code == 200, confirmed.text
+        await second.aclose()
         created = await c.post("/api/v1/accounts", json={**body, "invite_code": code})
         assert created.status_code == 201, created.text
         assert created.json()["role"] == "legal_reviewer"

@@ -79,38 +79,55 @@ async def test_an_invite_names_an_agency_only_for_an_officer_and_only_one_that_e
 async def test_a_redeemed_officer_invite_makes_the_account_its_agency_officer(
     app: FastAPI, factory: Factory
 ) -> None:
+    """An operator proposes the agency's first officer-administrator, a second operator
+    confirms it (policy rule 8); that officer then invites the agency's other officers."""
     admin = await factory.user(Role.operator_admin)
-    agency_id = await factory.agency(admin)
+    agency_id = await factory.agency_in_good_standing(admin)
     admin_client = await factory.signed_in(admin)
-    codes = []
-    for _ in range(2):
-        made = await admin_client.post(
-            "/api/v1/admin/invites", json={"role": "agency_officer", "agency_id": str(agency_id)}
-        )
-        assert made.status_code == 201, made.text
-        assert made.json()["agency_id"] == str(agency_id)
-        codes.append(made.json()["code"])
-    page_made = await _submit(
-        admin_client,
-        "/admin",
-        "/admin/invites",
-        {"role": "agency_officer", "agency_id": str(agency_id)},
+    second = await factory.signed_in(await factory.user(Role.operator_admin))
+    made = await admin_client.post(
+        "/api/v1/admin/invites", json={"role": "agency_officer", "agency_id": str(agency_id)}
     )
-    assert page_made.status_code == 201, page_made.text
+    assert made.status_code == 201, made.text
+    assert made.json()["agency_id"] == str(agency_id)
+    assert made.json()["officer_admin"] is True and made.json()["confirmed"] is False
+    confirmed = await second.post(f"/api/v1/admin/invites/{made.json()['id']}/confirm")
+    assert confirmed.status_code == 200, confirmed.text
     await admin_client.aclose()
+    await second.aclose()
 
     async with make_client(app) as c:
         body = {"email": "pc@example.org", "display_name": "PC", "password": PASSWORD}
-        created = await c.post("/api/v1/accounts", json={**body, "invite_code": codes[0]})
+        created = await c.post(
+            "/api/v1/accounts", json={**body, "invite_code": made.json()["code"]}
+        )
         assert created.status_code == 201, created.text
         assert created.json()["role"] == "agency_officer"
+    chief = await factory.signed_in(await _user(app, "pc@example.org"))
+    invited = await chief.post(f"/api/v1/agencies/{agency_id}/invites")
+    assert invited.status_code == 201, invited.text
+    assert invited.json()["agency_id"] == str(agency_id)
+    await chief.aclose()
+    async with make_client(app) as c:
         form = {"email": "sgt@example.org", "display_name": "Sgt", "password": PASSWORD}
-        signed_up = await _submit(c, "/signup", "/signup", {**form, "invite_code": codes[1]})
+        code = invited.json()["code"]
+        signed_up = await _submit(c, "/signup", "/signup", {**form, "invite_code": code})
         assert signed_up.status_code == 303, signed_up.text
     assert await _officer_of(app, "pc@example.org") == agency_id
     assert await _officer_of(app, "sgt@example.org") == agency_id
     signups = AuditEvent.tag == Tag.account_signup
     assert await _count(app, AuditEvent, signups, AuditEvent.agency_id == agency_id) == 2
+    # The officer the administrator invited is no administrator: they invite no one.
+    sergeant = await factory.signed_in(await _user(app, "sgt@example.org"))
+    assert_error(await sergeant.post(f"/api/v1/agencies/{agency_id}/invites"), 403)
+    await sergeant.aclose()
+
+
+async def _user(app: FastAPI, email: str) -> User:
+    async with app.state.sessionmaker() as db:
+        user = (await db.scalars(select(User).where(User.email == email))).first()
+        assert user is not None
+        return user
 
 
 async def test_an_officer_of_no_agency_is_not_made_at_all(app: FastAPI, factory: Factory) -> None:

@@ -157,8 +157,11 @@ async def test_approvals_are_recorded_by_operators_and_give_standing(
     assert await count(app, MunicipalApproval, MunicipalApproval.agency_id == agency_id) == 0
     assert await count(app, LegalDocument, LegalDocument.agency_id == agency_id) == 0
 
-    verified = await people.admin_client.post(f"/api/v1/agencies/{agency_id}/verify")
+    # Another operator verifies: the one who records the approval may not (policy rule 8).
+    verifier = await factory.signed_in(await factory.user(Role.operator_admin))
+    verified = await verifier.post(f"/api/v1/agencies/{agency_id}/verify")
     assert verified.status_code == 200 and verified.json()["standing"] == "no_approval"
+    await verifier.aclose()
     refused = await officer.post(
         f"/api/v1/agencies/{agency_id}/requests/community", json=community_body()
     )
@@ -222,7 +225,9 @@ async def test_an_approval_ends_on_its_expiry_date(
 ) -> None:
     today = clock.now().date()
     agency_id = await factory.agency(people.admin, "Shorttown Police")
-    await people.admin_client.post(f"/api/v1/agencies/{agency_id}/verify")
+    verifier = await factory.signed_in(await factory.user(Role.operator_admin))
+    await verifier.post(f"/api/v1/agencies/{agency_id}/verify")
+    await verifier.aclose()
     expires = today + timedelta(days=3)
     details = approval_details(today, expires_on=expires.isoformat())
     assert (await post_approval(people.admin_client, agency_id, details)).status_code == 201

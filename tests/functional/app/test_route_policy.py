@@ -36,6 +36,7 @@ from doorwarden.signing import sign
 from doorwarden.web import csrf
 from tests.factories import SECRET, Factory, make_client
 from tests.functional.app.route_inventory import inventory
+from tests.pdfs import pdf_bytes
 
 PARAM = re.compile(r"{(\w+)}")
 
@@ -134,6 +135,7 @@ EXPECTED: dict[Action, Expect] = {
     Action.admin_users_read: roles(Role.operator_admin),
     Action.admin_user_update: roles(Role.operator_admin),
     Action.admin_invite_create: roles(Role.operator_admin),
+    Action.admin_invite_confirm: roles(Role.operator_admin),  # and not the proposer: below
     Action.audit_read_all: roles(Role.auditor, Role.operator_admin),
     Action.agency_update: roles(Role.operator_admin),
     Action.governance_manage: roles(Role.operator_admin),
@@ -147,6 +149,8 @@ EXPECTED |= {
     Action.legal_request_update: officer_in_good_standing,
     Action.legal_package_download: officer_in_good_standing,
     Action.legal_request_read: own_officer,
+    # Its officer-administrator's alone (the service asks policy.officer_invite): below.
+    Action.agency_officer_invite: officer_in_good_standing,
     Action.legal_review: roles(Role.legal_reviewer),
     Action.household_requests_read: members("owner"),
 }
@@ -303,6 +307,7 @@ def _fill(path: str, binding: Binding) -> str:
         "document_id": uuid.uuid4(),
         "approval_id": uuid.uuid4(),
         "programme_id": uuid.uuid4(),
+        "invite_id": uuid.uuid4(),
         "kind": "warrant",  # a request kind (the officer's new-request form)
     }
 
@@ -376,3 +381,59 @@ async def test_every_route_decides_as_expected_for_every_role(
             await who.client.aclose()
     assert mismatches == [], "\n".join(mismatches)
     assert checked >= len(routes) * len(cast)
+
+
+# -- separation of duties (policy rule 8) -------------------------------------------------
+# Some decisions need a fact the path does not carry (who did the first half of a two-person
+# act): the route's rule lets every operator in, as the table above says, and the service
+# asks the policy with that fact. Each case is one person doing both halves, refused.
+
+
+async def test_separation_of_duties_refuses_one_person_doing_both_halves(
+    app: FastAPI, factory: Factory
+) -> None:
+    first_user = await factory.user(Role.operator_admin)
+    first = await factory.signed_in(first_user)
+    second = await factory.signed_in(await factory.user(Role.operator_admin))
+    auditor = await factory.signed_in(await factory.user(Role.auditor))
+    agency_id = await factory.agency(first_user)
+    # Verify, then the same operator records the approval: refused; another may.
+    assert (await first.post(f"/api/v1/agencies/{agency_id}/verify")).status_code == 200
+    form = {
+        "data": {
+            "details": '{"approving_body": "Council", "approved_on": "2026-01-05", '
+            '"reference": "Ord. 1", "expires_on": null}'
+        },
+        "files": {"policy_document": ("p.pdf", pdf_bytes("policy"), "application/pdf")},
+    }
+    refused = await first.post(f"/api/v1/agencies/{agency_id}/approvals", **form)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "separation_of_duties"
+    done = await second.post(f"/api/v1/agencies/{agency_id}/approvals", **form)
+    assert done.status_code == 201, done.text
+    # The other order: an approval first, then its recorder verifies: refused.
+    other = await factory.agency(first_user, "Other")
+    assert (await second.post(f"/api/v1/agencies/{other}/approvals", **form)).status_code == 201
+    refused = await second.post(f"/api/v1/agencies/{other}/verify")
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "separation_of_duties"
+    # A proposed invite: its proposer may not confirm it, nor anyone but an operator.
+    proposed = await first.post("/api/v1/admin/invites", json={"role": "legal_reviewer"})
+    assert proposed.status_code == 201 and proposed.json()["confirmed"] is False
+    confirm = f"/api/v1/admin/invites/{proposed.json()['id']}/confirm"
+    refused = await first.post(confirm)
+    assert refused.status_code == 409, refused.text
+    assert refused.json()["error"]["code"] == "separation_of_duties"
+    assert (await auditor.post(confirm)).status_code == 403
+    assert (await second.post(confirm)).status_code == 200
+    refused = await second.post(confirm)
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "already_confirmed"
+    # Residents, auditors and plain invites need no second person.
+    plain = await first.post("/api/v1/admin/invites", json={"role": "auditor"})
+    assert plain.status_code == 201 and plain.json()["confirmed"] is True
+    # An officer who is not its agency's officer-administrator invites no one.
+    officer = await factory.signed_in(await factory.user(Role.agency_officer, agency_id=agency_id))
+    refused = await officer.post(f"/api/v1/agencies/{agency_id}/invites")
+    assert refused.status_code == 403, refused.text
+    for client in (first, second, auditor, officer):
+        await client.aclose()

@@ -193,7 +193,15 @@ async def test_a_warrant_from_agency_registration_to_the_public_log(
         "reference": "Ordinance 2026-14",
         "expires_on": None,
     }
-    recorded = await admin.post(
+    # A second operator records it: the one who verified may not (policy rule 8).
+    same = await admin.post(
+        f"/api/v1/agencies/{agency_id}/approvals",
+        data={"details": json.dumps(approval)},
+        files={"policy_document": ("policy.pdf", policy_pdf, "application/pdf")},
+    )
+    assert_error(same, 409, "separation_of_duties")
+    second = await factory.signed_in(await factory.user(Role.operator_admin))
+    recorded = await second.post(
         f"/api/v1/agencies/{agency_id}/approvals",
         data={"details": json.dumps(approval)},
         files={"policy_document": ("policy.pdf", policy_pdf, "application/pdf")},

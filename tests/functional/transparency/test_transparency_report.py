@@ -485,6 +485,9 @@ async def test_a_known_history_in_json_csv_and_html(
         subscriber_households=1,
     )
     notices = body["notices"]
+    # Every delayed notice, by the day its order ends: counts and dates, no household.
+    delayed_until = notices.pop("delayed_until")
+    assert delayed_until == [{"ends_on": "2026-12-31", "notices": 2}]
     assert notices == await notice_oracle(app, date(2026, 1, 1), today)
     # Each of the e2e home's notices (request, disclosure) waits for the order's end.
     assert notices["delayed"] == notices["delayed_pending"] == 2

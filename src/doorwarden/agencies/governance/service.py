@@ -28,11 +28,12 @@ from doorwarden.agencies.governance.models import (
     ProgrammeKind,
 )
 from doorwarden.agencies.models import Agency, DocumentKind, LegalDocument
-from doorwarden.agencies.service import get_agency
+from doorwarden.agencies.service import get_agency, require
 from doorwarden.audit.service import RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.devices.models import Device
 from doorwarden.errors import Conflict, InvalidInput, NotFound
+from doorwarden.policy import distinct_operator
 from doorwarden.storage.base import ClipStore
 
 POLICY_ROW = 1
@@ -93,6 +94,9 @@ async def record_approval(
 ) -> MunicipalApproval:
     if approved_on > now.date():
         raise InvalidInput("An approval cannot be dated after today.")
+    # Rule 8: not the operator who verified the agency.
+    agency = await get_agency(db, agency_id)
+    require(distinct_operator(actor.id, {agency.verified_by}))
     if expires_on is not None and expires_on < approved_on:
         raise InvalidInput("An approval cannot expire before it was given.")
     pages = documents.check_pdf(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from fastapi import UploadFile
@@ -16,11 +17,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.agencies.documents import Upload
 from doorwarden.agencies.http import read_upload, require_upload
+from doorwarden.errors import InvalidInput
 from doorwarden.legal.community import service as community
 from doorwarden.legal.models import LegalRequest, RequestKind
 from doorwarden.legal.requests import forms
 from doorwarden.legal.requests import service as requests
 from doorwarden.legal.requests.schemas import (
+    NONDISCLOSURE_MAX,
     CommunityIn,
     EmergencyIn,
     PreservationIn,
@@ -135,6 +138,24 @@ KINDS: dict[RequestKind, Kind] = {
 }
 
 
+class NondisclosureTooLong(InvalidInput):
+    code = "nondisclosure_too_long"
+
+
+def check_nondisclosure_length(until: datetime | None, now: datetime) -> None:
+    """Refuse a non-disclosure order that would keep the household uninformed for longer
+    than NONDISCLOSURE_MAX, before anything is stored (issue 16, item 1)."""
+    if until is not None and until - now > NONDISCLOSURE_MAX:
+        raise NondisclosureTooLong(
+            f"A non-disclosure order may delay the household's notice by at most "
+            f"{NONDISCLOSURE_MAX.days} days from filing on this instance.",
+            details={
+                "nondisclosure_until": until.isoformat(),
+                "latest_allowed": (now + NONDISCLOSURE_MAX).isoformat(),
+            },
+        )
+
+
 async def read_files(
     kind: Kind,
     document: UploadFile | None,
@@ -169,6 +190,7 @@ async def file(
     nondisclosure: Upload | None,
 ) -> LegalRequest:
     """File a request of `kind` (its body already read into kind.schema)."""
+    check_nondisclosure_length(getattr(body, "nondisclosure_until", None), filing.now)
     files: dict[str, Any] = {}
     if kind.document is not None:
         files["document"] = document

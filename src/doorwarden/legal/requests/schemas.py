@@ -5,7 +5,7 @@ its own error code."""
 from __future__ import annotations
 
 import uuid
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints, model_validator
@@ -17,6 +17,13 @@ Text200 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, 
 Address = Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=300)]
 LongText = Annotated[str, StringConstraints(strip_whitespace=True, max_length=5000)]
 MAX_SCOPE_ITEMS = 50
+
+
+# The longest a household's notice may be delayed, from the day of filing (checked at
+# filing: kinds.check_nondisclosure_length, 400 nondisclosure_too_long). 180 days is the
+# usual ceiling for delayed notice of a warrant or order; a court that wants longer must
+# issue a new order. docs/legal-process.md, "Separation of duties and the order maximum".
+NONDISCLOSURE_MAX = timedelta(days=180)
 
 
 class Strict(BaseModel):

@@ -32,6 +32,7 @@ from doorwarden.legal.models import (
     Target,
 )
 from doorwarden.legal.review import checks
+from doorwarden.legal.review.conflicts import check_no_conflict
 from doorwarden.legal.scope import scope_items, targets_of
 from doorwarden.legal.states import REVIEWED_KINDS, TAGS, UNDECIDED, Event, next_status
 
@@ -180,6 +181,10 @@ async def decide(
 ) -> LegalRequest:
     """The reviewer's decision on a request, taken alike from the API and the page."""
     request = await reviewable(db, request_id)
+    agency = await db.get(Agency, request.agency_id)
+    assert agency is not None  # noqa: S101 - a foreign key
+    # Rule 8: nobody who helped set the agency up decides its requests.
+    await check_no_conflict(db, reviewer=reviewer, agency=agency)
     if isinstance(decision, Approval):
         await _approve(db, request, reviewer, decision, effects)
     elif isinstance(decision, Narrowing):
