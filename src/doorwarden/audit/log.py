@@ -38,13 +38,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.audit.log_models import LogCheckpoint, LogLeaf, LogNode
 from doorwarden.audit.models import AuditEvent
-from doorwarden.audit.readers import acted_from_outside
+from doorwarden.audit.readers import SCOPED_TARGETS, acted_from_outside
 from doorwarden.crypto.canonical import canonical_json
 from doorwarden.db import Base
 from doorwarden.formats import merkle
 from doorwarden.formats.checkpoint import Checkpoint, NoteKey, sign_checkpoint
 
-LEAF_VERSION = 2  # 1: the address and agent among the private fields; 2: hashed apart
+# 1: the address and agent among the private fields; 2: hashed apart; 3: a quiet entry's
+# actor and camera (any target naming a home or its footage) private too
+LEAF_VERSION = 3
 APPEND_BATCH = 20_000
 MAX_ENTRIES_PER_PAGE = 1000
 _LOCK_ID = 0x646F6F72  # "door": the appender's PostgreSQL advisory lock
@@ -92,6 +94,15 @@ def quiet(event: EventFields) -> bool:
     return event.tag.startswith(QUIET_HOUSEHOLD_TAGS)
 
 
+def _hidden_target(event: EventFields, version: int) -> bool:
+    """Whether a quiet entry's target is private: a clip since version 2; since version 3
+    any target naming a home or its footage (a camera too: `device:pair` and
+    `clip:receive` name it in public, so it would lead back to the household)."""
+    if version < 3:
+        return event.target_type == "clip"
+    return event.target_type in SCOPED_TARGETS
+
+
 def _derived(salt: str, label: bytes) -> bytes:
     """A salt of its own for each use, from the stored one: knowing one tells nothing of
     the stored salt, nor so of the other."""
@@ -117,8 +128,10 @@ def private_fields(event: EventFields, salt: str, version: int = LEAF_VERSION) -
         fields["network"] = network(event, salt)
     if quiet(event):
         fields["household"] = str(event.household_id) if event.household_id else None
-        if event.target_type == "clip":
+        if _hidden_target(event, version):
             fields["target"] = event.target_id
+        if version >= 3:  # the actor's other entries (a login, a pairing) are public
+            fields["actor"] = str(event.actor_user_id) if event.actor_user_id else None
     return fields
 
 
@@ -150,12 +163,12 @@ def leaf_of(event: EventFields, salt: str) -> bytes:
             "event": str(event.id),
             "at": int(at.timestamp() * 1000),
             "tag": event.tag,
-            "actor": str(event.actor_user_id) if event.actor_user_id else None,
+            "actor": str(event.actor_user_id) if event.actor_user_id and not hidden else None,
             "role": event.actor_role,
             "household": str(event.household_id) if event.household_id and not hidden else None,
             "agency": str(event.agency_id) if event.agency_id else None,
             "target_type": event.target_type,
-            "target": None if hidden and event.target_type == "clip" else event.target_id,
+            "target": None if hidden and _hidden_target(event, LEAF_VERSION) else event.target_id,
             "commitment": commitment(salt, event),
         }
     )
@@ -314,7 +327,7 @@ async def household_entries(
     what the household may be given to check it. A version 1 entry of an actor from
     outside the household is left out: its salt opens the staff address and agent it
     commits to (they could be guessed from it), and without its salt it cannot be
-    checked. Version 1 leaves predate this rule; every later one is version 2."""
+    checked. Version 1 leaves predate this rule; every later one is version 2 or 3."""
     query = (
         select(LogLeaf.index.label("log_index"), LogLeaf.leaf, LogLeaf.salt, *_LEAF_COLUMNS)
         .join(AuditEvent, AuditEvent.id == LogLeaf.event_id)

@@ -12,8 +12,10 @@ applied by the service that every route returning events calls, so no route can 
 * Instance-wide readers (operators and auditors: policy rule 7, "no request's scope")
   see every event, but of the events that tie a household to a legal request, an
   agency's camera programme or a share with an agency (`SCOPED_TAGS`, the same tags the
-  public log keeps quiet), no household, no camera or clip, and of the details only the
-  keys known to hold no scope, and only as plain values (an id list never passes).
+  public log keeps quiet), no household, no camera or clip, no resident who acted (nor
+  where from: either joins the event to the household's other events), and of the
+  details only the keys known to hold no scope, and only as plain values (an id list
+  never passes).
 """
 
 from __future__ import annotations
@@ -123,10 +125,18 @@ def for_instance(event: AuditEvent) -> EventView:
     target_hidden = view.target_type in SCOPED_TARGETS and view.target_id is not None
     if target_hidden:
         withheld.add("target_id")
+    # A resident (or camera) acting on a scoped event is the household: their id, or
+    # where they acted from, joins it to their other, unscoped events. Staff stay shown.
+    resident = not acted_from_outside(view.actor_role)
+    if resident:
+        withheld |= {"actor_user_id", *NETWORK_FIELDS}
     return replace(
         view,
         household_id=None,
         target_id=None if target_hidden else view.target_id,
+        actor_user_id=None if resident else view.actor_user_id,
+        client_address=None if resident else view.client_address,
+        user_agent=None if resident else view.user_agent,
         extra={k: v for k, v in view.extra.items() if k not in withheld},
         withheld=frozenset(withheld),
     )

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from typing import Generic, TypeVar
 
-from doorwarden.transparency.report_model import MEASURES, Report
+from doorwarden.transparency.report_model import MEASURES, MIN_HOUSEHOLDS_SHOWN, Report
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,7 @@ class Figure:
 
 
 TOO_FEW = "too few to show"
+FEWER = f"fewer than {MIN_HOUSEHOLDS_SHOWN}"  # households asked, under the threshold
 
 
 def _text(value: object) -> str:
@@ -132,7 +133,7 @@ def figures(r: Report) -> Iterator[Figure]:
         "community",
         (
             ("requests", c.requests),
-            ("households_asked", c.households_asked),
+            ("households_asked", FEWER if c.households_asked_shown is None else c.households_asked),
             ("households_shared", TOO_FEW if c.households_shared is None else c.households_shared),
             ("response_rate", TOO_FEW if c.response_rate is None else c.response_rate),
             ("clips_shared", c.clips_shared),
@@ -149,7 +150,7 @@ T = TypeVar("T")
 
 class Recount(Generic[T]):
     """The last count for a key, reused for `max_age_s`; one count at a time, the others
-    wait for it (as the coverage map's CoverageCache)."""
+    wait for it (the report's figures; the coverage map is a published snapshot instead)."""
 
     def __init__(self, size: int = 16) -> None:
         self._lock = asyncio.Lock()

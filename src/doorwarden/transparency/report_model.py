@@ -19,9 +19,14 @@ from doorwarden.legal.models import Outcome, RequestKind, RequestStatus
 EARLIEST = date(2000, 1, 1)
 MAX_YEARS = 10
 MIN_HOUSEHOLDS_FOR_RATE = 10
+# Households asked are shown only from this many (the floor of community_min_households):
+# "1 asked" after a request around one door said that house has a camera.
+MIN_HOUSEHOLDS_SHOWN = 5
 COMMUNITY_RULE = (
     f"A response rate is shown only when at least {MIN_HOUSEHOLDS_FOR_RATE} households "
-    "were asked in the period: a rate over a handful of homes would tell who answered."
+    "were asked in the period: a rate over a handful of homes would tell who answered. "
+    f"Fewer than {MIN_HOUSEHOLDS_SHOWN} households asked is shown as such, not counted: "
+    "the number would tell which homes near a place have cameras."
 )
 
 
@@ -212,6 +217,13 @@ class CommunityCounts:
     @property
     def rate_shown(self) -> bool:
         return self.households_asked >= MIN_HOUSEHOLDS_FOR_RATE
+
+    @property
+    def households_asked_shown(self) -> int | None:
+        """The count, or None for "fewer than MIN_HOUSEHOLDS_SHOWN" (0 too, once a request
+        was made: none asked says the area had no camera)."""
+        few = self.households_asked < MIN_HOUSEHOLDS_SHOWN and self.requests > 0
+        return None if few else self.households_asked
 
     @property
     def households_shared(self) -> int | None:

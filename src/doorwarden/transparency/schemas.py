@@ -17,6 +17,7 @@ from doorwarden.transparency.coverage import Coverage
 from doorwarden.transparency.report_model import (
     COMMUNITY_RULE,
     MIN_HOUSEHOLDS_FOR_RATE,
+    MIN_HOUSEHOLDS_SHOWN,
     ProgrammeRow,
     Report,
     RequestCounts,
@@ -222,8 +223,10 @@ class HoldsOut(BaseModel):
 
 class CommunityOut(BaseModel):
     requests: int = _count("Community requests made in the period.")
-    households_asked: int = _count(
-        "Households asked by them (one asked by two requests counts twice)."
+    households_asked: int | None = Field(
+        ge=0,
+        description="Households asked by them (one asked by two requests counts twice); "
+        "null when fewer than min_households_shown.",
     )
     households_shared: int | None = Field(
         ge=0, description="Households that shared at least one clip; null when too few asked."
@@ -233,6 +236,7 @@ class CommunityOut(BaseModel):
     )
     clips_shared: int = _count("Clips residents chose to share with them.")
     min_households_for_rate: int = Field(description="Fewest households asked to show a rate.")
+    min_households_shown: int = Field(description="Fewest households asked to show the count.")
     rule: str = Field(description="Why a rate is not shown over a handful of homes.")
 
 
@@ -337,11 +341,12 @@ class ReportOut(BaseModel):
             holds=HoldsOut(**asdict(r.holds)),
             community=CommunityOut(
                 requests=c.requests,
-                households_asked=c.households_asked,
+                households_asked=c.households_asked_shown,
                 households_shared=c.households_shared,
                 response_rate=c.response_rate,
                 clips_shared=c.clips_shared,
                 min_households_for_rate=MIN_HOUSEHOLDS_FOR_RATE,
+                min_households_shown=MIN_HOUSEHOLDS_SHOWN,
                 rule=COMMUNITY_RULE,
             ),
             policy=ReportPolicyOut(**asdict(r.policy)),

@@ -54,6 +54,13 @@ AREA = {
 
 
 @pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Community requests here reach one or two homes: below the floor of
+    `community_min_households` (tested in tests/functional/legal/test_community_oracle.py)."""
+    return settings.model_copy(update={"community_min_households": 0})
+
+
+@pytest.fixture
 async def people(factory: Factory) -> AsyncIterator[Cast]:
     made = await cast(factory)
     yield made

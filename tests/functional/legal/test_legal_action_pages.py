@@ -12,6 +12,7 @@ from datetime import timedelta
 import pytest
 
 from doorwarden.clock import ManualClock
+from doorwarden.config import Settings
 from tests.factories import Factory
 from tests.functional.legal.test_legal_pages import (
     REQUEST_PAGE,
@@ -23,6 +24,14 @@ from tests.functional.legal.test_legal_pages import (
 from tests.legal_flow import Cast, cast, home
 
 WINDOW = {"window_start": "2026-11-25T09:00", "window_end": "2026-11-25T12:00"}
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Community requests here ask small areas of one or two homes, below the floors that
+    operators cannot lower (their refusals: test_community_oracle.py)."""
+    floors = {"community_min_households": 0, "community_min_square_miles": 0.0}
+    return settings.model_copy(update=floors)
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 from doorwarden.accounts.models import User
 from doorwarden.clock import ManualClock
+from doorwarden.config import Settings
 from doorwarden.crypto.keys import RecipientKey, b64d, b64e
 from doorwarden.crypto.manifest import GENESIS
 from doorwarden.households import service as households
@@ -73,6 +74,13 @@ AREA = {
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(START)
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """One test files a request reaching 3 homes, as was possible before the floor of 5
+    (community_min_households), to show how the report hides so few."""
+    return settings.model_copy(update={"community_min_households": 0})
 
 
 @pytest.fixture
@@ -500,6 +508,7 @@ async def test_a_known_history_in_json_csv_and_html(
         "response_rate": 0.3333,
         "clips_shared": 5,
         "min_households_for_rate": 10,
+        "min_households_shown": 5,
         "rule": body["community"]["rule"],
     }
     assert "would tell who answered" in body["community"]["rule"]
@@ -692,12 +701,17 @@ async def test_few_households_asked_show_no_rate(
     )
     assert shared.status_code == 200, shared.text
     c = (await report_json(client))["community"]
-    assert (c["requests"], c["households_asked"], c["clips_shared"]) == (1, 3, 1)
+    # Three homes asked (a request filed before the floor of 5): not said, nor guessable
+    # from one more home asked (issue 16 item 2: the count told one home's camera).
+    assert (c["requests"], c["households_asked"], c["clips_shared"]) == (1, None, 1)
+    assert c["min_households_shown"] == 5
     assert c["households_shared"] is None and c["response_rate"] is None
     rows = await report_csv(client)
+    assert rows["community||community|households_asked"] == "fewer than 5"
     assert rows["community||community|households_shared"] == "too few to show"
     assert rows["community||community|response_rate"] == "too few to show"
     html, shown = await report_page(client)
+    assert shown["community||community|households_asked"] == ("fewer than 5", "fewer than 5")
     assert shown["community||community|response_rate"] == ("too few to show", "too few to show")
     assert 'id="chart-community"' not in html and "would tell who answered" in html
 

@@ -111,7 +111,7 @@ def test_a_household_entry_checks_out_without_the_address_it_commits_to() -> Non
     leaf = json.loads(log.leaf_of(staff, salt))
     opening = log.opening_salt(salt)
     private = log.private_json(staff, salt)
-    assert leaf["v"] == 2
+    assert leaf["v"] == log.LEAF_VERSION
     assert hashlib.sha256(bytes.fromhex(opening) + private).hexdigest() == leaf["commitment"]
     assert b"192.0.2.201" not in private and b"StaffBrowser" not in private
     assert opening != salt  # the stored salt, from which the network salt comes, stays home

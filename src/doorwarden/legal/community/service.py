@@ -1,6 +1,8 @@
 """Community requests: voluntary, small, public, and off when the operator says so.
 
-An agency asks the residents of an area of at most `community_max_square_miles`, inside
+An agency asks the residents of an area of at most `community_max_square_miles` (and at
+least `community_min_square_miles`, reaching at least `community_min_households` homes
+with cameras, so that a request never points at one home), inside
 its jurisdiction, for clips of a window of at most `community_max_hours`. The households
 with cameras in the area are told; each chooses clip by clip what to share, or ignores
 it. The agency sees only the clips shared (as packages it builds when it wants them):
@@ -49,6 +51,18 @@ class AreaTooLarge(InvalidInput):
     code = "area_too_large"
 
 
+class AreaTooSmall(InvalidInput):
+    code = "area_too_small"
+
+
+class TooFewHouseholds(Conflict):
+    """Fewer homes with cameras in the area than `community_min_households`. One refusal,
+    word for word the same for 0 homes as for the minimum less one: a different answer
+    would tell the agency how many cameras (or whether one) the area holds."""
+
+    code = "too_few_households"
+
+
 class OutOfJurisdiction(InvalidInput):
     code = "out_of_jurisdiction"
 
@@ -73,6 +87,13 @@ async def submit_community(db: AsyncSession, filing: Filing, *, body: CommunityI
     check_window(body, filing.now, max_hours=filing.settings.community_max_hours)
     area = parse_area(body.area)
     square_miles = geo.square_miles(geo.area_km2(area))
+    smallest = filing.settings.community_min_square_miles
+    if square_miles < smallest:  # a box around one door would ask one home
+        raise AreaTooSmall(
+            f"The area is {square_miles:.4f} square miles; at least {smallest:g} must be "
+            "asked, so that a community request never points at one home.",
+            details={"square_miles": round(square_miles, 4), "min_square_miles": smallest},
+        )
     limit = filing.settings.community_max_square_miles
     if square_miles > limit:
         raise AreaTooLarge(
@@ -90,12 +111,20 @@ async def submit_community(db: AsyncSession, filing: Filing, *, body: CommunityI
             f"({filing.agency.jurisdiction})."
         )
     await refuse_duplicate(db, filing.agency.id, RequestKind.community, body.case_number)
+    recipients = await households_in(db, area)
+    fewest = filing.settings.community_min_households
+    if len(recipients) < fewest:
+        # Nothing about the number found: not in the message, the details or the status.
+        raise TooFewHouseholds(
+            f"A community request must reach at least {fewest} homes with cameras; this "
+            "one cannot be sent. Ask a larger area.",
+            details={"min_households": fewest},
+        )
     request = new_request(filing, RequestKind.community, body, body.case_number)
     request.public_text = body.public_text
     request.area, request.area_km2 = geo.dumps(area), geo.area_km2(area)
     db.add(request)
     await db.flush()
-    recipients = await households_in(db, area)
     for household_id in recipients:
         db.add(
             CommunityRecipient(

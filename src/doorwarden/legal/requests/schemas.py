@@ -184,12 +184,13 @@ class RequestOut(BaseModel):
 
 
 class SharedClipOut(BaseModel):
-    """A clip a resident shared: which camera (an id, no name or address), when."""
+    """A clip a resident shared: when, how long, what was seen. Not which camera: a camera
+    id would tie the clip to its household's other clips and, through the log's
+    `device:pair` and `clip:receive` entries, to the household itself."""
 
     model_config = ConfigDict(from_attributes=True)
 
     id: uuid.UUID
-    device_id: uuid.UUID
     start_at: datetime
     end_at: datetime
     duration_ms: int
