@@ -26,6 +26,12 @@ from pydantic_settings import (
 
 DEFAULT_SECRET = "change-me"
 CONFIG_FILE_ENV = "DOORWARDEN_CONFIG"
+# Settings an operator may raise but not lower (only development mode may, for the demo).
+PRIVACY_FLOORS = {
+    "coverage_min_age_days": 7,
+    "coverage_move_days": 7,
+    "community_min_households": 5,
+}
 MIN_SECRET_LENGTH = 32
 
 
@@ -307,13 +313,47 @@ class Settings(BaseSettings):
         "five cameras of one home would otherwise point at that home, and with two "
         "households each could work out the other's count.",
     )
+    coverage_interval_s: float = Field(
+        3600.0,
+        ge=0,
+        le=86_400,
+        title="Coverage map publishing interval (seconds)",
+        description="How often the server counts the public coverage map and publishes "
+        "the snapshot every request reads (requests never count). 0: not in the server.",
+    )
+    coverage_min_age_days: int = Field(
+        30,
+        ge=0,
+        title="Coverage map: days before a household counts",
+        description="A household counts on the map only once it and its camera were made, "
+        "and the camera delivered its first clip, at least this many days ago: anyone may "
+        "sign up, so households made to order must not fill a withheld cell (at least 7; "
+        "lower only in development mode, for the demo).",
+    )
+    coverage_move_days: int = Field(
+        30,
+        ge=0,
+        title="Coverage map: days after a move before a household counts there",
+        description="A household whose location changed counts in its new place only after "
+        "this many days (in the totals meanwhile); it may move at any time (at least 7; "
+        "lower only in development mode, for the demo).",
+    )
+    coverage_round_to: int = Field(
+        5,
+        ge=2,
+        le=100,
+        title="Coverage map rounding",
+        description="Each published count is rounded to the nearest multiple of this (a "
+        "shown cell to at least this): one camera coming or going does not show.",
+    )
     coverage_cache_s: float = Field(
         300.0,
         ge=0,
         le=86_400,
         title="Coverage map refresh (seconds)",
-        description="How long the public coverage counts are reused before they are "
-        "counted again (anyone may ask for them, as often as they like). 0: every request.",
+        description="How long the programmes' counts and each transparency report are "
+        "reused before they are counted again (anyone may ask, as often as they like). "
+        "0: every request.",
     )
     map_tile_url: str | None = Field(
         None,
@@ -398,6 +438,26 @@ class Settings(BaseSettings):
         description="A community request may cover at most this area (0.5 at most: an "
         "operator may make it smaller, never larger).",
     )
+    # Floors, not only defaults: below them a community request points at a few homes
+    # (a box around one door says whether that house has a camera). An operator may raise
+    # them, never lower them (issue 16 item 2; docs/legal-process.md).
+    community_min_square_miles: float = Field(
+        0.05,
+        ge=0.05,
+        le=0.5,
+        title="Community request: smallest area (square miles)",
+        description="A community request must cover at least this area (0.05 at least, "
+        "about 360 m square: an operator may make it larger, never smaller).",
+    )
+    community_min_households: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        title="Community request: fewest homes asked",
+        description="A community request that would reach fewer homes with cameras than "
+        "this is refused, the same way whatever the number (5 at least: an operator may "
+        "raise it, never lower it; lower only in development mode, for the demo).",
+    )
     community_max_hours: int = Field(
         12,
         ge=1,
@@ -475,6 +535,19 @@ class Settings(BaseSettings):
             raise ValueError(
                 "password_hash_memory_kib must be at least 8 KiB per lane "
                 f"({8 * self.password_hash_parallelism} for {self.password_hash_parallelism})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _privacy_floors(self) -> Settings:
+        # What keeps one home from being singled out (docs/threat-model.md 2 and 4): the
+        # coverage map's waits and the fewest homes a community request may reach. Only
+        # a development instance (the demo's three new homes) may go below them.
+        short = [name for name, floor in PRIVACY_FLOORS.items() if getattr(self, name) < floor]
+        if short and not self.development:
+            raise ValueError(
+                "below their floors outside development mode: "
+                + ", ".join(f"{name} (at least {PRIVACY_FLOORS[name]})" for name in short)
             )
         return self
 

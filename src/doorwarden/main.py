@@ -59,6 +59,7 @@ from doorwarden.scheduler import Scheduler
 from doorwarden.storage import ClipStore, make_store
 from doorwarden.transparency import router as transparency_router
 from doorwarden.transparency import views as transparency_views
+from doorwarden.transparency.tasks import coverage_job
 from doorwarden.web.render import STATIC_DIR
 
 API_DESCRIPTION = """
@@ -116,6 +117,7 @@ def create_app(
                     settings.retention_interval_minutes * 60,
                 ),
                 legal_job(settings, app.state.clock.now, settings.legal_interval_s),
+                coverage_job(settings, app.state.clock.now, settings.coverage_interval_s),
             ],
         )
         try:

@@ -110,3 +110,15 @@ def test_the_legal_limits_can_be_tightened_never_loosened(
     assert getattr(Settings(development=True, **{name: at_most}), name) == at_most
     with pytest.raises(ValidationError, match=name):
         Settings(development=True, **{name: above})
+
+
+@pytest.mark.parametrize(
+    ("name", "floor"),
+    [("coverage_min_age_days", 7), ("coverage_move_days", 7), ("community_min_households", 5)],
+)
+def test_privacy_settings_have_a_floor_outside_development(name: str, floor: int) -> None:
+    # What keeps one home from being singled out (docs/threat-model.md 2 and 4).
+    with pytest.raises(ValidationError, match=name):
+        Settings(secret_key="x" * 48, **{name: floor - 1})
+    assert getattr(Settings(secret_key="x" * 48, **{name: floor}), name) == floor
+    assert getattr(Settings(development=True, **{name: 1}), name) == 1  # the demo

@@ -226,6 +226,14 @@ class Demo:
             coverage_min_cameras=3,
             coverage_min_households=3,
             coverage_cache_s=10.0,
+            # The homes are minutes old: a real instance waits weeks before a home counts
+            # on the map (households made to order must not fill a cell); the demo, in
+            # development mode, shows them once their cameras delivered a clip.
+            coverage_min_age_days=0,
+            coverage_move_days=0,
+            coverage_interval_s=10.0,
+            coverage_round_to=2,
+            community_min_households=3,  # the street's three homes (an instance: 5 at least)
         )
 
     def start_cameras(self) -> None:

@@ -13,3 +13,4 @@ def import_all_models() -> None:
     from doorwarden.legal import models as _legal  # noqa: F401, PLC0415
     from doorwarden.legal.community import models as _community  # noqa: F401, PLC0415
     from doorwarden.legal.disclosure import models as _packages  # noqa: F401, PLC0415
+    from doorwarden.transparency import models as _transparency  # noqa: F401, PLC0415

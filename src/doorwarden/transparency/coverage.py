@@ -8,6 +8,10 @@ Anyone may read it, so it must not say where any one camera or household is:
   `min_households` households: five cameras of one home would point at that home, and
   of two homes each could subtract its own. A withheld cell's cameras are counted in the
   totals, never placed, and how many cells were withheld is said, never which;
+* only homes that could not have been made to order are placed (Standing): anyone may
+  sign up, and k households of one attacker moved beside a real camera would show it.
+  The rest count in the totals only. The published map is the scheduler's rounded
+  snapshot (transparency/tasks.py), never a count on demand;
 * the resolution is a setting, not a request parameter: whoever could ask for two
   resolutions could subtract the shown children from their parent cell and find the
   withheld ones. (A shown cell beside withheld ones says nothing about them.)
@@ -27,21 +31,22 @@ are. The result is the same as counting every home from its coordinates.
 
 from __future__ import annotations
 
-import asyncio
 import math
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import h3
-from sqlalchemy import and_, case, func, select
+from sqlalchemy import ColumnElement, and_, case, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from doorwarden.clips.models import Clip
 from doorwarden.devices.area import CELL_BATCH
 from doorwarden.devices.models import Device
 from doorwarden.geo import CELL_RESOLUTION
 from doorwarden.households.models import Household
+from doorwarden.transparency.models import CoveragePlace
 
 # Six decimals (about 0.1 m) is far finer than any cell edge, and halves the payload.
 PRECISION = 6
@@ -69,6 +74,42 @@ class CellGroup:
     north: float | None
     west: float | None
     east: float | None
+
+
+@dataclass(frozen=True)
+class Standing:
+    """Which homes count in a place (issue 16 item 4): anyone may sign up and make
+    households, so a home counts only once it could not have been made to order. The
+    household and its camera exist since before `settled_before`, the camera delivered a
+    clip before it, and the household's location is unchanged since before
+    `placed_before` (the coverage job's record, CoveragePlace). The other cameras in
+    service count in the totals as withheld, never in a place."""
+
+    settled_before: datetime
+    placed_before: datetime
+
+    def conditions(self) -> list[ColumnElement[bool]]:
+        delivered = exists().where(
+            Clip.device_id == Device.id, Clip.verified_at <= self.settled_before
+        )
+        placed = exists().where(
+            CoveragePlace.household_id == Household.id,
+            CoveragePlace.since <= self.placed_before,
+            CoveragePlace.latitude.is_not_distinct_from(Household.latitude),
+            CoveragePlace.longitude.is_not_distinct_from(Household.longitude),
+        )
+        return [
+            Household.created_at <= self.settled_before,
+            Device.created_at <= self.settled_before,
+            delivered,
+            placed,
+        ]
+
+
+def rounded(value: int, step: int) -> int:
+    """To the nearest multiple of `step` (halves up): a published figure changes only
+    when several cameras come or go, not when one does."""
+    return (value + step // 2) // step * step
 
 
 @dataclass(frozen=True)
@@ -144,13 +185,22 @@ class _Tally:
 
 
 def _counted(
-    tally: _Tally, *, resolution: int, min_cameras: int, min_households: int, now: datetime
+    tally: _Tally,
+    *,
+    resolution: int,
+    min_cameras: int,
+    min_households: int,
+    now: datetime,
+    round_to: int = 1,
+    unplaced: int = 0,
 ) -> Coverage:
-    """Withhold the small cells."""
-    shown, suppressed_cells, suppressed_cameras = [], 0, 0
+    """Withhold the small cells; round each published figure to `round_to` (a shown cell
+    to at least `round_to`). `unplaced`: cameras in service not counted in any place."""
+    shown, suppressed_cells, suppressed_cameras = [], 0, unplaced
     for cell, count in tally.cameras.items():
         if count >= min_cameras and tally.households[cell] >= min_households:
-            shown.append(Cell(id=cell, cameras=count, ring=ring(cell)))
+            cameras = max(round_to, rounded(count, round_to))
+            shown.append(Cell(id=cell, cameras=cameras, ring=ring(cell)))
         else:
             suppressed_cells += 1
             suppressed_cameras += count
@@ -162,8 +212,8 @@ def _counted(
         generated_at=now,
         cells=shown,
         cells_suppressed=suppressed_cells,
-        cameras_suppressed=suppressed_cameras,
-        cameras_unlocated=tally.unlocated,
+        cameras_suppressed=rounded(suppressed_cameras, round_to),
+        cameras_unlocated=rounded(tally.unlocated, round_to),
     )
 
 
@@ -208,14 +258,16 @@ def box_cell(group: CellGroup, resolution: int) -> str | None:
 
 
 async def household_cameras(
-    db: AsyncSession, cells: Sequence[str | None] | None = None
+    db: AsyncSession,
+    cells: Sequence[str | None] | None = None,
+    standing: Standing | None = None,
 ) -> list[HouseholdRow]:
     """Every household with a camera in service: its location and how many it has. With
     `cells`, only the located ones whose stored cell is one of them (None: none stored)."""
     query = (
         select(Household.latitude, Household.longitude, func.count(Device.id))
         .join(Device, Device.household_id == Household.id)
-        .where(Device.revoked_at.is_(None))
+        .where(Device.revoked_at.is_(None), *(standing.conditions() if standing else ()))
         .group_by(Household.id, Household.latitude, Household.longitude)
     )
     if cells is None:
@@ -235,7 +287,7 @@ async def household_cameras(
     return rows
 
 
-async def cell_cameras(db: AsyncSession) -> list[CellGroup]:
+async def cell_cameras(db: AsyncSession, standing: Standing | None = None) -> list[CellGroup]:
     """Households with cameras in service grouped by their stored cell: one row per cell
     (and per located or not), with the bounding box of the homes' locations."""
     homes = (
@@ -246,7 +298,7 @@ async def cell_cameras(db: AsyncSession) -> list[CellGroup]:
             func.count(Device.id).label("cameras"),
         )
         .join(Device, Device.household_id == Household.id)
-        .where(Device.revoked_at.is_(None))
+        .where(Device.revoked_at.is_(None), *(standing.conditions() if standing else ()))
         .group_by(Household.id, Household.location_cell, Household.latitude, Household.longitude)
         .subquery()
     )
@@ -272,14 +324,23 @@ async def cell_cameras(db: AsyncSession) -> list[CellGroup]:
 
 
 async def coverage(
-    db: AsyncSession, *, resolution: int, min_cameras: int, min_households: int, now: datetime
+    db: AsyncSession,
+    *,
+    resolution: int,
+    min_cameras: int,
+    min_households: int,
+    now: datetime,
+    standing: Standing | None = None,
+    round_to: int = 1,
 ) -> Coverage:
+    """The counts. With `standing`, only the homes it admits are placed (the published
+    map, transparency/tasks.py); without, every camera in service."""
     tally = _Tally()
     if resolution > CELL_RESOLUTION:  # finer than the stored cells: home by home
-        tally.add_homes(await household_cameras(db), resolution)
+        tally.add_homes(await household_cameras(db, standing=standing), resolution)
     else:
         one_by_one: list[str | None] = []
-        for group in await cell_cameras(db):
+        for group in await cell_cameras(db, standing):
             if not group.located:
                 tally.unlocated += group.cameras
                 continue
@@ -289,41 +350,19 @@ async def coverage(
             else:
                 tally.add(cell, group.households, group.cameras)
         if one_by_one:
-            tally.add_homes(await household_cameras(db, one_by_one), resolution)
+            tally.add_homes(await household_cameras(db, one_by_one, standing), resolution)
+    unplaced = 0
+    if standing is not None:
+        in_service = await db.scalar(
+            select(func.count(Device.id)).where(Device.revoked_at.is_(None))
+        )
+        unplaced = max(0, int(in_service or 0) - sum(tally.cameras.values()) - tally.unlocated)
     return _counted(
         tally,
         resolution=resolution,
         min_cameras=min_cameras,
         min_households=min_households,
         now=now,
+        round_to=round_to,
+        unplaced=unplaced,
     )
-
-
-class CoverageCache:
-    """The last count, reused for `max_age_s`: the map is public, and each count reads
-    every camera of the instance. One count at a time; the others wait for it."""
-
-    def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self._key: tuple[int, int, int] | None = None
-        self._value: Coverage | None = None
-
-    async def get(
-        self,
-        key: tuple[int, int, int],
-        *,
-        now: datetime,
-        max_age_s: float,
-        count: Callable[[], Awaitable[Coverage]],
-    ) -> Coverage:
-        async with self._lock:
-            value = self._value
-            fresh = (
-                value is not None
-                and self._key == key
-                and timedelta(0) <= now - value.generated_at < timedelta(seconds=max_age_s)
-            )
-            if not fresh or value is None:
-                value = await count()
-                self._key, self._value = key, value
-            return value

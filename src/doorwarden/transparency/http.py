@@ -1,6 +1,8 @@
-"""What the transparency API and pages share: their paths, and the counts each serves,
-recounted at most once per `coverage_cache_s` (anyone may ask, signed in or not, and a
-count can read years of records)."""
+"""What the transparency API and pages share: their paths, and the counts each serves.
+The coverage map is the snapshot the scheduler publishes (transparency/tasks.py), never
+counted on demand; the report and the programmes are recounted at most once per
+`coverage_cache_s` (anyone may ask, signed in or not, and a count can read years of
+records)."""
 
 from __future__ import annotations
 
@@ -12,44 +14,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.config import Settings
 from doorwarden.deps import ClockDep, SessionDep, SettingsDep
-from doorwarden.transparency.coverage import Coverage, CoverageCache, coverage
+from doorwarden.transparency.coverage import Coverage
 from doorwarden.transparency.report import programme_rows, report
 from doorwarden.transparency.report_figures import Recount
 from doorwarden.transparency.report_model import ProgrammeRow, Report, period
+from doorwarden.transparency.tasks import published
 
 COVERAGE_PATH = "/api/v1/transparency/coverage"
 
 
-def _cache(request: Request) -> CoverageCache:
-    # Made on first use rather than in create_app: only this domain knows about it.
-    state = request.app.state
-    cache: CoverageCache | None = getattr(state, "coverage_cache", None)
-    if cache is None:
-        cache = state.coverage_cache = CoverageCache()
-    return cache
-
-
-async def current_coverage(
-    request: Request, db: SessionDep, settings: SettingsDep, clock: ClockDep
-) -> Coverage:
-    """The instance's coverage counts, counted at most once per `coverage_cache_s`."""
-    key = (
-        settings.coverage_h3_resolution,
-        settings.coverage_min_cameras,
-        settings.coverage_min_households,
-    )
-    now = clock.now()
-
-    async def count() -> Coverage:
-        return await coverage(
-            db,
-            resolution=key[0],
-            min_cameras=key[1],
-            min_households=key[2],
-            now=now,
-        )
-
-    return await _cache(request).get(key, now=now, max_age_s=settings.coverage_cache_s, count=count)
+async def current_coverage(db: SessionDep, settings: SettingsDep, clock: ClockDep) -> Coverage:
+    """The published coverage snapshot: the same on every server instance; read, never
+    recounted, so no request chooses the moment of a count."""
+    return await published(db, settings, clock.now())
 
 
 CoverageDep = Annotated[Coverage, Depends(current_coverage)]

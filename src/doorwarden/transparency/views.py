@@ -61,7 +61,7 @@ async def coverage_page(
         "data_url": COVERAGE_PATH,
         "tile_url": settings.map_tile_url or "",
         "tile_attribution": settings.map_tile_attribution,
-        "refresh_minutes": round(settings.coverage_cache_s / 60),
+        "refresh_minutes": round(settings.coverage_interval_s / 60),
         # Per agency and programme, not per place: the cell rule does not apply to them.
         "programmes": programmes,
         "report_url": "/transparency/report",
