@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -124,6 +126,25 @@ async def home(
         previous = sealed.digest
         made.clips.append(sealed)
     return made
+
+
+@asynccontextmanager
+async def homes_with_tokens(factory: Factory) -> AsyncIterator[Callable[..., Awaitable[Home]]]:
+    """Make homes (`home`) whose owners' clients hold an API token, closed at the end."""
+    made: list[Home] = []
+
+    async def make(address: str, **changes: Any) -> Home:
+        found = await home(factory, address, **changes)
+        await found.client.aclose()
+        found.client = await factory.with_token(found.owner)
+        made.append(found)
+        return found
+
+    try:
+        yield make
+    finally:
+        for found in made:
+            await found.client.aclose()
 
 
 def warrant_details(scope: list[dict[str, Any]], **changes: Any) -> dict[str, Any]:

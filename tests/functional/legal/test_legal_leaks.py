@@ -44,7 +44,7 @@ from tests.legal_flow import (
     decide,
     device_item,
     file_warrant,
-    home,
+    homes_with_tokens,
     legal_view,
 )
 from tests.pdfs import pdf_bytes
@@ -64,18 +64,8 @@ async def people(factory: Factory) -> AsyncIterator[Cast]:
 
 @pytest.fixture
 async def homes(factory: Factory) -> AsyncIterator[Callable[..., Awaitable[Home]]]:
-    made: list[Home] = []
-
-    async def make(address: str, **changes: Any) -> Home:
-        found = await home(factory, address, **changes)
-        await found.client.aclose()
-        found.client = await factory.with_token(found.owner)
-        made.append(found)
-        return found
-
-    yield make
-    for found in made:
-        await found.client.aclose()
+    async with homes_with_tokens(factory) as make:
+        yield make
 
 
 def download_url(people: Cast, package_id: str) -> str:

@@ -41,7 +41,7 @@ from tests.legal_flow import (
     device_item,
     file_warrant,
     file_with_documents,
-    home,
+    homes_with_tokens,
     iso,
     legal_view,
     warrant_details,
@@ -69,18 +69,8 @@ async def people(factory: Factory) -> AsyncIterator[Cast]:
 @pytest.fixture
 async def homes(factory: Factory) -> AsyncIterator[Callable[..., Awaitable[Home]]]:
     """Make a home (tests/legal_flow.py) whose owner's client holds an API token."""
-    made: list[Home] = []
-
-    async def make(address: str, **changes: Any) -> Home:
-        found = await home(factory, address, **changes)
-        await found.client.aclose()
-        found.client = await factory.with_token(found.owner)
-        made.append(found)
-        return found
-
-    yield make
-    for found in made:
-        await found.client.aclose()
+    async with homes_with_tokens(factory) as make:
+        yield make
 
 
 # --- helpers -------------------------------------------------------------------------
