@@ -78,3 +78,44 @@ class TooManyAttempts(DomainError):
 class ServiceUnavailable(DomainError):
     status_code = 503
     code = "not_ready"
+
+
+class _RetryLater(DomainError):
+    """The server's own trouble, not the client's: the same request may succeed later,
+    so the answer says when to try again (`Retry-After`, seconds)."""
+
+    default_retry_after = 30
+
+    def __init__(
+        self, message: str, *, retry_after: int | None = None, details: Any = None
+    ) -> None:
+        seconds = self.default_retry_after if retry_after is None else retry_after
+        super().__init__(
+            message,
+            details={**(details or {}), "retry_after": seconds},
+            headers={"Retry-After": str(seconds)},
+        )
+        self.retry_after = seconds
+
+
+class StorageFull(_RetryLater):
+    """The server's disk (or quota) is full: nothing about the request was wrong."""
+
+    status_code = 507
+    code = "storage_full"
+    default_retry_after = 60
+
+
+class StorageUnavailable(_RetryLater):
+    """The server could not read or write its storage (I/O error, object store down)."""
+
+    status_code = 503
+    code = "storage_unavailable"
+
+
+class DatabaseUnavailable(_RetryLater):
+    """The database cannot be reached (restarting, network cut)."""
+
+    status_code = 503
+    code = "database_unavailable"
+    default_retry_after = 5

@@ -23,6 +23,7 @@ from doorwarden.storage.base import (
     InvalidRange,
     ObjectNotFound,
     StorageError,
+    StorageFull,
 )
 from doorwarden.storage.factory import make_store
 from doorwarden.storage.keys import MAX_KEY_LENGTH, object_key, validate_key, validate_prefix
@@ -39,6 +40,7 @@ __all__ = [
     "ObjectNotFound",
     "S3ClipStore",
     "StorageError",
+    "StorageFull",
     "make_store",
     "object_key",
     "validate_key",

@@ -24,6 +24,10 @@ class StorageError(Exception):
     """
 
 
+class StorageFull(StorageError):
+    """The backend has no room left (ENOSPC, a quota): retry once room is made."""
+
+
 class ObjectNotFound(StorageError):
     """No complete object exists under the key."""
 
