@@ -20,9 +20,10 @@ test:
    manage users.
 4. Account security (password, second factor, API tokens) needs an interactive session:
    a leaked API token cannot mint more tokens or lock the owner out.
-5. A camera (device principal) may only read its own pairing state, upload its own
-   clips and stream itself live to the relay; it has no user rights at all, and no
-   person, whatever their role, may upload a clip in a camera's name.
+5. A camera (device principal) may only read its own pairing state and report its own
+   health (device_self), upload its own clips and stream itself live to the relay; it
+   has no user rights at all, and no person, whatever their role, may upload a clip or
+   report health in a camera's name.
 6. An agency acts only in good standing: verified by an operator and, where the
    instance requires it, with a municipal approval on file. Until then its officers may
    read their agency and their requests, and do nothing else.
@@ -87,7 +88,7 @@ class Action(StrEnum):
     integrity_alert_read = "integrity-alert:read"
     # Cameras: pairing with a one-time code, then acting as themselves.
     device_pair = "device:pair"
-    device_self = "device:self"
+    device_self = "device:self"  # its own state: read it, report its health
     clip_upload = "clip:upload"
     live_stream = "live:stream"  # the camera's side of live view: its outbound connection
     # Agencies.

@@ -3,13 +3,16 @@ told, and committed even when the request that caused them is refused."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.clips.models import AlertKind, IntegrityAlert
+from doorwarden.devices.health import Fact
 from doorwarden.devices.models import Device
 
 
@@ -43,3 +46,43 @@ def raise_alert(
         extra={"kind": str(kind), "sequence": sequence, "detail": detail[:500]},
     )
     return alert
+
+
+async def raise_health_alerts(
+    db: AsyncSession, *, device: Device, facts: Sequence[Fact], ctx: RequestContext
+) -> list[IntegrityAlert]:
+    """Alerts for the new facts of a camera's health report (devices/health.py), each at
+    most once: a held clip or an eviction already alerted (a report resent, or one that
+    arrived late) is not raised again. The disk filling is a transition, alerted by the
+    report that first says so."""
+    kinds = {AlertKind(fact.kind) for fact in facts} - {AlertKind.camera_disk_full}
+    told: set[tuple[AlertKind, int, str]] = set()
+    if kinds:
+        query = select(IntegrityAlert.kind, IntegrityAlert.sequence, IntegrityAlert.extra).where(
+            # household_id first: the alerts' index; a camera's alerts are few.
+            IntegrityAlert.household_id == device.household_id,
+            IntegrityAlert.device_id == device.id,
+            IntegrityAlert.kind.in_(kinds),
+            IntegrityAlert.sequence.in_({fact.sequence for fact in facts}),
+        )
+        for kind, sequence, extra in (await db.execute(query)).all():
+            key = str(sequence) if kind is AlertKind.clip_held else str(extra.get("key"))
+            told.add((kind, sequence, key))
+    raised = []
+    for fact in facts:
+        kind = AlertKind(fact.kind)
+        if (kind, fact.sequence, fact.key) in told:
+            continue
+        told.add((kind, fact.sequence, fact.key))
+        raised.append(
+            raise_alert(
+                db,
+                device=device,
+                sequence=fact.sequence,
+                kind=kind,
+                detail=fact.detail,
+                ctx=ctx,
+                extra=fact.extra,
+            )
+        )
+    return raised

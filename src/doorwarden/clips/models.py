@@ -61,6 +61,11 @@ class AlertKind(StrEnum):
     hash_mismatch = "hash_mismatch"
     chunk_tampered = "chunk_tampered"
     truncated = "truncated"
+    # From the camera's own health report (devices/health.py): not tampering, but clips
+    # the owner may lose unless someone acts.
+    camera_disk_full = "camera_disk_full"
+    clip_held = "clip_held"
+    clips_evicted = "clips_evicted"
 
 
 class IntegrityAlert(UUIDPrimaryKey, CreatedAt, Base):

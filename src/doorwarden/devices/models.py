@@ -7,8 +7,9 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, LargeBinary, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, LargeBinary, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum
@@ -65,6 +66,25 @@ class Device(UUIDPrimaryKey, CreatedAt, Base):
     latitude: Mapped[float | None]
     longitude: Mapped[float | None]
     location_cell: Mapped[str | None] = mapped_column(SafeString(16))
+
+
+class DeviceHealth(Base):
+    """The latest health report of a camera (PUT /api/v1/device/health): its spool's disk,
+    and the clips it holds back, defers or had to evict. One row per camera, replaced by
+    each report; what the owner must hear about is raised as integrity alerts when the
+    report says it first (devices/health.py), so the row itself keeps no history."""
+
+    __tablename__ = "device_health"
+
+    device_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("devices.id", ondelete="CASCADE"), primary_key=True
+    )
+    # The server's clock, not the camera's: how fresh the report is, whatever its clock says.
+    reported_at: Mapped[datetime]
+    # When a report first said the disk was full (server clock); None while it is not.
+    disk_full_since: Mapped[datetime | None]
+    # The report as validated (devices.schemas.HealthIn, JSON mode, times in UTC).
+    report: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
 class PairingCode(UUIDPrimaryKey, CreatedAt, Base):

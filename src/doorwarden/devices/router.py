@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, status
+from fastapi import APIRouter, Request, status
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from doorwarden.clips.alerts import raise_health_alerts
 from doorwarden.config import Settings
+from doorwarden.crypto.errors import MalformedError
 from doorwarden.deps import (
     ClockDep,
     ContextDep,
@@ -22,13 +26,16 @@ from doorwarden.deps import (
     authorize,
     household_resource,
 )
-from doorwarden.devices import service
+from doorwarden.devices import health, service
 from doorwarden.devices.keys import recipient_json, recipients, set_member_key
 from doorwarden.devices.models import Device, MemberKey
 from doorwarden.devices.schemas import (
+    HEALTH_MAX_BYTES,
     DeviceOut,
     DeviceStateOut,
     EncryptionIn,
+    HealthIn,
+    HealthOut,
     MemberKeyIn,
     MemberKeyOut,
     PairIn,
@@ -39,7 +46,7 @@ from doorwarden.devices.schemas import (
     RecipientOut,
 )
 from doorwarden.errors import NotFound
-from doorwarden.policy import Action, Principal
+from doorwarden.policy import Action, HouseholdResource, Principal, can
 
 router = APIRouter(tags=["cameras"])
 
@@ -85,10 +92,19 @@ async def create_pairing_code(
 @router.get("/api/v1/households/{household_id}/devices", response_model=list[DeviceOut])
 async def list_devices(
     household_id: uuid.UUID,
-    _p: Annotated[Principal, authorize(Action.household_read, household_resource)],
+    principal: Annotated[Principal, authorize(Action.household_read, household_resource)],
     db: SessionDep,
 ) -> list[DeviceOut]:
-    return [DeviceOut.model_validate(d) for d in await service.list_devices(db, household_id)]
+    """The household's cameras; for its owners, each camera's latest health report too."""
+    devices = await service.list_devices(db, household_id)
+    reports: dict[uuid.UUID, HealthOut] = {}
+    # What a camera holds back and why is the integrity alerts' business: the same rule.
+    if can(principal, Action.integrity_alert_read, HouseholdResource(household_id)):
+        reports = await health.health_of(db, [d.id for d in devices])
+    return [
+        DeviceOut.model_validate(d).model_copy(update={"health": reports.get(d.id)})
+        for d in devices
+    ]
 
 
 @router.delete(
@@ -140,6 +156,83 @@ async def device_state(
 ) -> DeviceStateOut:
     """The calling camera's household key, plan and chain head."""
     return await _state(db, settings, device, clock.now())
+
+
+def _inline(schema: dict[str, Any]) -> dict[str, Any]:
+    """A model's JSON schema with its $defs written in place, for openapi_extra (whose
+    references would otherwise point into the OpenAPI document, where they are not)."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        if "$ref" in node:
+            rest = {k: v for k, v in node.items() if k != "$ref"}
+            return resolve(defs[node["$ref"].rsplit("/", 1)[-1]]) | resolve(rest)
+        return {k: resolve(v) for k, v in node.items()}
+
+    return dict(resolve(schema))
+
+
+async def _bounded_body(request: Request) -> bytes:
+    """The body, read only up to HEALTH_MAX_BYTES (the camera's token was checked first)."""
+    too_large = health.ReportTooLarge(
+        f"A health report is at most {HEALTH_MAX_BYTES} bytes.",
+        details={"max_bytes": HEALTH_MAX_BYTES},
+        headers={"Connection": "close"},  # the rest of the body stays unread
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > HEALTH_MAX_BYTES:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > HEALTH_MAX_BYTES:
+            raise too_large
+    return bytes(body)
+
+
+def _parse_report(body: bytes) -> HealthIn:
+    """The report, or 422 validation_error in the shape FastAPI's own validation has."""
+    try:
+        return health.parse(body)
+    except MalformedError as exc:
+        errors: list[Any] = [{"type": "json_invalid", "loc": ("body",), "msg": str(exc)}]
+    except ValidationError as exc:
+        errors = [
+            {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+    raise RequestValidationError(errors)
+
+
+@router.put(
+    "/api/v1/device/health",
+    status_code=status.HTTP_204_NO_CONTENT,
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": _inline(HealthIn.model_json_schema())}},
+        }
+    },
+)
+async def report_health(
+    request: Request,
+    _p: Annotated[Principal, authorize(Action.device_self)],
+    device: DeviceDep,
+    db: SessionDep,
+    ctx: ContextDep,
+    clock: ClockDep,
+) -> None:
+    """The calling camera's health: its spool's disk, and the clips it holds back, defers
+    or evicted. The latest report is kept; each new fact is an alert for the owners.
+    Read here rather than as a body parameter: its own limit (64 KiB, 413) and strict
+    JSON, checked after the token."""
+    report = _parse_report(await _bounded_body(request))
+    facts = await health.record_report(db, device=device, report=report, now=clock.now())
+    await raise_health_alerts(db, device=device, facts=facts, ctx=ctx)
 
 
 @router.get("/api/v1/households/{household_id}/plan", response_model=PlanOut)

@@ -30,9 +30,9 @@ from doorwarden.deps import (
     authorize,
     household_resource,
 )
-from doorwarden.devices import service
+from doorwarden.devices import health, service
 from doorwarden.devices.models import Device, PlanKind
-from doorwarden.devices.schemas import PlanIn
+from doorwarden.devices.schemas import HealthOut, PlanIn
 from doorwarden.errors import DomainError, InvalidInput, NotFound
 from doorwarden.households import service as households
 from doorwarden.policy import Action, HouseholdResource, Principal, can
@@ -64,6 +64,8 @@ class CameraRow:
     device: Device
     online: bool
     newest: Clip | None  # its newest verified clip: the last event the household can see
+    # Its latest health report (devices/health.py): shown to those who see integrity alerts.
+    health: HealthOut | None = None
 
 
 @dataclass(frozen=True)
@@ -87,7 +89,29 @@ def alert_headline(alert: IntegrityAlert, camera: str) -> str:
         return f"Clip {seq} from {camera} does not follow the clip before it; it was refused"
     if alert.kind is AlertKind.bad_signature:
         return f"Clip {seq} claimed to be from {camera} but was not signed by it; it was refused"
+    if alert.kind in HEALTH_KINDS:
+        return _health_headline(alert, camera)
     return f"Clip {seq} from {camera} did not match its signed manifest; the data was refused"
+
+
+# Alerts from a camera's own health report: not tampering, clips the owner may lose.
+HEALTH_KINDS = frozenset({AlertKind.camera_disk_full, AlertKind.clip_held, AlertKind.clips_evicted})
+RETRY_HINT = "run `doorwarden agent retry {seq}` on the camera's computer to send it again"
+
+
+def _health_headline(alert: IntegrityAlert, camera: str) -> str:
+    seq = alert.sequence
+    if alert.kind is AlertKind.camera_disk_full:
+        return f"The disk of {camera} is full: clips it has not sent yet may be deleted"
+    if alert.kind is AlertKind.clip_held:
+        hint = RETRY_HINT.format(seq=seq)
+        return f"{camera} holds clip {seq} back and will not send it on its own; {hint}"
+    first, last = alert.extra.get("first"), alert.extra.get("last")
+    count = alert.extra.get("count", 1)
+    which = f"{count} clip(s) not yet sent"
+    if first is not None and last is not None:
+        which += f" ({first})" if first == last else f" ({first}..{last})"
+    return f"{camera} deleted {which} to make room; they are lost"
 
 
 async def _newest_clip(db: AsyncSession, device_id: uuid.UUID) -> Clip | None:
@@ -135,10 +159,17 @@ async def _cameras_page(
     paired = [d for d in every_camera if d.revoked_at is None]
     resource = HouseholdResource(household_id)
     may_read_alerts = can(principal, Action.integrity_alert_read, resource)
+    # What a camera holds back and why: the same people who see its integrity alerts.
+    reports = await health.health_of(db, [d.id for d in paired]) if may_read_alerts else {}
+    rows = [
+        CameraRow(d, _online(d, now), await _newest_clip(db, d.id), reports.get(d.id))
+        for d in paired
+    ]
     context = {
         "household": household,
         "zone": households.zone_of(household),
-        "cameras": [CameraRow(d, _online(d, now), await _newest_clip(db, d.id)) for d in paired],
+        "cameras": rows,
+        "camera_reports": may_read_alerts and any(row.health for row in rows),
         "plan": await service.plan_of(db, household_id),
         "plan_kinds": PLAN_KINDS,
         "alerts": (
