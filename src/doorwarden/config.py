@@ -219,6 +219,31 @@ class Settings(BaseSettings):
         "retention (never those under a legal hold). 0: not in the server; run "
         "`doorwarden retention` from cron instead.",
     )
+    sweep_interval_s: float = Field(
+        3600,
+        ge=0,
+        title="Sweep interval (seconds)",
+        description="How often the server removes what interrupted writes left behind: "
+        "temporary files in the local clip store and in upload staging, the staging of "
+        "clips already verified and of uploads abandoned (see staging_abandon_days). It "
+        "also runs once at start-up, before serving. 0: only at start-up.",
+    )
+    sweep_temp_age_s: float = Field(
+        3600,
+        ge=60,
+        title="Temporary file age to sweep (seconds)",
+        description="A temporary file (of a clip being stored, or a thumbnail being "
+        "staged) is removed by the sweep once it is this old: longer than any write can "
+        "take, so that no write in progress, in this process or another, loses its file.",
+    )
+    staging_abandon_days: int = Field(
+        7,
+        ge=1,
+        title="Abandoned uploads (days)",
+        description="An upload that received nothing for this many days is abandoned: "
+        "the sweep removes its staged bytes, and the camera, which keeps its copy until "
+        "the clip is verified, sends it again from the start.",
+    )
     clip_view_audit_window_minutes: int = Field(
         10,
         ge=0,

@@ -29,6 +29,7 @@ from doorwarden.clips import playback_router as clips_playback_router
 from doorwarden.clips import router as clips_router
 from doorwarden.clips import views as clips_views
 from doorwarden.clips.staging import Staging
+from doorwarden.clips.sweep import sweep_at_startup, sweep_job
 from doorwarden.clips.tasks import retention_job
 from doorwarden.clock import Clock
 from doorwarden.config import Settings, get_settings
@@ -107,6 +108,9 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if check_schema:
             await check_schema_current(engine)  # refuses to serve an un-migrated database
+        sweep = sweep_job(settings, app.state.staging, app.state.clip_store)
+        # Before serving: what a crash left is gone before the first upload may need room.
+        await sweep_at_startup(app.state.sessionmaker, sweep)
         scheduler = Scheduler(
             app.state.sessionmaker,
             [
@@ -116,6 +120,7 @@ def create_app(
                     app.state.clock.now,
                     settings.retention_interval_minutes * 60,
                 ),
+                sweep,
                 legal_job(settings, app.state.clock.now, settings.legal_interval_s),
                 coverage_job(settings, app.state.clock.now, settings.coverage_interval_s),
             ],

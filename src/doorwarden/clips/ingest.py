@@ -6,6 +6,11 @@ Refusals that the owner must hear about (a bad signature, a fork, a broken link,
 that does not match) add an integrity alert to the session and raise `AlertRaised`: the
 router commits the alert before it answers with the refusal, so the refusal cannot roll
 the alert back. These services never commit (DESIGN.md convention 1).
+
+The server's own storage failing (a full disk, an I/O error, the object store down, a
+staged copy that no longer holds what was received) is never the camera's fault: it is
+answered 507 `storage_full` or 503 `storage_unavailable` with Retry-After, with no
+alert, and the clip stays `receiving` so the camera's retry completes it.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import anyio
+import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -26,21 +32,30 @@ from doorwarden.audit.service import Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.clips.alerts import raise_alert
 from doorwarden.clips.models import AlertKind, Clip, ClipStatus
-from doorwarden.clips.staging import Staging
+from doorwarden.clips.staged_check import StagedDamaged, verify_staged
+from doorwarden.clips.staging import Staging, WrongOffset, storage_failure
 from doorwarden.crypto import errors as seal_errors
 from doorwarden.crypto.keys import RecipientKey, b64d, key_id
 from doorwarden.crypto.manifest import GENESIS, Manifest, SignedManifest
-from doorwarden.crypto.seal import check_ciphertext, open_clip, open_thumbnail
 from doorwarden.devices.models import Device, PlanKind
 from doorwarden.devices.service import plan_of
-from doorwarden.errors import Conflict, DomainError, Forbidden, InvalidInput, NotFound
-from doorwarden.formats.clip_files import READ_BLOCK, read_blocks
-from doorwarden.storage.base import ClipStore
+from doorwarden.errors import (
+    Conflict,
+    DomainError,
+    Forbidden,
+    InvalidInput,
+    NotFound,
+    StorageUnavailable,
+)
+from doorwarden.formats.clip_files import READ_BLOCK
+from doorwarden.storage.base import ClipStore, StorageError
 from doorwarden.storage.keys import object_key
 
 # A camera's clock may be wrong, but not by centuries: such times would break every
 # calendar view (and time-zone conversion) downstream.
 MIN_YEAR, MAX_YEAR = 2000, 2200
+
+log = structlog.get_logger("doorwarden.clips.ingest")
 
 
 class ManifestRefused(DomainError):
@@ -200,14 +215,8 @@ async def offer_manifest(
         label_set="," + "".join(f"{label[:40]}," for label in manifest.labels)[:299],
         ciphertext_size=manifest.ciphertext_size,
         thumbnail_size=manifest.thumbnail_size,
-        object_key=object_key(
-            device.household_id, device.id, start.date(), f"{sequence:012d}.clip.dws"
-        ),
-        thumbnail_key=(
-            object_key(device.household_id, device.id, start.date(), f"{sequence:012d}.thumb.dws")
-            if manifest.thumbnail_size
-            else None
-        ),
+        object_key=_key(device, start, sequence, "clip"),
+        thumbnail_key=_key(device, start, sequence, "thumb") if manifest.thumbnail_size else None,
     )
     db.add(clip)
     await db.flush()
@@ -297,14 +306,15 @@ async def receive_data(
             details={"ciphertext_size": clip.ciphertext_size, "body_bytes": len(body)},
         )
     async with staging.lock(device.id, sequence):
-        received = staging.received(device.id, sequence)
-        if start != received:
+        try:
+            return clip, await staging.append(device.id, sequence, start, body)
+        except WrongOffset as wrong:
             error = Conflict(
-                f"Expected bytes from offset {received}.", details={"received": received}
+                f"Expected bytes from offset {wrong.received}.",
+                details={"received": wrong.received},
             )
             error.code = "wrong_offset"
-            raise error
-        return clip, await staging.append(staging.clip_path(device.id, sequence), body)
+            raise error from None
 
 
 async def receive_thumbnail(
@@ -319,7 +329,7 @@ async def receive_thumbnail(
         or hashlib.sha256(body).hexdigest() != signed.manifest.thumbnail_sha256
     ):
         raise _refusal(DataRefused, "hash_mismatch", "The thumbnail does not match the manifest.")
-    await staging.write(staging.thumb_path(device.id, sequence), body)
+    await staging.write_thumbnail(device.id, sequence, body)
 
 
 _FAILURES = {
@@ -328,28 +338,6 @@ _FAILURES = {
     seal_errors.TruncatedError: AlertKind.truncated,
     seal_errors.MalformedError: AlertKind.chunk_tampered,
 }
-
-
-def _verify_files(
-    signed: SignedManifest,
-    device_public: bytes,
-    household: RecipientKey | None,
-    staging: Staging,
-    device: Device,
-) -> None:
-    """Every byte against the manifest (blocking: runs in a worker thread). In standard
-    mode open_clip checks the ciphertext hash, every chunk and the plaintext hash in one
-    pass; in end-to-end mode only the ciphertext can be checked."""
-    sequence = signed.manifest.sequence
-    clip_path = staging.clip_path(device.id, sequence)
-    thumb = staging.thumb_path(device.id, sequence)
-    if household is None:
-        check_ciphertext(signed.manifest, read_blocks(clip_path))
-        return
-    for _ in open_clip(signed, device_public, read_blocks(clip_path), household):
-        pass
-    if signed.manifest.thumbnail_size:
-        open_thumbnail(signed, device_public, thumb.read_bytes(), household)
 
 
 async def complete(
@@ -434,16 +422,33 @@ async def _verify_and_store(
         household = None  # the server cannot open it, by design: the ciphertext is checked
     try:
         await anyio.to_thread.run_sync(
-            _verify_files, signed, device_public, household, staging, device
+            verify_staged, signed, device_public, household, staging, device.id
         )
+    except StagedDamaged as exc:
+        # The server's disk lost or changed what the camera sent: not the camera's fault.
+        log.warning(
+            "clips.staged_damaged", device=str(device.id), sequence=sequence, reason=str(exc)
+        )
+        staging.discard(device.id, sequence)  # the camera sends it again from the start
+        raise StorageUnavailable(
+            f"The server's staged copy of clip {sequence} was damaged; send it again.",
+            details={"received": 0},
+        ) from None
+    except OSError as exc:
+        raise storage_failure(exc, "read the staged clip", sequence=sequence) from None
     except seal_errors.SealError as exc:
         staging.discard(device.id, sequence)  # the camera sends it again from the start
         kind = _FAILURES.get(type(exc), AlertKind.hash_mismatch)
         refused = _refusal(DataRefused, str(kind), f"Clip {sequence} was refused: {exc}")
         raise _alert_and_refuse(db, device, sequence, kind, refused, ctx) from None
-    await store.put(clip.object_key, _async_blocks(staging.clip_path(device.id, sequence)))
-    if clip.thumbnail_key:
-        await store.put(clip.thumbnail_key, thumb.read_bytes())
+    # The staging stays until the clip is verified and committed: if the store fails
+    # (507/503), the camera's retry completes the clip from it.
+    try:
+        await store.put(clip.object_key, _async_blocks(staging.clip_path(device.id, sequence)))
+        if clip.thumbnail_key:
+            await store.put(clip.thumbnail_key, await anyio.to_thread.run_sync(thumb.read_bytes))
+    except (StorageError, OSError) as exc:
+        raise storage_failure(exc, "store the clip", sequence=sequence) from None
 
 
 async def _async_blocks(path: Path) -> AsyncIterator[bytes]:

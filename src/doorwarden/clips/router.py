@@ -136,7 +136,10 @@ async def complete_upload(
     ctx: ContextDep,
     clock: ClockDep,
 ) -> UploadState:
-    """Verify every byte against the manifest, store the clip, make it visible."""
+    """Verify every byte against the manifest, store the clip, make it visible. The
+    server's own storage failing answers 507 `storage_full` or 503 `storage_unavailable`
+    (Retry-After) and alerts nobody; data that does not match its manifest answers 422
+    and alerts the owner."""
     household = await household_private_key(
         db, settings.secret_key.get_secret_value(), device.household_id
     )
@@ -152,9 +155,10 @@ async def complete_upload(
             now=clock.now(),
         )
     # Committed before the staged copy goes: a crash in between leaves a verified clip
-    # and a stray file, never a clip that is neither staged nor stored.
+    # and a stray file, never a clip that is neither staged nor stored. The clip is safe
+    # now, so a staging that cannot be removed is logged and left to the sweep.
     await db.commit()
-    staging.discard(device.id, sequence)
+    staging.discard_quietly(device.id, sequence)
     return _state(clip, clip.ciphertext_size)
 
 

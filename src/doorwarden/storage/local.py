@@ -11,6 +11,10 @@ Directories are created 0700 and files 0600 explicitly, whatever the process uma
 clips are ciphertext, but who recorded what and when is in the key, and the store is
 nobody else's business.
 
+Every write checks its count (`fileio.write_all`: a nearly full disk writes short), and
+an `OSError` becomes `StorageFull` when the disk or quota is full (ENOSPC, EDQUOT, EFBIG),
+else `StorageError`: the server answers 507 or 503, never blames the client.
+
 File I/O blocks, so it runs in worker threads (`asyncio.to_thread`).
 """
 
@@ -23,15 +27,18 @@ import errno
 import os
 import secrets
 import stat
+import threading
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Callable
 from pathlib import Path
-from typing import BinaryIO, ParamSpec, TypeVar
+from typing import ParamSpec, TypeVar
 
+from doorwarden import fileio
 from doorwarden.storage.base import (
     DEFAULT_CHUNK_SIZE,
     ObjectNotFound,
     StorageError,
+    StorageFull,
     check_chunk_size,
     check_range_arguments,
     resolve_range,
@@ -64,12 +71,14 @@ class LocalClipStore:
     async def _run(
         self, op: str, key: str, fn: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
     ) -> _T:
-        """Run blocking file I/O in a thread; an OSError becomes a StorageError."""
+        """Run blocking file I/O in a thread; an OSError becomes a StorageError
+        (StorageFull for a full disk or quota)."""
         try:
             return await asyncio.to_thread(fn, *args, **kwargs)
         except OSError as exc:
             reason = exc.strerror or type(exc).__name__
-            raise StorageError(f"local store: {op} of {key!r} failed: {reason}") from exc
+            error = StorageFull if fileio.is_disk_full(exc) else StorageError
+            raise error(f"local store: {op} of {key!r} failed: {reason}") from exc
 
     async def put(self, key: str, chunks: AsyncIterable[bytes] | bytes) -> int:
         target = self._path(key)
@@ -77,19 +86,19 @@ class LocalClipStore:
         self._writing.add(tmp)
         committed = False
         try:
-            with file:
+            try:
                 written = 0
                 if isinstance(chunks, bytes | bytearray | memoryview):
-                    await self._run("put", key, file.write, chunks)
-                    written = len(chunks)
+                    written = await self._run("put", key, file.write, chunks)
                 else:
                     # The source's own exceptions propagate unchanged: only our I/O is
                     # wrapped (in _run), so a failing upload is not mistaken for a disk error.
                     async for chunk in chunks:
                         if chunk:
-                            await self._run("put", key, file.write, chunk)
-                            written += len(chunk)
-                await self._run("put", key, _flush_and_sync, file)
+                            written += await self._run("put", key, file.write, chunk)
+                await self._run("put", key, file.sync)
+            finally:
+                file.close()
             await self._run("put", key, _commit, tmp, target)
             committed = True
             return written
@@ -100,14 +109,14 @@ class LocalClipStore:
                 _discard(tmp)
             self._writing.discard(tmp)
 
-    def _create_temp(self, directory: Path) -> tuple[Path, BinaryIO]:
+    def _create_temp(self, directory: Path) -> tuple[Path, _TempFile]:
         _make_dirs(directory)
         path = directory / f"{TEMP_PREFIX}{secrets.token_hex(12)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW
         fd = os.open(path, flags, FILE_MODE)
         try:
             os.fchmod(fd, FILE_MODE)  # exact, whatever the umask took away or left
-            return path, os.fdopen(fd, "wb")
+            return path, _TempFile(fd)
         except BaseException:
             os.close(fd)
             _discard(path)
@@ -200,9 +209,38 @@ def _make_dirs(directory: Path) -> None:
         _fsync_dir(path.parent)
 
 
-def _flush_and_sync(file: BinaryIO) -> None:
-    file.flush()
-    os.fsync(file.fileno())
+class _TempFile:
+    """A put's raw descriptor, written whole (`fileio.write_all`) from worker threads.
+
+    A put cancelled while a write runs in its thread closes the file at once; the lock
+    makes that close wait for the write, and the flag stops a write that had not started
+    yet, so no thread ever writes to a descriptor number the process has reused since."""
+
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        with self._lock:
+            if self._closed:
+                raise OSError(errno.EBADF, "the put was abandoned")
+            return fileio.write_all(self._fd, data)
+
+    def sync(self) -> None:
+        with self._lock:
+            if self._closed:
+                raise OSError(errno.EBADF, "the put was abandoned")
+            os.fsync(self._fd)
+
+    def close(self) -> None:
+        with self._lock:
+            if not self._closed:
+                self._closed = True
+                # After fsync, close reports nothing new on a local filesystem; on a
+                # failed put the error that matters is already propagating.
+                with contextlib.suppress(OSError):
+                    os.close(self._fd)
 
 
 def _commit(tmp: Path, target: Path) -> None:
