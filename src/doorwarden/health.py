@@ -10,7 +10,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from doorwarden import __version__
 from doorwarden.db import SchemaNotCurrentError, check_schema_on
 from doorwarden.deps import SessionDep, authorize
-from doorwarden.errors import ServiceUnavailable
+from doorwarden.errors import DatabaseUnavailable, ServiceUnavailable
 from doorwarden.policy import Action, Principal
 
 router = APIRouter(tags=["health"])
@@ -31,11 +31,13 @@ async def openapi_document(_p: Health, request: Request) -> dict[str, Any]:
 
 @router.get("/readyz")
 async def readyz(_p: Health, db: SessionDep) -> dict[str, str]:
-    """The database answers and is at the migrations' head."""
+    """The database answers and is at the migrations' head. Otherwise 503: `not_ready`
+    for a schema that needs migrating (a person must act), `database_unavailable` with
+    Retry-After for a database that cannot be reached (it may come back by itself)."""
     try:
         await check_schema_on(await db.connection())
     except SchemaNotCurrentError as exc:
         raise ServiceUnavailable(str(exc)) from exc
     except (OSError, SQLAlchemyError) as exc:
-        raise ServiceUnavailable("The database cannot be reached.") from exc
+        raise DatabaseUnavailable("The database cannot be reached.") from exc
     return {"status": "ready"}

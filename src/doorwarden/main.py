@@ -42,7 +42,7 @@ from doorwarden.formats.checkpoint import log_key
 from doorwarden.health import router as health_router
 from doorwarden.households import router as households_router
 from doorwarden.households import views as households_views
-from doorwarden.http_errors import document_errors, install_error_handlers
+from doorwarden.http_errors import StorageFaults, document_errors, install_error_handlers
 from doorwarden.legal.household import router as legal_household_router
 from doorwarden.legal.household import views as legal_household_views
 from doorwarden.legal.requests import detail_views as legal_request_detail_views
@@ -57,7 +57,15 @@ from doorwarden.live.relay import LiveHub
 from doorwarden.logging import configure_logging
 from doorwarden.middleware import RequestMiddleware
 from doorwarden.scheduler import Scheduler
-from doorwarden.storage import ClipStore, make_store
+from doorwarden.storage import (
+    ClipStore,
+    InvalidKey,
+    InvalidRange,
+    ObjectNotFound,
+    StorageError,
+    StorageFull,
+    make_store,
+)
 from doorwarden.transparency import router as transparency_router
 from doorwarden.transparency import views as transparency_views
 from doorwarden.transparency.tasks import coverage_job
@@ -152,7 +160,11 @@ def create_app(
         linger_s=settings.live_linger_s, max_viewer_fragments=settings.live_viewer_queue
     )
 
-    install_error_handlers(app)
+    # The kernel's handlers cannot import storage (a layer above): the classes come in.
+    storage_faults = StorageFaults(
+        StorageError, StorageFull, (ObjectNotFound, InvalidKey, InvalidRange)
+    )
+    install_error_handlers(app, storage=storage_faults)
     document_errors(app)
     for router in (
         health_router,

@@ -13,8 +13,10 @@ from typing import Any
 
 import structlog
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from doorwarden.http_errors import fault_response
 from doorwarden.policy import Action
 
 REQUEST_ID_HEADER = "x-request-id"
@@ -171,7 +173,15 @@ class RequestMiddleware:
         started = time.perf_counter()
         status = 500
         declared = headers.get(b"content-length", b"0")
-        decided = await self._limit(scope)
+        try:
+            decided = await self._limit(scope)
+        except Exception as exc:
+            # The document gate reads the database before the app runs, outside its error
+            # handlers: a database that is down is answered here as it is there (503).
+            fault = fault_response(Request(scope), exc)
+            if fault is None:
+                raise
+            decided = fault
         limit, refusal = (decided, None) if isinstance(decided, int) else (0, decided)
         overflowed = too_deep = False
         received = 0
