@@ -27,6 +27,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from doorwarden.db import forget_cleanups, run_rollback_cleanups
+from doorwarden.http_errors import database_fault
 
 log = structlog.get_logger("doorwarden.scheduler")
 R = TypeVar("R")
@@ -128,8 +129,11 @@ class Scheduler:
         while not self._stopping.is_set():
             try:
                 await self.run_turn(job)
-            except Exception:  # a failed run must not end the loop: the next one retries
-                log.exception("job.failed", job=job.name)
+            except Exception as exc:  # a failed run must not end the loop: the next one retries
+                if database_fault(exc) is None:
+                    log.exception("job.failed", job=job.name)
+                else:  # the database is down or full: expected now and then, not a bug
+                    log.warning("job.database_unavailable", job=job.name, error=type(exc).__name__)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), job.interval_s)
 

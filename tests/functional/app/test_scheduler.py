@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import shutil
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -198,3 +200,32 @@ async def test_two_schedulers_on_one_database_run_each_tick_once(
     spans.sort(key=lambda span: span[1])
     for (_a, _start, end), (_b, next_start, _end) in itertools.pairwise(spans):
         assert next_start >= end, f"two runs overlapped: {spans}"
+
+
+async def test_a_database_that_cannot_be_opened_is_a_warning_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    """A database down (here: SQLite whose directory is gone) fails every run until it
+    is back; that is logged as one warning per run, not as a bug with its traceback."""
+    folder = tmp_path / "db"
+    folder.mkdir()
+    engine = create_engine(f"sqlite+aiosqlite:///{folder / 'gone.db'}")
+    runs = 0
+
+    async def body(db: AsyncSession) -> None:
+        nonlocal runs
+        runs += 1
+        await db.execute(text("SELECT 1"))
+
+    shutil.rmtree(folder)
+    try:
+        with capture_logs() as logs:
+            async with Scheduler(create_sessionmaker(engine), [Job("test.down", TICK_S, body)]):
+                await until(lambda: runs >= 2)
+    finally:
+        await engine.dispose()
+    events = [entry for entry in logs if entry["event"].startswith("job.")]
+    assert events, "the failed runs were not logged"
+    assert {entry["event"] for entry in events} == {"job.database_unavailable"}
+    assert all(entry["log_level"] == "warning" for entry in events)
+    assert all("exc_info" not in entry for entry in events)
