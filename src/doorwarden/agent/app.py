@@ -5,7 +5,8 @@ differently.
 
 What `from_config` builds, in this order (nothing runs until `start`):
 
-* the spool, recovered before any camera commits (a killed run's work in progress);
+* the spool, recovered before any camera commits (a killed run's work in progress), and
+  its room keeper, which evicts the oldest clips when the spool's disk fills;
 * the delivery (sealing and upload) when the agent is paired; otherwise clips stay in
   the spool, and `identity` is None so the caller can say how to pair;
 * one `CameraJob` per camera (this loads each detector model, the slow part);
@@ -40,6 +41,7 @@ from doorwarden.agent.delivery.worker import Delivery
 from doorwarden.agent.live.link import LiveLink, LiveLinkError
 from doorwarden.agent.pipeline import CameraJob
 from doorwarden.agent.recording.recorder import FinishedClip
+from doorwarden.agent.recording.room import SpoolRoom
 from doorwarden.agent.recording.spool import Spool
 
 CAMERAS_STOP_S = 60.0  # flushing a re-encoded clip in progress takes a moment
@@ -110,10 +112,14 @@ class AgentApp:
         try:
             spool = Spool(config.spool_dir, max_bytes=config.spool_max_bytes)
             spool.recover()  # before any camera commits: a killed run's work in progress
+            # Evicts the oldest clips when the spool's disk fills (recording/room.py).
+            room = SpoolRoom(
+                spool, min_free_bytes=config.spool_min_free_bytes, state_dir=config.state_dir
+            )
             store = IdentityStore(config.state_dir)
             identity = identity or store.load()
             delivery = (
-                Delivery(spool, store, config.upload, identity=identity)
+                Delivery(spool, store, config.upload, identity=identity, room=room)
                 if identity is not None
                 else None
             )

@@ -9,7 +9,9 @@ from pathlib import Path
 
 from doorwarden.agent.config.models import AgentConfig, CameraConfig
 from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityStore
-from doorwarden.agent.delivery.uploader import UploadStatus, pending_bytes
+from doorwarden.agent.delivery.upload_status import UploadStatus
+from doorwarden.agent.delivery.uploader import pending_bytes
+from doorwarden.agent.recording.room import disk_usage, read_room
 from doorwarden.agent.recording.spool import SEALED_DIR, SIDECAR_SUFFIX
 from doorwarden.formats.clip_files import committed
 
@@ -91,12 +93,15 @@ def sealed_count(spool_dir: Path) -> int:
     return len(committed(sealed)) if sealed.is_dir() else 0
 
 
-def backlog(spool_dir: Path, refused: dict[int, dict[str, str]]) -> str:
-    """What waits in the spool, read without writing (the agent may be running)."""
+def backlog(spool_dir: Path, upload: UploadStatus | None, state_dir: Path) -> str:
+    """What waits in the spool, read without writing (the agent may be running): the
+    backlog, the held and deferred clips, the disk and the recent evictions."""
+    held = upload.held if upload is not None else {}
+    deferred = upload.deferred if upload is not None else {}
     plain = len(list(spool_dir.glob(f"*{SIDECAR_SUFFIX}"))) if spool_dir.is_dir() else 0
     sealed_dir = spool_dir / SEALED_DIR
     pending = committed(sealed_dir) if sealed_dir.is_dir() else []
-    waiting = [p for p in pending if p.sequence not in refused]
+    waiting = [p for p in pending if p.sequence not in held and p.sequence not in deferred]
     size = sum(pending_bytes(p) for p in waiting)
     span = f" (clips {waiting[0].sequence}..{waiting[-1].sequence})" if waiting else ""
     lines = [
@@ -104,11 +109,55 @@ def backlog(spool_dir: Path, refused: dict[int, dict[str, str]]) -> str:
         f"  not sealed yet:  {plain} clip(s)",
         f"  sealed, waiting: {len(waiting)} clip(s), {size / 1024:.0f} KiB{span}",
     ]
-    for paths in pending:
-        if paths.sequence in refused:
-            why = refused[paths.sequence]
+    on_disk = {p.sequence for p in pending}
+    for sequence, why in sorted(held.items()):
+        if sequence in on_disk:
             lines.append(
-                f"  refused, kept:   clip {paths.sequence}: {why.get('message')} "
-                f"({why.get('code')})"
+                f"  refused, kept:   clip {sequence}: {why.get('message')} ({why.get('code')}); "
+                f"held since {why.get('since', '?')}: not offered again until "
+                f"`doorwarden agent retry {sequence}`"
             )
+    for sequence, why in sorted(deferred.items()):
+        if sequence in on_disk:
+            lines.append(
+                f"  deferred:        clip {sequence}: {why.get('message')} ({why.get('code')}); "
+                f"next attempt {why.get('next_attempt', '?')}"
+            )
+    lines += disk_lines(spool_dir, state_dir)
     return "\n".join(lines)
+
+
+def disk_lines(spool_dir: Path, state_dir: Path) -> list[str]:
+    """The spool's disk and what was evicted from it (recording/room.py's state file)."""
+    room = read_room(state_dir)
+    lines = []
+    try:
+        usage = disk_usage(spool_dir if spool_dir.is_dir() else spool_dir.parent)
+        full = " -- DISK FULL: the oldest clips are being deleted" if room.get("disk_full") else ""
+        lines.append(
+            f"  disk:            {_mib(usage.free_bytes)} free of {_mib(usage.total_bytes)}{full}"
+        )
+    except OSError as exc:
+        lines.append(f"  disk:            unknown ({exc})")
+    if room.get("discarded"):
+        lines.append(f"  lost recordings: {room['discarded']} (no room to write them)")
+    evictions = [e for e in room.get("evictions") or [] if isinstance(e, dict)]
+    if evictions:
+        total = sum(int(e.get("count") or 0) for e in evictions)
+        lines.append(
+            f"  evicted:         {total} undelivered clip(s) in {len(evictions)} time(s) "
+            f"since {evictions[0].get('at')}; the latest:"
+        )
+    for item in evictions[-10:]:
+        first, last, count = item.get("first"), item.get("last"), item.get("count")
+        which = (
+            f"clips {first}..{last}" if first is not None and first != last
+            else f"clip {first}" if first is not None
+            else f"{count} unsealed clip(s)"
+        )  # fmt: skip
+        lines.append(f"    {item.get('at')}: {which} ({item.get('reason')})")
+    return lines
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MiB"

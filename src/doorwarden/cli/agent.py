@@ -25,7 +25,7 @@ from doorwarden.agent.config.models import AgentConfig
 from doorwarden.agent.delivery.identity import IdentityError, IdentityStore
 from doorwarden.agent.delivery.pairing import PairingError
 from doorwarden.agent.delivery.pairing import pair as pair_device
-from doorwarden.agent.delivery.uploader import UploadStatus
+from doorwarden.agent.delivery.upload_status import UploadStatus, request_retry
 
 if TYPE_CHECKING:
     # Video, numpy and model runtimes load only when `run` runs (agent/app.py): every
@@ -189,17 +189,66 @@ def status(
     except IdentityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         raise typer.Exit(1) from exc
-    refused: dict[int, dict[str, str]] = {}
+    upload: UploadStatus | None = None
     if identity is None:
         print(f"not paired ({store.identity_path} is missing)")
         print("  pair with: doorwarden agent pair --server URL --code CODE")
     else:
         upload = UploadStatus.load(store.state_dir, identity.device_id)
-        refused = upload.refused
         print("paired")
         print(report.identity_summary(identity, store))
         print(f"  uploads:    {report.uploads_line(upload)}")
-    print(report.backlog(spool_dir, refused))
+    print(report.backlog(spool_dir, upload, store.state_dir))
+
+
+@agent_app.command()
+def retry(
+    sequences: Annotated[
+        list[int] | None,
+        typer.Argument(help="Sequence numbers of held or deferred clips.", show_default=False),
+    ] = None,
+    all_clips: Annotated[bool, typer.Option("--all", help="Every held and deferred clip.")] = False,
+    state: StateOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Offer held or deferred clips to the server again at once.
+
+    A held clip (its data did not match its signature on the server, or its local copy
+    was unreadable) is not offered again by itself. Run `retry --all` once after
+    upgrading: older servers answered some of their own storage failures as
+    hash_mismatch. The running agent takes the request at its next pass; a stopped one
+    at its next start.
+    """
+    if all_clips == bool(sequences):
+        print("error: give sequence numbers or --all (not both)", file=sys.stderr)
+        raise typer.Exit(2)
+    agent = load_or_exit(config) if config is not None else None
+    store = IdentityStore(_state_dir(state, agent))
+    try:
+        identity = store.load()
+    except IdentityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    if identity is None:
+        print(f"error: not paired ({store.identity_path} is missing)", file=sys.stderr)
+        raise typer.Exit(1)
+    listed = UploadStatus.load(store.state_dir, identity.device_id).refused
+    unknown = sorted(set(sequences or []) - set(listed))
+    if unknown:
+        print(
+            f"note: clip(s) {', '.join(map(str, unknown))} are neither held nor deferred now",
+            file=sys.stderr,
+        )
+    try:
+        request_retry(store.state_dir, None if all_clips else list(sequences or []))
+    except OSError as exc:
+        print(f"error: cannot write the request: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    which = "every held and deferred clip" if all_clips else f"clip(s) {sequences}"
+    print(
+        f"{which} will be offered again at the agent's next pass (or its next start); "
+        f"{len(listed)} clip(s) are held or deferred now"
+    )
 
 
 def _events_table(rows: list[FinishedClip]) -> Table:
@@ -322,8 +371,19 @@ def _deliver(delivery: Delivery, stop: threading.Event, console: Console, timeou
     console.print(f"delivered {delivery.delivered} clip(s) to {server}")
     if delivery.blocked is not None:
         print(f"error: uploads stopped: {delivery.blocked.message}", file=sys.stderr)
-    if backlog.refused:
-        print(f"error: {backlog.refused} clip(s) refused by the server (kept)", file=sys.stderr)
+    if backlog.held:
+        print(
+            f"error: {backlog.held} clip(s) held: refused by the server for their own data "
+            "(kept; `doorwarden agent status` says why, `doorwarden agent retry` offers "
+            "them again)",
+            file=sys.stderr,
+        )
+    if backlog.deferred:
+        print(
+            f"error: {backlog.deferred} clip(s) deferred: refused for now (kept; offered "
+            "again later, `doorwarden agent status` says why)",
+            file=sys.stderr,
+        )
     if not drained and (backlog.plain or backlog.sealed):
         print(
             f"error: {backlog.plain + backlog.sealed} clip(s) not delivered yet; they stay in "

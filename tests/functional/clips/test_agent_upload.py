@@ -411,11 +411,14 @@ def test_a_refused_clip_is_kept_and_the_next_one_goes(home: LiveHousehold, agent
         "status", "--state", str(agent.store.state_dir), "--spool", str(agent.spool.directory)
     )
     assert "refused, kept:   clip 0" in status.output and refused["code"] in status.output
-    # Not offered again under this pairing: no second alert for the owner.
+    # Held: not offered again by itself, so no second alert of the data for the owner,
+    # who is told by the camera's report that it holds clip 0 back (and why).
     again = agent.delivery()
     again.start()
     assert again.finish(timeout_s=10)
-    assert [a["sequence"] for a in home.alerts()] == [0]
+    assert sorted((a["kind"], a["sequence"]) for a in home.alerts()) == sorted(
+        [("clip_held", 0), (refused["code"], 0)]
+    )
 
 
 def test_a_fork_stops_uploads_and_keeps_the_evidence(
@@ -513,7 +516,12 @@ def test_a_full_spool_evicts_the_oldest_with_a_warning_and_the_server_sees_the_g
     [evicted] = [e for e in logs if e["event"] == "spool.evicted"]
     assert evicted["log_level"] == "warning" and evicted["sequences"] == [0, 1]
     assert sorted(c["sequence"] for c in home.clips()) == [2, 3]
-    assert [(a["kind"], a["sequence"]) for a in home.alerts()] == [("gap", 2)]
+    # The owner hears it from both sides: the camera reports what it evicted, and the
+    # server sees the gap in the chain.
+    assert sorted((a["kind"], a["sequence"]) for a in home.alerts()) == [
+        ("clips_evicted", 0),
+        ("gap", 2),
+    ]
 
 
 def test_sigterm_stops_a_paired_agent_cleanly_and_the_next_run_resumes(

@@ -139,4 +139,34 @@ def describe_config() -> str:
             out.append(
                 f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {meaning} |"
             )
+    out += ["", *DELIVERY_NOTES]
     return "\n".join(out) + "\n"
+
+
+# What the settings above cannot say: how refusals and a full disk are handled, and the
+# command that offers held clips again (issue 23).
+DELIVERY_NOTES = [
+    "## Refused clips and a full disk",
+    "",
+    "A clip the server cannot take now (it is down, its disk is full: 5xx, 507, 429) is",
+    "sent again after a backoff of `upload.backoff_initial_s` doubling to",
+    "`upload.backoff_max_s`, at least the server's `Retry-After`. A clip refused because",
+    "its own data does not match its signature (`hash_mismatch`, `chunk_tampered`,",
+    "`truncated`, `malformed_manifest`, `sequence_mismatch`) or whose local copy is",
+    "unreadable is **held**: kept in the spool and not offered again by itself. Any other",
+    "refusal **defers** the clip: it is offered again after 60 s, doubling to 1 h, while",
+    "the next clips go on. `doorwarden agent status` lists held and deferred clips (and",
+    "the recent evictions), and the agent reports them to the server, which shows them",
+    "on the household's integrity page.",
+    "",
+    "`doorwarden agent retry SEQ` offers a held or deferred clip again at once;",
+    "`doorwarden agent retry --all` offers all of them. After upgrading from a version",
+    "older than this one, run `doorwarden agent retry --all` once: older servers answered",
+    "some of their own storage failures with `hash_mismatch`, and older agents kept every",
+    "refused clip for good (refusals with other codes are offered again by themselves).",
+    "",
+    "When the spool's disk fills, the oldest clips are deleted (sealed first, then",
+    "unsealed) until `spool_min_free_bytes` are free, so the newest are kept; a clip",
+    "whose recording failed for room is discarded. Each is logged (`spool.evicted`),",
+    "listed by `doorwarden agent status` and reported to the server.",
+]

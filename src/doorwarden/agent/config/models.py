@@ -319,6 +319,16 @@ class AgentConfig(Strict):
         "oldest are deleted, with a warning. Sealed clips have their own limit "
         "(upload.max_spool_bytes).",
     )
+    spool_min_free_bytes: int = Field(
+        64 * 1024 * KIB,
+        ge=0,
+        title="Free space kept on the spool's disk (bytes)",
+        description="Before a clip starts recording, and when a write fails for a full disk, "
+        "the oldest clips (sealed first, then unsealed) are deleted until this much is free "
+        "again (at most a quarter of the disk), so the newest clips are kept. Each deletion "
+        "of a clip not yet delivered is logged, shown by `doorwarden agent status` and "
+        "reported to the server; 0 only reacts to full-disk errors.",
+    )
     state_dir: Path = Field(
         Path("state"),
         title="State directory",

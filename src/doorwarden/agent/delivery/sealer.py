@@ -36,9 +36,12 @@ spool directory.
 A failed write (a full disk) before the commit point leaves the plain entry in place
 and removes what was written for N; the OSError is logged (`spool.seal_failed`) and
 raised, and the next `seal_pending` tries again. Eviction (`enforce_limit`, which the
-caller runs after `seal_pending`) deletes the oldest sealed clips when over `max_bytes`,
-logging `spool.evicted`: the server sees the gap in the chain and alerts the owner, so
-footage never disappears silently. After pairing again (another device id) the old
+caller runs after `seal_pending`, and `evict_oldest` when the disk is full: room.py)
+deletes the oldest sealed clips, logging `spool.evicted`; the delivery records each
+eviction for `agent status` and the device health report, and the server sees the gap
+in the chain and alerts the owner, so footage never disappears silently. With a full
+disk, `chain.json` may not be writable: a clip is still removed when a newer manifest
+keeps the head past it. After pairing again (another device id) the old
 chain's sealed clips, which can no longer be delivered, are deleted (`spool.discarded`)
 and a new chain starts at 0 from GENESIS.
 
@@ -280,15 +283,42 @@ class SealedSpool:
         """Delete a sealed clip (the server verified it, or eviction): manifest first."""
         with self._lock:
             head = self._require_recovered()
-            if self._on_disk_next < head.next_sequence:
+            if self._on_disk_next < head.next_sequence and sequence >= self._on_disk_next:
                 # Without this, a crash after the manifest's deletion could leave a head
                 # (recomputed from chain.json and the manifests) below `sequence`.
-                self._write_chain()
+                try:
+                    self._write_chain()
+                except OSError:
+                    # A full disk: a newer manifest still puts the head past `sequence`,
+                    # so the clip may go (eviction must free room when nothing is written).
+                    if not any(p.sequence > sequence for p in committed(self.directory)):
+                        raise
             paths = SealedPaths(self.directory, sequence)
             paths.manifest.unlink(missing_ok=True)
             fsync_dir(self.directory)
             for path in (paths.clip, paths.thumbnail, paths.source):
                 path.unlink(missing_ok=True)
+
+    def evict_oldest(self) -> int | None:
+        """Remove the oldest committed sealed clip for room (room.py records and logs it);
+        its sequence number, or None when there is none or it cannot be removed."""
+        with self._lock:
+            pending = self.pending()
+            if not pending or self._head is None:
+                return None
+            oldest = pending[0].sequence
+            try:
+                self.remove(oldest)
+            except OSError as exc:
+                log.error("spool.evict_failed", sequence=oldest, error=str(exc))
+                return None
+            log.warning("spool.evicted", sequences=[oldest], reason="disk_full")
+            return oldest
+
+    def guard(self) -> threading.RLock:
+        """The lock that serialises sealing, removal and eviction (room.py takes it to
+        evict plain entries, which sealing reads)."""
+        return self._lock
 
     def enforce_limit(self) -> list[int]:
         """Evict the oldest sealed clips until they take at most `max_bytes`."""

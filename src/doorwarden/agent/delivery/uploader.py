@@ -20,12 +20,10 @@ ends up on the server exactly once, whatever crashes or network failures happen:
   the server's offset and sending resyncs to it. Files are read one part at a time: a
   clip is never held in memory whole.
 
-What the agent does with each refusal is decided here, once (`Outcome`): a network error,
-a timeout or a 5xx is retried (the caller backs off); a refusal of this one clip keeps
-it on disk for a person and moves on; a refusal of the device (revoked, a forked or
-broken chain, a key the server does not know) stops uploading, since every later clip
-would be refused the same way; a plan that stores nothing stops uploading and sealing.
-Evidence is never deleted because the server refused it.
+What each answer means is the outcome table of `outcomes.py` (retry, stopped,
+live_only, replayed, held, deferred); this module adds what an outcome implies (the log
+line, removing a replayed clip, fetching the device's state again). Evidence is never
+deleted because the server refused it: a held or deferred clip stays in the spool.
 """
 
 from __future__ import annotations
@@ -34,18 +32,16 @@ import json
 import os
 import threading
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
 import httpx
 import structlog
 
 from doorwarden import __version__
-from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityStore, write_atomic
+from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityStore
+from doorwarden.agent.delivery.outcomes import Outcome, OutcomeKind, classify, retry_after
 from doorwarden.agent.delivery.sealer import SealedSpool
+from doorwarden.agent.delivery.upload_status import STATUS_FILE, UploadStatus
 from doorwarden.crypto.errors import MalformedError
 from doorwarden.crypto.manifest import SignedManifest
 from doorwarden.formats.clip_files import MAX_MANIFEST_BYTES, SealedPaths
@@ -54,28 +50,9 @@ log = structlog.get_logger("doorwarden.agent.delivery.uploader")
 
 DEVICE_PATH = "/api/v1/device"
 CLIPS_PATH = "/api/v1/device/clips"
-STATUS_FILE = "upload-status.json"
 MAX_RESYNCS = 8  # wrong_offset answers in a row before the attempt is retried later
-_RETRIED_STATUSES = frozenset({404, 408, 425, 429})  # and every 5xx
-
-
-class OutcomeKind(StrEnum):
-    delivered = "delivered"  # verified by the server; the local copy was removed
-    replayed = "replayed"  # the server had it and deleted it since; removed locally
-    retry = "retry"  # network, timeout, 5xx: the same clip again after a delay
-    refused = "refused"  # this clip refused for good: kept on disk, go on to the next
-    stopped = "stopped"  # the device refused (revoked, fork ...): stop uploading
-    live_only = "live_only"  # the plan stores no recordings: stop uploading and sealing
-    interrupted = "interrupted"  # the agent is stopping; resumed at the next start
-
-
-@dataclass(frozen=True)
-class Outcome:
-    kind: OutcomeKind
-    sequence: int | None = None
-    status: int | None = None  # the HTTP status, when the server answered
-    code: str = ""  # the server's error code (or a local one: local_*)
-    message: str = ""
+# Re-exported: callers (cli, tests) import these from here, as before the split.
+__all__ = ["STATUS_FILE", "Outcome", "OutcomeKind", "ServerRefused", "UploadStatus", "Uploader"]
 
 
 class ServerRefused(Exception):
@@ -290,38 +267,70 @@ class Uploader:
     # -- classifying answers -------------------------------------------------------------
 
     def _classify(self, response: httpx.Response, sequence: int | None) -> Outcome:
-        """What an error answer means for this clip and for the uploads after it."""
+        """What an error answer means for this clip and for the uploads after it: the
+        table is `outcomes.classify`; here, what each outcome implies and its log line."""
         status = response.status_code
         code, message, _ = error_of(response)
-        if status < 400:  # a success status without the expected body
-            kind = OutcomeKind.retry
-            log.warning("upload.retry", sequence=sequence, status=status, error="bad answer")
-        elif status == 401:
-            kind = OutcomeKind.stopped
-            if code == "device_revoked":
-                log.error("upload.revoked", message=message)
-            else:
-                log.error("upload.unauthorized", code=code, message=message, hint="pair again")
-        elif status == 403 and code == "live_only":
-            kind = OutcomeKind.live_only
+        kind = classify(status, code)
+        if kind is OutcomeKind.replayed and sequence is None:
+            kind = OutcomeKind.retry  # not about a clip (cannot happen): try again later
+        wait = retry_after(response) if kind is OutcomeKind.retry else None
+        if kind is OutcomeKind.retry:
+            log.warning(
+                "upload.retry",
+                sequence=sequence,
+                status=status,
+                code=code if status >= 400 else "bad_answer",
+                retry_after=wait,
+            )
+        elif kind is OutcomeKind.live_only:
             log.warning(
                 "upload.live_only",
                 message=message,
                 effect="clips are no longer sealed or uploaded; they stay in the spool",
             )
             self._refresh_quietly()
-        elif status == 409 and code == "replayed" and sequence is not None:
-            # Held before and deleted since (retention, the owner): it never comes back.
+        elif kind is OutcomeKind.replayed and sequence is not None:
+            # The server verified this clip once and deleted it since (retention, the
+            # owner): only verified clips are ever tombstoned, so it is safe to let go.
             self.spool.remove(sequence)
             log.warning("upload.replayed", sequence=sequence, message=message)
-            kind = OutcomeKind.replayed
-        elif (status == 409 and code in ("chain_fork", "chain_broken")) or (
-            status == 422 and code in ("bad_signature", "wrong_device")
-        ):
+        elif kind is OutcomeKind.stopped:
+            self._log_stopped(status, code, message, sequence)
+        elif kind is OutcomeKind.held:
+            log.error(
+                "upload.refused",
+                outcome="held",
+                sequence=sequence,
+                status=status,
+                code=code,
+                message=message,
+                kept="the sealed clip stays in the spool; `doorwarden agent retry` offers it again",
+            )
+        else:  # deferred
+            if code == "missing_recipient":
+                self._refresh_quietly()  # the household key changed: new clips use the new one
+            log.warning(
+                "upload.deferred",
+                sequence=sequence,
+                status=status,
+                code=code,
+                message=message,
+                kept="the sealed clip stays in the spool and is offered again later",
+            )
+        return Outcome(kind, sequence, status, code, message, wait)
+
+    def _log_stopped(self, status: int, code: str, message: str, sequence: int | None) -> None:
+        if status == 401 and code == "device_revoked":
+            log.error("upload.revoked", message=message)
+        elif status == 401:
+            log.error("upload.unauthorized", code=code, message=message, hint="pair again")
+        elif status == 403:
+            log.error("upload.forbidden", sequence=sequence, code=code, message=message)
+        else:
             # Every later clip links to this one (or is signed by the same key): they would
             # all be refused. A fork means another agent signs with this identity (a copied
             # state directory): a person must look before anything else is sent.
-            kind = OutcomeKind.stopped
             log.error(
                 "upload.chain_refused",
                 sequence=sequence,
@@ -330,29 +339,15 @@ class Uploader:
                 message=message,
                 hint="another agent may use this identity; pair again",
             )
-        elif status >= 500 or status in _RETRIED_STATUSES or status == 409:  # 409: incomplete
-            kind = OutcomeKind.retry
-            log.warning("upload.retry", sequence=sequence, status=status, code=code)
-        elif status == 403:
-            kind = OutcomeKind.stopped
-            log.error("upload.forbidden", sequence=sequence, code=code, message=message)
-        else:
-            kind = OutcomeKind.refused
-            if code == "missing_recipient":
-                self._refresh_quietly()  # the household key changed: new clips use the new one
-            log.error(
-                "upload.refused",
-                sequence=sequence,
-                status=status,
-                code=code,
-                message=message,
-                kept="the sealed clip stays in the spool",
-            )
-        return Outcome(kind, sequence, status, code, message)
 
     def _local_refusal(self, paths: SealedPaths, code: str, message: str) -> Outcome:
+        if not paths.manifest.exists():
+            # Evicted for room while it was being sent (spool.evicted says so): nothing
+            # is wrong with it; the delivery loop goes on with the next clip.
+            log.info("upload.gone", sequence=paths.sequence, reason="evicted meanwhile")
+            return Outcome(OutcomeKind.interrupted, paths.sequence, None, "local_gone", message)
         log.error("upload.local_problem", sequence=paths.sequence, code=code, message=message)
-        return Outcome(OutcomeKind.refused, paths.sequence, None, code, message)
+        return Outcome(OutcomeKind.held, paths.sequence, None, code, message)
 
     def _refresh_quietly(self) -> None:
         try:
@@ -365,6 +360,17 @@ class Uploader:
     def _check_stop(self, sequence: int) -> None:
         if self.stop.is_set():
             raise _Done(Outcome(OutcomeKind.interrupted, sequence))
+
+    def device_request(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """A request to the server as this device (the health report uses it)."""
+        return self._request(method, path, content=content, headers=headers)
 
     def _request(
         self,
@@ -411,77 +417,6 @@ class Uploader:
         if len(data) != size:
             raise _Done(self._local_refusal(paths, "local_size_mismatch", paths.thumbnail.name))
         return data
-
-
-# -- what `agent status` shows -----------------------------------------------------------
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-@dataclass
-class UploadStatus:
-    """`<state_dir>/upload-status.json`: why uploads stopped, which clips the server
-    refused (kept on disk, not offered again), the last delivery. Written by the
-    delivery thread when something changes; read by `doorwarden agent status`."""
-
-    device_id: str
-    stopped: dict[str, str] | None = None  # {"code", "message", "since"}
-    refused: dict[int, dict[str, str]] = field(default_factory=dict)
-    retrying: dict[str, str] | None = None  # {"error", "since"}: the server is unreachable
-    last_delivered: dict[str, Any] | None = None  # {"sequence", "at"}
-
-    @classmethod
-    def load(cls, state_dir: Path, device_id: str) -> UploadStatus:
-        """The saved status of this device; a fresh one if absent, unreadable or another
-        pairing's."""
-        try:
-            body = json.loads((state_dir / STATUS_FILE).read_bytes())
-            if body.get("device_id") != device_id:
-                return cls(device_id)
-            return cls(
-                device_id,
-                stopped=body.get("stopped"),
-                refused={int(k): v for k, v in (body.get("refused") or {}).items()},
-                retrying=body.get("retrying"),
-                last_delivered=body.get("last_delivered"),
-            )
-        except (OSError, ValueError, TypeError, AttributeError):
-            return cls(device_id)
-
-    def save(self, state_dir: Path) -> None:
-        body = {
-            "device_id": self.device_id,
-            "stopped": self.stopped,
-            "refused": {str(k): v for k, v in sorted(self.refused.items())},
-            "retrying": self.retrying,
-            "last_delivered": self.last_delivered,
-        }
-        write_atomic(state_dir / STATUS_FILE, json.dumps(body, indent=1).encode())
-
-    @staticmethod
-    def clear(state_dir: Path) -> None:
-        (state_dir / STATUS_FILE).unlink(missing_ok=True)
-
-    def note(self, outcome: Outcome) -> bool:
-        """Record an outcome; True when the status changed (and should be saved)."""
-        before = replace(self, refused=dict(self.refused))
-        if outcome.kind in (OutcomeKind.delivered, OutcomeKind.replayed):
-            self.stopped = self.retrying = None
-            self.last_delivered = {"sequence": outcome.sequence, "at": _now()}
-        elif outcome.kind is OutcomeKind.retry and self.retrying is None:
-            self.retrying = {"error": outcome.message or outcome.code, "since": _now()}
-        elif outcome.kind is OutcomeKind.refused and outcome.sequence is not None:
-            self.refused[outcome.sequence] = {
-                "code": outcome.code,
-                "message": outcome.message,
-                "at": _now(),
-            }
-        elif outcome.kind in (OutcomeKind.stopped, OutcomeKind.live_only):
-            self.retrying = None
-            self.stopped = {"code": outcome.code, "message": outcome.message, "since": _now()}
-        return self != before
 
 
 def pending_bytes(paths: SealedPaths) -> int:

@@ -1,26 +1,41 @@
 """Sealing and uploading in the background of `doorwarden agent run` (once paired).
 
 One thread does both, so sealing, eviction and uploads never race each other (the
-sealed spool's lock would make them safe; one thread makes them simple):
+sealed spool's lock would make them safe; one thread makes them simple). The one
+exception is a full disk: a camera thread about to record may evict the oldest sealed
+clips (room.py), through the sealed spool's lock; an upload whose clip went that way
+ends as `interrupted` and the loop goes on with the next clip:
 
 * at start: `SealedSpool.recover` (what a crash left: debris, the chain head, plain
   entries already sealed), then GET /api/v1/device, since the plan or the household's key
   may have changed while the agent was off, and a revoked camera learns it here;
-* each pass: seal every plain clip, oldest first -> `enforce_limit` (evictions are
-  logged by the sealer, and the server alerts the owner to the gap) -> upload the sealed
-  clips, oldest first. A pass runs when a camera commits a clip (`notify`, CameraJob's
-  `on_clip`), every `poll_s` seconds otherwise, and when a backoff delay has passed.
+* each pass: seal every plain clip, oldest first (a full disk: the oldest clips are
+  evicted, room.py, and sealing is tried once more) -> `enforce_limit` (evictions are
+  logged by the sealer and recorded for the status and the health report; the server
+  alerts the owner to the gap) -> upload the sealed clips that are due, oldest first ->
+  the device health report when what the owner must see changed (health.py). A pass
+  runs when a camera commits a clip (`notify`, CameraJob's `on_clip`), every `poll_s`
+  seconds otherwise, and when a backoff delay or a deferred clip's delay has passed.
 
 Exactly once is the uploader's and the sealer's business (their docstrings argue it);
 this loop only decides when to try and when to stop trying:
 
-* a network error, a timeout or a 5xx: the same clip again after an exponential backoff,
-  reset by the next delivery;
-* the server refused one clip for good: it stays on disk, is listed by `agent status`
-  and is not offered again under this pairing, and the next clip goes. Not again: it
-  would raise the same alert for the owner each time, and once a later clip is in, the
-  server answers an earlier one it never stored with `replayed`, which the uploader
-  takes as "held and deleted since" and removes: a refused clip must never get there;
+* retry (a network error, a timeout, a 5xx, 507 storage_full, 429...): the same clip
+  again after an exponential backoff of at least the server's `Retry-After`, capped at
+  `backoff_max_s`, reset by the next delivery;
+* held (the clip's own data or signature is at fault, or the local copy is unreadable):
+  it stays on disk, is listed by `agent status` and in the health report, and is not
+  offered again until a person asks (`doorwarden agent retry SEQ|--all`, which leaves a
+  request in the state directory that this loop takes at its next pass). Not again by
+  itself: for the server's codes each offer would raise another integrity alert for
+  the owner, and an unreadable local copy does not mend itself;
+* deferred (any other refusal of this one clip): it waits on its own backoff (60 s
+  doubling to 1 h, outcomes.py) and the next clips go on meanwhile. Going on is safe:
+  a later clip reaching the server first only makes the server note a gap, and an
+  earlier clip offered afterwards is still accepted (it answers `replayed` only for a
+  clip it verified and deleted since -- clips/ingest.py answers it for tombstones, and
+  only verified clips are ever tombstoned -- so the uploader's removal on `replayed`
+  never drops a clip the server did not store);
 * the device refused (revoked, a forked or broken chain, an unknown key) or a plan that
   stores nothing: no more uploads and no more sealing in this process; new clips stay in
   the plain spool, as when the camera is not paired, so that they are not sealed for a
@@ -30,7 +45,8 @@ this loop only decides when to try and when to stop trying:
 Stopping (`stop`) interrupts an upload between two requests, and gives up on a request
 in flight after `timeout_s` (the thread is a daemon: the process may exit under it).
 Nothing is lost: the server resumes from its offset at the next start. `finish` (for
-`run --once`) delivers everything pending, then stops.
+`run --once`) delivers everything pending (but held clips, and deferred ones not yet
+due), then stops.
 """
 
 from __future__ import annotations
@@ -38,23 +54,26 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import httpx
 import structlog
 
 from doorwarden.agent.capture.rtsp import Backoff
 from doorwarden.agent.config.models import UploadConfig
+from doorwarden.agent.delivery.health import HealthReporter
 from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityStore
+from doorwarden.agent.delivery.outcomes import Outcome, OutcomeKind
 from doorwarden.agent.delivery.sealer import SealedSpool, SealedSpoolError, SealRecovery
+from doorwarden.agent.delivery.upload_status import UploadStatus, take_retry_request
 from doorwarden.agent.delivery.uploader import (
-    Outcome,
-    OutcomeKind,
     ServerRefused,
     Uploader,
-    UploadStatus,
     http_client,
 )
+from doorwarden.agent.recording.room import SpoolRoom
 from doorwarden.agent.recording.spool import Spool
+from doorwarden.fileio import is_disk_full
 
 log = structlog.get_logger("doorwarden.agent.delivery.worker")
 
@@ -65,7 +84,12 @@ LIVE_ONLY_MESSAGE = "This household's plan stores no recordings (live view only)
 class Backlog:
     plain: int  # clips not sealed yet
     sealed: int  # sealed clips waiting for upload
-    refused: int  # sealed clips the server refused, kept on disk
+    held: int  # sealed clips refused for good (their own data at fault), kept on disk
+    deferred: int  # sealed clips refused for now, offered again on their own backoff
+
+    @property
+    def refused(self) -> int:
+        return self.held + self.deferred
 
 
 class Delivery:
@@ -82,6 +106,7 @@ class Delivery:
         poll_s: float = 5.0,
         recheck_s: float = 300.0,
         heartbeat_s: float = 60.0,
+        room: SpoolRoom | None = None,
     ) -> None:
         identity = identity or store.load()
         if identity is None:
@@ -95,6 +120,9 @@ class Delivery:
         self.sealed = SealedSpool(
             spool.directory, identity, store.signing_key(), max_bytes=upload.max_spool_bytes
         )
+        # Without one from the app (tests, tools), a room that only answers full disks.
+        attached = spool.room if isinstance(spool.room, SpoolRoom) else None
+        self.room = room or attached or SpoolRoom(spool, min_free_bytes=0, state_dir=None)
         self._owns_client = client is None
         self.client = client or http_client(upload.timeout_s)
         self._stop = threading.Event()
@@ -104,6 +132,7 @@ class Delivery:
             identity, self.sealed, self.client, upload.part_bytes, store=store, stop=self._stop
         )
         self.status = UploadStatus.load(store.state_dir, identity.device_id)
+        self.health = HealthReporter(self.uploader)
         self.backoff = Backoff(upload.backoff_initial_s, upload.backoff_max_s)
         self.delivered = 0  # clips the server verified during this run
         self.blocked: Outcome | None = None  # why uploading stopped, if it did
@@ -112,6 +141,7 @@ class Delivery:
         self._retry_at = 0.0
         self._recheck_at = 0.0
         self._quiet = False  # the last pass found nothing to seal or send
+        self._reachable = True  # the server answered the last request (health reports)
         self._recovered: SealRecovery | None = None
         self._thread: threading.Thread | None = None
 
@@ -125,6 +155,7 @@ class Delivery:
         """Crash recovery of the sealed spool; before anything else (start does it)."""
         if self._recovered is None:
             self._recovered = self.sealed.recover(self.spool)
+            self.room.sealed = self.sealed  # sealed clips may now be evicted for room
         return self._recovered
 
     def start(self) -> None:
@@ -167,8 +198,9 @@ class Delivery:
 
     def backlog(self) -> Backlog:
         pending = [p.sequence for p in self.sealed.pending()]
-        refused = sum(1 for s in pending if s in self.status.refused)
-        return Backlog(len(self.spool.entries()), len(pending) - refused, refused)
+        held = sum(1 for s in pending if s in self.status.held)
+        deferred = sum(1 for s in pending if s in self.status.deferred)
+        return Backlog(len(self.spool.entries()), len(pending) - held - deferred, held, deferred)
 
     # -- the loop ------------------------------------------------------------------------
 
@@ -198,6 +230,7 @@ class Delivery:
             if refused.outcome.kind in (OutcomeKind.stopped, OutcomeKind.live_only):
                 self._block(refused.outcome)
         except httpx.RequestError as exc:
+            self._reachable = False
             log.warning(
                 "delivery.server_unreachable",
                 server=self.identity.server,
@@ -213,7 +246,8 @@ class Delivery:
             device=self.identity.device_id,
             plain=backlog.plain,
             sealed=backlog.sealed,
-            refused=backlog.refused,
+            held=backlog.held,
+            deferred=backlog.deferred,
             uploading=self.blocked is None,
         )
 
@@ -221,12 +255,18 @@ class Delivery:
         """One pass: seal, evict, upload what is due. Seconds until the next pass."""
         self._quiet = True  # nothing left to do; anything pending or failing clears it
         progress = False
+        self._take_retry_request()
+        heartbeat = False
         if self.blocked is not None:
             self._recheck()
         else:
-            self._heartbeat()
+            heartbeat = self._heartbeat()
         if self._sealing and self.blocked is None:
             progress = self._seal()
+        if heartbeat or self._reachable:
+            # Not to a server that is down (it gets no extra connection): the heartbeat
+            # tries it again.
+            self._report(heartbeat=heartbeat)
         if self.blocked is not None:
             return min(self.poll_s, self.recheck_s)
         wait = self._retry_at - time.monotonic()
@@ -234,20 +274,22 @@ class Delivery:
             self._quiet = False
             return wait
         for paths in self.sealed.pending():
-            if paths.sequence in self.status.refused:
-                continue
+            if self.status.waiting(paths.sequence):
+                continue  # held, or deferred and not due: the next clips go on
             if self._stop.is_set():
                 return 0.0
             self._quiet = False
             outcome = self.uploader.upload_one(paths)
+            self._reachable = outcome.code != "network"
             self._note(outcome)
             if self.uploader.identity is not self.sealed.identity:
                 self._adopt(self.uploader.identity)  # refreshed: a new household key
             if outcome.kind in (OutcomeKind.delivered, OutcomeKind.replayed):
                 self.delivered += outcome.kind is OutcomeKind.delivered
                 self.backoff.reset()
+                self.room.wrote()  # a clip left the disk: it may no longer be full
             elif outcome.kind is OutcomeKind.retry:
-                delay = self.backoff.next_delay()
+                delay = self._retry_delay(outcome)
                 self._retry_at = time.monotonic() + delay
                 return delay
             elif outcome.kind is OutcomeKind.interrupted:
@@ -259,25 +301,89 @@ class Delivery:
             if self._wake.is_set():  # new clips while a backlog goes out: seal them now
                 self._wake.clear()
                 self._seal()
-        return 0.0 if progress else self.poll_s
+        self._report(heartbeat=False)
+        return 0.0 if progress else self._idle_delay()
+
+    def _retry_delay(self, outcome: Outcome) -> float:
+        """The exponential backoff, at least the server's Retry-After, capped."""
+        delay = self.backoff.next_delay()
+        if outcome.retry_after is not None:
+            delay = max(delay, outcome.retry_after)
+        return min(delay, self.backoff.max_s)
+
+    def _idle_delay(self) -> float:
+        """Until the next poll, or sooner when a deferred clip falls due."""
+        due = self.status.next_due()
+        if due is None:
+            return self.poll_s
+        seconds = (due - datetime.now(UTC)).total_seconds()
+        return max(0.0, min(self.poll_s, seconds))
 
     def _seal(self) -> bool:
         """Seal what the cameras committed; True if something was sealed."""
         try:
-            sealed = self.sealed.seal_pending(self.spool)
+            try:
+                sealed = self.sealed.seal_pending(self.spool)
+            except OSError as exc:
+                # A full disk: evict the oldest clips (never while holding the sealed
+                # spool's lock: room.py) and try once more.
+                if not self.room.failed_write(exc):
+                    raise
+                sealed = self.sealed.seal_pending(self.spool)
             evicted = self.sealed.enforce_limit()  # logs spool.evicted (a warning)
         except OSError:
             self._quiet = False  # logged by the sealer (spool.seal_failed); tried again later
+            self._forget_gone()
             return False
         except SealedSpoolError as exc:
             log.error("delivery.sealing_stopped", error=str(exc))
             self._sealing = False
             return False
         if evicted:
-            for sequence in evicted:
-                self.status.refused.pop(sequence, None)
-            self._save_status()
+            self.room.note_sealed_evicted(evicted, "spool_limit")
+        if sealed:
+            self.room.wrote()
+        self._forget_gone()
         return bool(sealed)
+
+    def _forget_gone(self) -> None:
+        """Held or deferred clips evicted since (for room or the limit): the room keeps
+        the record of their eviction; the status lists only what is still on disk."""
+        listed = set(self.status.refused)
+        if not listed:
+            return
+        on_disk = {p.sequence for p in self.sealed.pending()}
+        if self.status.forget(sorted(listed - on_disk)):
+            self._save_status()
+
+    def _take_retry_request(self) -> None:
+        """`doorwarden agent retry`: offer held or deferred clips again now."""
+        try:
+            request = take_retry_request(self.store.state_dir)
+        except OSError as exc:
+            log.warning("delivery.retry_request_unreadable", error=str(exc))
+            return
+        if request is None:
+            return
+        everything, sequences = request
+        released = self.status.release(None if everything else sequences)
+        log.info("delivery.retry_requested", clips=released)
+        if released:
+            self._save_status()
+            self._wake.set()
+
+    def _report(self, *, heartbeat: bool) -> None:
+        """The device health report, when it changed or with the heartbeat."""
+        blocked = self.blocked
+        if blocked is not None and blocked.kind is OutcomeKind.stopped:
+            return  # the server does not take this device any more
+        self.health.report_state(
+            self.sealed.pending(),
+            spool_dir=self.spool.directory,
+            status=self.status,
+            room=self.room,
+            heartbeat=heartbeat,
+        )
 
     # -- states --------------------------------------------------------------------------
 
@@ -306,25 +412,28 @@ class Delivery:
                 "agent, or pair it again); clips stay in the spool",
             )
 
-    def _heartbeat(self) -> None:
+    def _heartbeat(self) -> bool:
         """Now and then, even with nothing to upload: the server sees the camera is alive
         (its Cameras page), and the camera learns a changed plan, mode or recipients (a
-        household switching to end-to-end) before it seals its next clip."""
+        household switching to end-to-end) before it seals its next clip. True when it
+        is time (the health report goes with it)."""
         if time.monotonic() < self._heartbeat_at:
-            return
+            return False
         self._heartbeat_at = time.monotonic() + self.heartbeat_s
         try:
             identity = self.uploader.refresh()
         except ServerRefused as refused:
             if refused.outcome.kind in (OutcomeKind.stopped, OutcomeKind.live_only):
                 self._block(refused.outcome)
-            return
+            return True
         except httpx.RequestError as exc:
             log.info("delivery.heartbeat_failed", error=str(exc) or type(exc).__name__)
-            return
+            return True
+        self._reachable = True
         self._adopt(identity)
         if identity.plan.kind == "live_only":
             self._block(Outcome(OutcomeKind.live_only, code="live_only", message=LIVE_ONLY_MESSAGE))
+        return True
 
     def _recheck(self) -> None:
         """A live-only plan may be upgraded: ask again now and then."""
@@ -354,4 +463,12 @@ class Delivery:
         try:
             self.status.save(self.store.state_dir)
         except OSError as exc:
+            # The spool's disk may be full: make room, and try once more. In memory the
+            # status is right either way, and goes to the server in the health report.
+            if is_disk_full(exc) and self.room.failed_write(exc):
+                try:
+                    self.status.save(self.store.state_dir)
+                    return
+                except OSError as again:
+                    exc = again
             log.warning("delivery.status_unsaved", error=str(exc))

@@ -35,6 +35,7 @@ from doorwarden.agent.recording.clip_writer import (
     can_stream_copy,
 )
 from doorwarden.agent.recording.spool import Spool, SpoolEntry
+from doorwarden.fileio import is_disk_full
 
 log = structlog.get_logger("doorwarden.agent.recording.recorder")
 
@@ -195,6 +196,14 @@ class EventRecorder:
         self._open(self._events, 0, trigger=trigger.time, first=first)
 
     def _open(self, event: int, part: int, *, trigger: float, first: list[Sample]) -> None:
+        room = self.spool.room
+        if room is not None:
+            # Before a clip starts: the oldest clips go if the disk is short of its
+            # reserve, so this one (the newest) has room (room.py).
+            try:
+                room.make_room()
+            except OSError as exc:
+                log.warning("spool.make_room_failed", camera=self.camera, error=str(exc))
         path = self.spool.tmp_path()
         writer: ClipWriter
         try:
@@ -219,10 +228,9 @@ class EventRecorder:
             return  # this clip already failed
         try:
             clip.writer.write(sample)
-        except Exception:
+        except Exception as exc:  # noqa: BLE001 - logged with its traceback by _failed
             # One bad packet or a full disk costs this clip, not the camera's pipeline.
-            log.exception("clip_write_failed", camera=self.camera, event=clip.event)
-            clip.writer.abort()
+            self._failed(clip, exc)
             self._clip = None
             return
         if not clip.started and clip.writer.frames:
@@ -256,9 +264,8 @@ class EventRecorder:
         end = clip.last_time + self._frame_s
         try:
             clip.writer.close()
-        except Exception:
-            log.exception("clip_write_failed", camera=self.camera, event=clip.event)
-            clip.writer.abort()
+        except Exception as exc:  # noqa: BLE001 - logged with its traceback by _failed
+            self._failed(clip, exc)
             return None
         if clip.writer.frames == 0:
             clip.writer.abort()
@@ -285,11 +292,11 @@ class EventRecorder:
         }
         try:
             entry = self.spool.commit(clip.writer.path, self._thumbnail(clip), metadata)
-        except OSError:
-            # A full or failing disk loses this clip; the camera keeps running and the
-            # next event may find space again.
-            log.exception("clip_spool_failed", camera=self.camera, event=clip.event)
+        except OSError as exc:
+            # A full or failing disk loses this clip (the commit already made room and
+            # tried again); the camera keeps running and the next event may find space.
             clip.writer.path.unlink(missing_ok=True)
+            self._lost(clip, exc, "clip_spool_failed")
             return None
         log.info(
             "clip_finished",
@@ -299,6 +306,27 @@ class EventRecorder:
             reencoded=clip.writer.reencoded,
         )
         return FinishedClip(entry, clip.start, end, clip.writer.reencoded)
+
+    def _failed(self, clip: _Clip, exc: Exception) -> None:
+        """Writing the clip failed: its temporary file goes, and room is made for the
+        next one when the disk was full."""
+        clip.writer.abort()
+        self._lost(clip, exc, "clip_write_failed")
+        room = self.spool.room
+        if room is not None and is_disk_full(exc):
+            try:
+                room.make_room()
+            except OSError as error:
+                log.warning("spool.make_room_failed", camera=self.camera, error=str(error))
+
+    def _lost(self, clip: _Clip, exc: Exception, event: str) -> None:
+        room = self.spool.room
+        if room is not None and is_disk_full(exc):
+            # Expected on a full disk: one warning line and a count, not a traceback.
+            room.note_discarded(self.camera, str(exc))
+            log.warning(event, camera=self.camera, event_no=clip.event, error=str(exc))
+        else:
+            log.error(event, camera=self.camera, event_no=clip.event, exc_info=exc)
 
     def _thumbnail(self, clip: _Clip) -> bytes | None:
         if clip.thumb is None:

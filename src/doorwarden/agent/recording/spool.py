@@ -4,6 +4,12 @@ Layout: `<dir>/<id>.mp4`, `<dir>/<id>.jpg` (optional) and `<dir>/<id>.json`, plu
 for work in progress. The JSON sidecar is the commit marker and is written last: an entry
 exists exactly when its sidecar does, so a crash at any moment leaves either a complete
 entry or debris that `recover()` removes — never half an entry, never a duplicate.
+
+A write that fails (a full disk, EIO) un-does the commit's earlier steps before the
+error propagates: the clip goes back to its temporary name (the caller removes it), the
+thumbnail and the sidecar's temporary file are deleted, so no uncommitted media is left
+taking room until the next start. With a `room` (room.py), a full disk first evicts the
+oldest clips and the commit is tried once more.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, Protocol
 
 import structlog
 
@@ -58,6 +64,27 @@ def new_id() -> str:
     return f"{stamp}{us % 1_000_000:06d}Z-{secrets.token_hex(8)}"
 
 
+class RoomKeeper(Protocol):
+    """What the spool and the recorder ask of the room keeper (room.py's SpoolRoom),
+    named here so that the spool does not import it back."""
+
+    def make_room(self, reason: Literal["spool_limit", "disk_full"] = "disk_full") -> bool: ...
+
+    def failed_write(self, exc: BaseException) -> bool: ...
+
+    def wrote(self) -> None: ...
+
+    def note_discarded(self, camera: str, error: str) -> None: ...
+
+    def note_evicted(
+        self,
+        first: int | None,
+        last: int | None,
+        count: int,
+        reason: Literal["spool_limit", "disk_full"],
+    ) -> None: ...
+
+
 @dataclass(frozen=True)
 class SpoolEntry:
     id: str
@@ -83,6 +110,7 @@ class Spool:
         self.tmp = self.directory / "tmp"
         self.tmp.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
+        self.room: RoomKeeper | None = None  # set by SpoolRoom: evictions when the disk fills
 
     def tmp_path(self, suffix: str = CLIP_SUFFIX) -> Path:
         """A fresh path in tmp/ to write a clip into; committing it is then a rename."""
@@ -91,43 +119,87 @@ class Spool:
     def commit(
         self, clip_path_tmp: Path, thumb_bytes: bytes | None, metadata: Mapping[str, Any]
     ) -> SpoolEntry:
-        """Move a finished clip (and its thumbnail) into the spool; durable on return."""
+        """Move a finished clip (and its thumbnail) into the spool; durable on return.
+
+        On OSError nothing of it is left in the spool and `clip_path_tmp` is where it
+        was (for the caller to remove); a full disk is first met by evicting the oldest
+        clips (`room`) and one more try.
+        """
+        try:
+            entry = self._commit(Path(clip_path_tmp), thumb_bytes, metadata)
+        except OSError as exc:
+            if self.room is None or not self.room.failed_write(exc):
+                raise
+            log.warning("spool.commit_retried", reason="disk_full", error=str(exc))
+            entry = self._commit(Path(clip_path_tmp), thumb_bytes, metadata)
+        try:
+            self.enforce_limit(keep=entry)
+        except OSError as exc:  # committed all the same; the next commit tries again
+            log.warning("spool.limit_unenforced", error=str(exc))
+        if self.room is not None:
+            self.room.wrote()
+        return entry
+
+    def _commit(
+        self, clip_tmp: Path, thumb_bytes: bytes | None, metadata: Mapping[str, Any]
+    ) -> SpoolEntry:
         entry_id = new_id()
-        clip_tmp = Path(clip_path_tmp)
+        source = clip_tmp
         if clip_tmp.parent.resolve() != self.tmp.resolve():
             # Elsewhere may be another file system, where a rename is not atomic.
             staged = self.tmp / f"{entry_id}{CLIP_SUFFIX}.part"
-            shutil.copyfile(clip_tmp, staged)
-            clip_tmp.unlink()
+            try:
+                shutil.copyfile(clip_tmp, staged)
+            except OSError:
+                staged.unlink(missing_ok=True)
+                raise
             clip_tmp = staged
-        _fsync_file(clip_tmp)
-        thumb_tmp: Path | None = None
-        if thumb_bytes:
-            thumb_tmp = self.tmp / f"{entry_id}{THUMB_SUFFIX}.part"
-            _write_durable(thumb_tmp, thumb_bytes)
-
         clip = self.directory / f"{entry_id}{CLIP_SUFFIX}"
-        thumb = self.directory / f"{entry_id}{THUMB_SUFFIX}" if thumb_tmp else None
-        os.replace(clip_tmp, clip)
-        if thumb_tmp and thumb:
-            os.replace(thumb_tmp, thumb)
-        fsync_dir(self.directory)
-
-        body = {
-            **metadata,
-            "id": entry_id,
-            "clip": clip.name,
-            "thumbnail": thumb.name if thumb else None,
-            "clip_bytes": clip.stat().st_size,
-        }
+        thumb_tmp = self.tmp / f"{entry_id}{THUMB_SUFFIX}.part" if thumb_bytes else None
+        thumb = self.directory / f"{entry_id}{THUMB_SUFFIX}" if thumb_bytes else None
         sidecar = self.directory / f"{entry_id}{SIDECAR_SUFFIX}"
         sidecar_tmp = self.tmp / f"{entry_id}{SIDECAR_SUFFIX}.part"
-        _write_durable(sidecar_tmp, json.dumps(body, sort_keys=True, indent=1).encode())
-        os.replace(sidecar_tmp, sidecar)  # the commit point
-        fsync_dir(self.directory)
-        entry = SpoolEntry(entry_id, clip, thumb, sidecar, body)
-        self.enforce_limit(keep=entry)
-        return entry
+        moved = False
+        try:
+            _fsync_file(clip_tmp)
+            if thumb_tmp is not None and thumb_bytes:
+                _write_durable(thumb_tmp, thumb_bytes)
+            os.replace(clip_tmp, clip)
+            moved = True
+            if thumb_tmp is not None and thumb is not None:
+                os.replace(thumb_tmp, thumb)
+            fsync_dir(self.directory)
+            body = {
+                **metadata,
+                "id": entry_id,
+                "clip": clip.name,
+                "thumbnail": thumb.name if thumb else None,
+                "clip_bytes": clip.stat().st_size,
+            }
+            _write_durable(sidecar_tmp, json.dumps(body, sort_keys=True, indent=1).encode())
+            os.replace(sidecar_tmp, sidecar)  # the commit point
+        except OSError:
+            # Un-do: nothing uncommitted may stay in the spool taking room. (A crash runs
+            # no code at all: recover() clears its debris at the next start.)
+            sidecar_tmp.unlink(missing_ok=True)
+            for path in (thumb_tmp, thumb):
+                if path is not None:
+                    with contextlib.suppress(OSError):
+                        path.unlink(missing_ok=True)
+            if moved:
+                with contextlib.suppress(OSError):
+                    os.replace(clip, clip_tmp)
+            if clip_tmp != source:
+                clip_tmp.unlink(missing_ok=True)  # the staged copy; the caller's is intact
+            raise
+        if source != clip_tmp:
+            source.unlink(missing_ok=True)  # moved into the spool by copy
+        try:
+            fsync_dir(self.directory)
+        except OSError as exc:
+            # The sidecar is in place: committed; later fsyncs of the directory persist it.
+            log.warning("spool.commit_unsynced", entry=entry_id, error=str(exc))
+        return SpoolEntry(entry_id, clip, thumb, sidecar, body)
 
     def enforce_limit(self, *, keep: SpoolEntry | None = None) -> list[str]:
         """Delete the oldest entries (never `keep`, the clip just recorded) until the spool
@@ -151,6 +223,8 @@ class Spool:
                 "spool.plain_evicted", clips=evicted, max_bytes=self.max_bytes,
                 hint="clips are not being sealed and uploaded: is this agent paired?",
             )  # fmt: skip
+            if self.room is not None:
+                self.room.note_evicted(None, None, len(evicted), "spool_limit")
         return evicted
 
     def entries(self) -> list[SpoolEntry]:
