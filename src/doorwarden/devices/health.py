@@ -65,8 +65,10 @@ def parse(body: bytes) -> HealthIn:
 
 
 def eviction_key(entry: dict[str, Any]) -> str:
-    """One eviction as the camera logs it: its range, count, reason and time."""
-    return f"{entry['first']}:{entry['last']}:{entry['count']}:{entry['reason']}:{entry['at']}"
+    """One eviction episode as the camera logs it: where it began, why, and when. An
+    episode that grows (a disk full for a while: clips 0..3, then 0..40) keeps its key,
+    so it is alerted once; the page shows its count from the latest report."""
+    return f"{entry['first']}:{entry['reason']}:{entry['at']}"
 
 
 def _facts(device: Device, report: dict[str, Any], previous: dict[str, Any] | None) -> list[Fact]:
