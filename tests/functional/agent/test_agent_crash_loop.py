@@ -33,12 +33,10 @@ clips, where the kills landed, how restarts recovered) are printed (`pytest -s`)
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import json
 import os
 import random
 import signal
-import struct
 import subprocess
 import sys
 import time
@@ -61,6 +59,7 @@ from doorwarden.crypto.manifest import SignedManifest, check_chain
 from doorwarden.devices.models import Device
 from tests.factories import Factory
 from tests.functional.devices.test_agent_pairing import LiveHousehold, live_household, paired_state
+from tests.spool_commits import Commits
 
 pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="counts commits with inotify")
 
@@ -89,41 +88,6 @@ RECOVERY_MARKERS = (
     "spool.sealed_recovered",  # sealing debris cleared, or a plain entry already sealed
     "spool_recovered",  # a recording in progress discarded
 )
-
-IN_MOVED_TO = 0x80
-IN_Q_OVERFLOW = 0x4000
-_EVENT = struct.Struct("iIII")
-
-
-class Commits:
-    """Names of the sidecars renamed into a directory (its spool entries' commits)."""
-
-    def __init__(self, directory: Path) -> None:
-        libc = ctypes.CDLL(None, use_errno=True)
-        self.fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
-        if self.fd < 0:
-            raise OSError(ctypes.get_errno(), "inotify_init1")
-        if libc.inotify_add_watch(self.fd, os.fsencode(directory), IN_MOVED_TO) < 0:
-            raise OSError(ctypes.get_errno(), "inotify_add_watch")
-        self.names: set[str] = set()
-
-    def read(self) -> set[str]:
-        while True:
-            try:
-                data = os.read(self.fd, 1 << 16)
-            except BlockingIOError:
-                return self.names
-            offset = 0
-            while offset < len(data):
-                _, mask, _, length = _EVENT.unpack_from(data, offset)
-                name = data[offset + _EVENT.size : offset + _EVENT.size + length]
-                offset += _EVENT.size + length
-                assert not mask & IN_Q_OVERFLOW, "inotify dropped events"
-                if name.rstrip(b"\0").endswith(b".json"):
-                    self.names.add(name.rstrip(b"\0").decode())
-
-    def close(self) -> None:
-        os.close(self.fd)
 
 
 @dataclass
