@@ -71,6 +71,18 @@ def eviction_key(entry: dict[str, Any]) -> str:
     return f"{entry['first']}:{entry['reason']}:{entry['at']}"
 
 
+def _eviction_detail(entry: dict[str, Any]) -> str:
+    why = REASONS[entry["reason"]]
+    if entry["first"] is None:
+        # Not sealed yet: evicted from the plain spool, or a recording the full disk
+        # could not hold at all. Either way it never had a sequence number.
+        return (
+            f"{entry['count']} recording(s) not yet sealed were lost on the camera (evicted, "
+            f"or never written) because {why}."
+        )
+    return f"{entry['count']} clip(s) not yet sent were deleted on the camera because {why}."
+
+
 def _facts(device: Device, report: dict[str, Any], previous: dict[str, Any] | None) -> list[Fact]:
     facts: list[Fact] = []
     spool = report["spool"]
@@ -113,10 +125,7 @@ def _facts(device: Device, report: dict[str, Any], previous: dict[str, Any] | No
             Fact(
                 kind=EVICTED,
                 sequence=first if first is not None else (last if last is not None else 0),
-                detail=(
-                    f"{entry['count']} clip(s) not yet sent were deleted on the camera because "
-                    f"{REASONS[entry['reason']]}."
-                ),
+                detail=_eviction_detail(entry),
                 key=key,
                 extra={"first": first, "last": last, "count": entry["count"]}
                 | {"reason": entry["reason"], "at": entry["at"], "key": key},

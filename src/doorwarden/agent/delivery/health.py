@@ -8,9 +8,11 @@ seeing it.
 
 When: as soon as something the owner must see changes (disk full, a held, deferred or
 evicted clip: `change_key`), and with every heartbeat (the free space and the backlog
-move all the time; they ride along). A failure is logged quietly and the next heartbeat
-(or the next change) tries again; a server that does not know the endpoint (an older
-one: 404 or 405) is not asked again in this run.
+move all the time; they ride along). A change counts as told only once the server took
+it: a failure (unreachable, 5xx) is logged quietly and the next delivery pass tries
+again; a body the server refused (4xx) waits for the next change or heartbeat; a server
+that does not know the endpoint (an older one: 404 or 405) is not asked again in this
+run.
 """
 
 from __future__ import annotations
@@ -134,8 +136,7 @@ class HealthReporter:
             return False
         key = change_key(body)
         if not heartbeat and key == self._last_key:
-            return False  # sent (or tried and failed: the next heartbeat tries again)
-        self._last_key = key
+            return False  # the server has it already
         try:
             response = self.uploader.device_request(
                 "PUT",
@@ -147,6 +148,9 @@ class HealthReporter:
             log.info("health.send_failed", error=str(exc) or type(exc).__name__)
             return False
         if response.is_success:
+            # Remembered only once accepted: a change that failed to go (the server was
+            # unreachable) goes with the next pass, not a heartbeat later.
+            self._last_key = key
             self.sent += 1
             return True
         if response.status_code in UNSUPPORTED:
@@ -157,6 +161,10 @@ class HealthReporter:
                 effect="this server does not take health reports; not sent again in this run",
             )
             return False
+        if response.status_code < 500:
+            # Refused as it is: the same body is not sent again until it changes or
+            # the heartbeat comes. A 5xx is the server's trouble: the next pass retries.
+            self._last_key = key
         log.info("health.refused", status=response.status_code, answer=response.text[:200])
         return False
 

@@ -143,16 +143,16 @@ def test_an_older_server_without_the_endpoint_is_not_asked_again(
     assert len(recorder.reports) == 1
 
 
-def test_a_failing_report_is_tried_again_at_the_next_change(tmp_path: Path) -> None:
+def test_a_refused_report_is_tried_again_at_the_next_change(tmp_path: Path) -> None:
     agent = paired(tmp_path)
-    recorder = Recorder(agent.identity.to_json(), health_status=503)
+    recorder = Recorder(agent.identity.to_json(), health_status=422)
     with serve(recorder) as url:
         agent = paired(tmp_path / "a", url)
         with http_client(5) as client:
             delivery = agent.delivery(client, heartbeat_s=3600)
             delivery.recover()
-            delivery.step()  # refused (503): logged at info, nothing else happens
-            delivery.step()  # unchanged: not tried again before the next heartbeat
+            delivery.step()  # refused (422): logged at info, nothing else happens
+            delivery.step()  # the same body: not sent again before the next heartbeat
             assert len(recorder.reports) == 1 and delivery.health.sent == 0
             recorder.health_status = 204
             recorder.offer_status = 422
@@ -160,3 +160,23 @@ def test_a_failing_report_is_tried_again_at_the_next_change(tmp_path: Path) -> N
             delivery.step()  # a held clip: a change, sent at once
     assert len(recorder.reports) == 2 and delivery.health.sent == 1
     assert [h["sequence"] for h in recorder.reports[-1]["held"]] == [0]
+
+
+def test_a_report_the_server_could_not_take_goes_with_the_next_pass(tmp_path: Path) -> None:
+    """A 503 (or a server unreachable) is not the report's fault: the change is not taken
+    as told, and the next pass sends it, not the heartbeat a minute later."""
+    agent = paired(tmp_path)
+    recorder = Recorder(agent.identity.to_json(), health_status=503)
+    with serve(recorder) as url:
+        agent = paired(tmp_path / "a", url)
+        with http_client(5) as client:
+            delivery = agent.delivery(client, heartbeat_s=3600)
+            delivery.recover()
+            delivery.step()
+            tried = len(recorder.reports)
+            assert tried >= 1 and delivery.health.sent == 0
+            recorder.health_status = 204
+            delivery.step()  # unchanged, but never accepted: sent again now
+            assert len(recorder.reports) > tried and delivery.health.sent == 1
+            delivery.step()  # accepted: not sent again before the next heartbeat
+    assert delivery.health.sent == 1
