@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, Request
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import HTTPConnection
 from starlette.responses import Response
@@ -30,6 +32,7 @@ from doorwarden.audit.service import RequestContext
 from doorwarden.clips.staging import Staging
 from doorwarden.clock import Clock
 from doorwarden.config import Settings
+from doorwarden.crypto.errors import MalformedError
 from doorwarden.db import forget_cleanups, run_rollback_cleanups
 from doorwarden.devices import service as devices
 from doorwarden.devices.models import Device
@@ -361,3 +364,50 @@ async def document_gate(scope: Scope, agency: str, section: str) -> bool | Respo
         if any(decision.allowed for decision in decisions):
             return True
         return domain_error_response(request, refusal(principal, decisions[0]))
+
+
+# -- small JSON bodies a route reads itself ---------------------------------------------
+# A camera's health report and its rings are read from the stream, bounded, then parsed
+# strictly (crypto/strict_json.py) rather than by FastAPI: both are limited and refused
+# alike, in the shapes FastAPI's own validation has.
+
+_Parsed = TypeVar("_Parsed")
+
+
+class PayloadTooLarge(DomainError):
+    status_code = 413
+    code = "payload_too_large"
+
+
+async def read_bounded(request: Request, max_bytes: int, what: str) -> bytes:
+    """The body, read only up to `max_bytes`: 413 beyond, declared or streamed (the rest
+    stays unread and the connection closes)."""
+    too_large = PayloadTooLarge(
+        f"{what} is at most {max_bytes} bytes.",
+        details={"max_bytes": max_bytes},
+        headers={"Connection": "close"},
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_large
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise too_large
+    return bytes(body)
+
+
+def parse_or_422(parse: Callable[[bytes], _Parsed], body: bytes) -> _Parsed:
+    """`parse(body)`, or 422 validation_error as FastAPI answers it (never echoing the
+    input: where, what type of error, and the message)."""
+    try:
+        return parse(body)
+    except MalformedError as exc:
+        errors: list[Any] = [{"type": "json_invalid", "loc": ("body",), "msg": str(exc)}]
+    except ValidationError as exc:
+        errors = [
+            {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
+            for e in exc.errors(include_url=False, include_input=False, include_context=False)
+        ]
+    raise RequestValidationError(errors)

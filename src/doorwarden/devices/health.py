@@ -25,7 +25,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from doorwarden.crypto import strict_json
 from doorwarden.devices.models import Device, DeviceHealth
 from doorwarden.devices.schemas import HEALTH_MAX_BYTES, HealthIn, HealthOut
-from doorwarden.errors import DomainError
 
 # clips.models.AlertKind values (that layer is above this one).
 DISK_FULL = "camera_disk_full"
@@ -33,14 +32,6 @@ HELD = "clip_held"
 EVICTED = "clips_evicted"
 
 REASONS = {"spool_limit": "its spool reached its size limit", "disk_full": "its disk was full"}
-
-
-class ReportTooLarge(DomainError):
-    """A report over HEALTH_MAX_BYTES: far more than 100 held, 100 deferred and 50 evicted
-    entries can fill, so not a report this server reads."""
-
-    status_code = 413
-    code = "payload_too_large"
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,10 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Request, status
-from fastapi.exceptions import RequestValidationError
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.clips.alerts import raise_health_alerts
 from doorwarden.config import Settings
-from doorwarden.crypto.errors import MalformedError
 from doorwarden.deps import (
     ClockDep,
     ContextDep,
@@ -25,6 +22,8 @@ from doorwarden.deps import (
     UserDep,
     authorize,
     household_resource,
+    parse_or_422,
+    read_bounded,
 )
 from doorwarden.devices import health, service
 from doorwarden.devices.keys import recipient_json, recipients, set_member_key
@@ -176,38 +175,6 @@ def _inline(schema: dict[str, Any]) -> dict[str, Any]:
     return dict(resolve(schema))
 
 
-async def _bounded_body(request: Request) -> bytes:
-    """The body, read only up to HEALTH_MAX_BYTES (the camera's token was checked first)."""
-    too_large = health.ReportTooLarge(
-        f"A health report is at most {HEALTH_MAX_BYTES} bytes.",
-        details={"max_bytes": HEALTH_MAX_BYTES},
-        headers={"Connection": "close"},  # the rest of the body stays unread
-    )
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > HEALTH_MAX_BYTES:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > HEALTH_MAX_BYTES:
-            raise too_large
-    return bytes(body)
-
-
-def _parse_report(body: bytes) -> HealthIn:
-    """The report, or 422 validation_error in the shape FastAPI's own validation has."""
-    try:
-        return health.parse(body)
-    except MalformedError as exc:
-        errors: list[Any] = [{"type": "json_invalid", "loc": ("body",), "msg": str(exc)}]
-    except ValidationError as exc:
-        errors = [
-            {"type": e["type"], "loc": ("body", *e["loc"]), "msg": e["msg"]}
-            for e in exc.errors(include_url=False, include_input=False, include_context=False)
-        ]
-    raise RequestValidationError(errors)
-
-
 @router.put(
     "/api/v1/device/health",
     status_code=status.HTTP_204_NO_CONTENT,
@@ -230,7 +197,9 @@ async def report_health(
     or evicted. The latest report is kept; each new fact is an alert for the owners.
     Read here rather than as a body parameter: its own limit (64 KiB, 413) and strict
     JSON, checked after the token."""
-    report = _parse_report(await _bounded_body(request))
+    report = parse_or_422(
+        health.parse, await read_bounded(request, HEALTH_MAX_BYTES, "A health report")
+    )
     facts = await health.record_report(db, device=device, report=report, now=clock.now())
     await raise_health_alerts(db, device=device, facts=facts, ctx=ctx)
 
