@@ -13,6 +13,9 @@ What `from_config` builds, in this order (nothing runs until `start`):
 * the live-view link, for a paired agent that runs until stopped (not `once`); when the
   server's address would carry the device token in clear it is left off, `live_off`
   saying why;
+* the doorbell (agent/ring/), for an agent that runs until stopped: its sources, the
+  `agent ring` socket and the sender of queued rings (over the link, or HTTP when paired
+  without one); a press makes its camera record a clip labelled "ring";
 * the camera threads (`CameraRunner`): each camera's samples go to the live link first
   (a viewer should not wait for detection), then to its job; without `once` a camera
   whose source fails is restarted with backoff.
@@ -39,10 +42,14 @@ from doorwarden.agent.config.models import AgentConfig, CameraConfig, FileSource
 from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityError, IdentityStore
 from doorwarden.agent.delivery.worker import Delivery
 from doorwarden.agent.live.link import LiveLink, LiveLinkError
+from doorwarden.agent.live.mode import ModeState
 from doorwarden.agent.pipeline import CameraJob
 from doorwarden.agent.recording.recorder import FinishedClip
 from doorwarden.agent.recording.room import SpoolRoom
 from doorwarden.agent.recording.spool import Spool
+from doorwarden.agent.ring.doorbell import Doorbell
+from doorwarden.agent.ring.queue import EventQueue
+from doorwarden.agent.ring.sender import EventSender
 
 CAMERAS_STOP_S = 60.0  # flushing a re-encoded clip in progress takes a moment
 LIVE_STOP_S = 5.0
@@ -90,8 +97,10 @@ class AgentApp:
         delivery: Delivery | None,
         link: LiveLink | None,
         live_off: str | None,
+        doorbell: Doorbell | None = None,
     ) -> None:
         self.config = config
+        self.doorbell = doorbell  # None with `once`
         self.delivery = delivery
         self.live_off = live_off  # why live view is off for a paired agent, if it is
         self._jobs = jobs
@@ -124,7 +133,12 @@ class AgentApp:
                 else None
             )
             on_clip = delivery.notify if delivery is not None else None
-            jobs = {cam.name: CameraJob(cam, spool, on_clip=on_clip) for cam in config.cameras}
+            # The household's mode as last heard (agent/live/mode.py); not for `once` runs.
+            mode = ModeState(None if once else config.state_dir, [c.name for c in config.cameras])
+            jobs = {
+                cam.name: CameraJob(cam, spool, on_clip=on_clip, switches=mode.for_camera(cam.name))
+                for cam in config.cameras
+            }
         except (OSError, DetectorError, IdentityError) as exc:
             if delivery is not None:
                 delivery.stop()  # not started: this only closes its HTTP client
@@ -133,8 +147,10 @@ class AgentApp:
         if identity is not None and not once:  # live view needs a pairing and a live agent
             try:
                 link = _live_link(config.cameras, identity)
+                link.handlers["mode"] = mode.on_message  # the server's `mode` message
             except LiveLinkError as exc:
                 live_off = str(exc)
+        doorbell = None if once else _doorbell(config, jobs, link, identity)
         runner = CameraRunner(
             [(cam.name, cam.source, _handler(jobs[cam.name], link)) for cam in config.cameras],
             restart=not once,
@@ -142,8 +158,9 @@ class AgentApp:
             on_close=lambda name: _closed(jobs[name], link, name),
         )
         return cls(
-            config, jobs=jobs, runner=runner, delivery=delivery, link=link, live_off=live_off
-        )
+            config, jobs=jobs, runner=runner, delivery=delivery, link=link, live_off=live_off,
+            doorbell=doorbell,
+        )  # fmt: skip
 
     @property
     def identity(self) -> DeviceIdentity | None:
@@ -158,6 +175,8 @@ class AgentApp:
             self.delivery.start()
         if self._link is not None:
             self._link.start()
+        if self.doorbell is not None:
+            self.doorbell.start()
         self._runner.start()
 
     def run_until(self, stop: threading.Event, tick: Callable[[], None] | None = None) -> None:
@@ -182,6 +201,8 @@ class AgentApp:
         delivering what is pending for up to that long; what cannot go in time stays in
         the spool for the next start. Safe to call again."""
         self.stop_cameras()
+        if self.doorbell is not None:
+            self.doorbell.stop()  # what is not acknowledged stays queued for the next start
         if self._link is not None:
             self._link.stop(timeout_s=LIVE_STOP_S)
         delivery = self.delivery
@@ -247,6 +268,27 @@ def _live_link(cameras: list[CameraConfig], identity: DeviceIdentity) -> LiveLin
     # Sized lazily: the stream's size is known when its source opens.
     masks = {cam.name: PrivacyMask(cam.privacy_zones, 0, 0) for cam in cameras}
     return LiveLink(identity, [cam.name for cam in cameras], masks=masks)
+
+
+def _doorbell(
+    config: AgentConfig,
+    jobs: dict[str, CameraJob],
+    link: LiveLink | None,
+    identity: DeviceIdentity | None,
+) -> Doorbell:
+    sender = (
+        EventSender(EventQueue(config.state_dir), link=link, identity=identity)
+        if identity is not None
+        else None  # not paired: rings stay queued until it is
+    )
+    if sender is not None and link is not None:
+        link.handlers["event_ack"] = sender.acked
+    return Doorbell(
+        config.cameras,
+        config.state_dir,
+        sender=sender,
+        trigger=lambda camera, reason: jobs[camera].trigger(reason),
+    )
 
 
 def _handler(job: CameraJob, link: LiveLink | None) -> Handler:

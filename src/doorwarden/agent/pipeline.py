@@ -9,6 +9,7 @@ what the owner masked is never classified either.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -20,8 +21,12 @@ from doorwarden.agent.analysis.privacy import PrivacyMask
 from doorwarden.agent.capture.media import Sample, StreamInfo
 from doorwarden.agent.capture.sources import VideoSource
 from doorwarden.agent.config.models import CameraConfig
+from doorwarden.agent.live.mode import CameraSwitches
 from doorwarden.agent.recording.recorder import EventRecorder, FinishedClip, LabelledBox
 from doorwarden.agent.recording.spool import Spool
+
+FORCED_LABEL = "ring"  # a clip a doorbell press asked for: never dropped by person_only
+TRIGGER_TTL_S = 10.0  # a press older than this when the stream returns records nothing
 
 
 @dataclass
@@ -40,8 +45,11 @@ class CameraPipeline:
         *,
         detector: Detector | None = None,
         detect_interval_s: float = 1.0,
+        switches: CameraSwitches | None = None,
     ) -> None:
         self.camera = camera
+        # The household's mode (agent/live/mode.py), read on every sample.
+        self.switches = switches if switches is not None else CameraSwitches()
         self.spool = spool
         self.mask = (
             PrivacyMask(camera.privacy_zones, info.width, info.height)
@@ -64,7 +72,8 @@ class CameraPipeline:
                 continue
             result = self.motion.update(luma(frame), t)
             state.motion, state.score = result.motion, result.score
-            if state.motion and self.detector is not None and t >= state.next_detect:
+            detect = self.switches.detection_enabled and self.detector is not None
+            if state.motion and detect and self.detector is not None and t >= state.next_detect:
                 state.next_detect = t + self.detect_interval_s
                 rgb = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
                 rgb = self.mask.apply_rgb(rgb)
@@ -73,20 +82,26 @@ class CameraPipeline:
                 boxes += [LabelledBox(d.label, d.confidence, _corners(d)) for d in found]
         if state.motion:
             labels.append("motion")
+        # A mode that records nothing: motion starts no clip (a ring's trigger still does).
+        record = state.motion and self.switches.recording_enabled
         finished = self.recorder.push(
-            sample, motion=state.motion, labels=labels, boxes=boxes, score=state.score
+            sample, motion=record, labels=labels, boxes=boxes, score=state.score
         )
         return self._keep(finished)
 
     def flush(self) -> FinishedClip | None:
         return self._keep(self.recorder.flush())
 
+    def trigger(self, reason: str) -> None:
+        """Record a clip now, labelled `reason` (EventRecorder.trigger)."""
+        self.recorder.trigger(reason)
+
     def _keep(self, clip: FinishedClip | None) -> FinishedClip | None:
         """Apply the alert mode: person_only drops clips in which nobody was seen."""
         if clip is None or self.camera.detect.alert != "person_only":
             return clip
-        if "person" in clip.metadata.get("labels", []):
-            return clip
+        if {"person", FORCED_LABEL} & set(clip.metadata.get("labels", [])):
+            return clip  # a doorbell press is kept whoever was seen
         self.spool.remove(clip.entry)
         return None
 
@@ -115,10 +130,12 @@ class CameraJob:
         camera: CameraConfig,
         spool: Spool,
         on_clip: Callable[[FinishedClip], None] | None = None,
+        switches: CameraSwitches | None = None,
     ) -> None:
         self.camera = camera
         self.spool = spool
         self.on_clip = on_clip
+        self.switches = switches if switches is not None else CameraSwitches()
         self.detector = make_detector(camera.detect)
         self.clips: list[FinishedClip] = []
         self.media_time = 0.0  # of the last sample handled: for progress display
@@ -126,6 +143,8 @@ class CameraJob:
         self._info: StreamInfo | None = None
         self._pipeline: CameraPipeline | None = None
         self._lock = threading.Lock()  # on_close may come from another thread than samples
+        self._trigger: tuple[str, float] | None = None  # (reason, monotonic time)
+        self._trigger_lock = threading.Lock()  # never held while a sample is processed
 
     def opened(self, source: VideoSource) -> None:
         with self._lock:
@@ -139,8 +158,19 @@ class CameraJob:
                 raise RuntimeError("CameraJob.handle before opened")
             if source.info is not self._info:
                 self._rebuild(source.info)
+            with self._trigger_lock:
+                pending, self._trigger = self._trigger, None
+            if pending is not None and time.monotonic() - pending[1] <= TRIGGER_TTL_S:
+                self._pipeline.trigger(pending[0])
             self._keep(self._pipeline.push(sample))
             self.media_time = sample.time
+
+    def trigger(self, reason: str) -> None:
+        """Record a clip from the next sample, labelled `reason` (a doorbell press), with
+        pre-roll, whatever the mode; from any thread, without waiting for detection. A
+        camera whose stream is down takes it when it comes back within TRIGGER_TTL_S."""
+        with self._trigger_lock:
+            self._trigger = (reason, time.monotonic())
 
     def closed(self) -> None:
         with self._lock:
@@ -153,7 +183,9 @@ class CameraJob:
         if self._pipeline is not None:
             self._keep(self._pipeline.flush())
         self._info = info
-        self._pipeline = CameraPipeline(self.camera, info, self.spool, detector=self.detector)
+        self._pipeline = CameraPipeline(
+            self.camera, info, self.spool, detector=self.detector, switches=self.switches
+        )
 
     def _keep(self, clip: FinishedClip | None) -> None:
         if clip is None:

@@ -251,6 +251,75 @@ def retry(
     )
 
 
+@agent_app.command()
+def ring(
+    camera: Annotated[str, typer.Argument(help="The camera whose doorbell rings.")],
+    state: StateOption = None,
+    config: ConfigOption = None,
+) -> None:
+    """Ring a camera's doorbell, as its button would (scripts, tests, the demo).
+
+    The running agent (found by its socket in the state directory) records a clip
+    labelled ring and sends the event to the server at once. When no agent runs, the
+    ring is queued in the state directory with its time, and the agent sends it when it
+    starts. Presses within the debounce (3 s by default) of the last count once.
+    """
+    from datetime import UTC, datetime  # noqa: PLC0415 - keeps the module's imports light
+
+    from doorwarden.agent.ring.control import AgentNotRunning, request, socket_path  # noqa: PLC0415
+    from doorwarden.agent.ring.queue import CAMERA_RE, EventQueue, RingEvent  # noqa: PLC0415
+
+    agent = load_or_exit(config) if config is not None else None
+    cameras = {c.name: c for c in agent.cameras} if agent is not None else {}
+    if agent is not None and camera not in cameras:
+        print(f"error: no camera {camera!r} in {config} ({', '.join(cameras)})", file=sys.stderr)
+        raise typer.Exit(2)
+    if not CAMERA_RE.match(camera):
+        print(f"error: {camera!r} is not a camera name", file=sys.stderr)
+        raise typer.Exit(2)
+    state_dir = _state_dir(state, agent)
+    try:
+        reply = request(state_dir, {"op": "ring", "camera": camera})
+    except AgentNotRunning:
+        reply = None
+    except (OSError, ValueError) as exc:
+        print(
+            f"error: the agent did not answer on {socket_path(state_dir)}: {exc}", file=sys.stderr
+        )
+        raise typer.Exit(1) from exc
+    if reply is not None:
+        if not isinstance(reply, dict) or not reply.get("ok"):
+            error = reply.get("error") if isinstance(reply, dict) else reply
+            print(f"error: the agent refused the ring: {error}", file=sys.stderr)
+            raise typer.Exit(1)
+        if reply.get("status") == "debounced":
+            print(f"{camera}: debounced (its doorbell rang moments ago; this press counts once)")
+            return
+        print(
+            f"rang {camera}: event {reply.get('id')} at {reply.get('at')}, sent to the server now"
+        )
+        return
+    # No agent: queue it with its real time for the next start.
+    queue = EventQueue(state_dir)
+    window = cameras[camera].ring.debounce_s if camera in cameras else 3.0
+    now = datetime.now(UTC)
+    if any(e.camera == camera and (now - e.at).total_seconds() < window for e in queue.pending()):
+        print(f"{camera}: debounced (a ring of this camera is queued from moments ago)")
+        return
+    event = RingEvent.new(camera, "cli", now)
+    try:
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        queue.put(event)
+    except OSError as exc:
+        print(f"error: cannot queue the ring in {queue.directory}: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+    print(
+        f"no agent is running ({socket_path(state_dir)} does not answer): the ring of {camera} "
+        f"at {event.message()['at']} is queued in {queue.directory} and goes to the server, "
+        "with that time, when the agent starts"
+    )
+
+
 def _events_table(rows: list[FinishedClip]) -> Table:
     table = Table(title=f"{len(rows)} event(s)")
     for column in ("camera", "start", "end", "duration", "labels"):

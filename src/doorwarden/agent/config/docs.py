@@ -39,6 +39,13 @@ cameras:
     detect:
       kind: hog
       alert: person_only
+    ring:                         # the doorbell's button (`agent ring front-door` always works)
+      gpio:
+        chip: /dev/gpiochip0
+        line: 17                  # a push button to ground; the internal pull-up holds it high
+      mqtt:                       # and/or a Zigbee button through zigbee2mqtt
+        topic: zigbee2mqtt/doorbell/action
+        payload: single
   - name: garden
     source:
       kind: file
@@ -139,7 +146,7 @@ def describe_config() -> str:
             out.append(
                 f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {meaning} |"
             )
-    out += ["", *DELIVERY_NOTES]
+    out += ["", *DELIVERY_NOTES, "", *RING_NOTES]
     return "\n".join(out) + "\n"
 
 
@@ -169,4 +176,22 @@ DELIVERY_NOTES = [
     "unsealed) until `spool_min_free_bytes` are free, so the newest are kept; a clip",
     "whose recording failed for room is discarded. Each is logged (`spool.evicted`),",
     "listed by `doorwarden agent status` and reported to the server.",
+]
+
+
+# How presses travel (agent/ring/; the server's side is docs/live-view.md).
+RING_NOTES = [
+    "## Doorbell presses",
+    "",
+    "A press (from `ring.gpio`, `ring.mqtt`, `ring.onvif`, or `doorwarden agent ring",
+    "CAMERA`) counts once per `ring.debounce_s`. It makes the camera record a clip",
+    "labelled `ring`, with pre-roll, whatever the household's mode, and is written to",
+    "`<state_dir>/events/` (one file per press, fsynced) before it is sent over the live",
+    "link at once with the time it happened. The file goes when the server acknowledges",
+    "it; until then it is sent again (the server deduplicates by its id), and when the",
+    "link is down for more than 10 s it goes by `POST /api/v1/device/events` instead.",
+    "A press while the agent is stopped (`agent ring` with no agent) waits in the same",
+    "directory for the next start. The GPIO, MQTT and ONVIF sources need the",
+    "`agent-ring` extra (`pip install 'doorwarden[agent-ring]'`); each is imported",
+    "only when configured.",
 ]

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from doorwarden.agent.config.ring import RingConfig
+
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
 
 
@@ -251,6 +253,12 @@ class CameraConfig(Strict):
     )
     detect: DetectConfig = Field(
         default_factory=DetectConfig, title="Detection", description="Smart detection."
+    )
+    ring: RingConfig = Field(
+        default_factory=RingConfig,
+        title="Doorbell",
+        description="Where presses of this camera's doorbell come from (`doorwarden agent "
+        "ring CAMERA` always works). A press records a clip labelled ring, whatever the mode.",
     )
 
 

@@ -26,7 +26,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
 import httpx
@@ -122,6 +122,10 @@ class LiveLink:
         self._ws: ClientConnection | None = None
         self._sending_since: float | None = None
         self._thread: threading.Thread | None = None
+        # Server messages other than start/stop, by type (the doorbell's "event_ack"):
+        # each handler runs on the link thread with the parsed message, and must be quick.
+        self.handlers: dict[str, Callable[[dict[str, object]], None]] = {}
+        self._greeted: ClientConnection | None = None  # the connection that sent its hello
 
     # -- the agent's side ----------------------------------------------------------------
 
@@ -152,6 +156,20 @@ class LiveLink:
     def done(self) -> bool:
         """The link thread ended (stopped, or gave up: see `blocked`)."""
         return self._thread is not None and not self._thread.is_alive()
+
+    def send_text(self, text: str) -> bool:
+        """Send a control message now (a doorbell event: it must not wait behind queued
+        video); False when there is no connection or it just dropped. websockets
+        serialises whole messages, so this never interleaves with the sender thread's."""
+        with self._lock:
+            ws = self._greeted if self._ws is not None else None
+        if ws is None:
+            return False  # not connected, or the hello (which must come first) not sent yet
+        try:
+            ws.send(text)
+        except (ConnectionClosed, OSError):
+            return False
+        return True
 
     def opened(self, camera: str, source: HasInfo) -> None:
         """A camera's source is open (CameraRunner's on_open)."""
@@ -272,6 +290,7 @@ class LiveLink:
             ws.send(
                 json.dumps({"type": "hello", "cameras": self.cameras, "version": PROTOCOL_VERSION})
             )
+            self._greeted = ws
             log.info("live.connected", server=self.server, cameras=self.cameras)
             sender.start()
             while not self._stop.is_set():
@@ -305,6 +324,13 @@ class LiveLink:
             kind, camera = body["type"], body.get("camera")
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("live.bad_message", message=message[:200])
+            return
+        handler = self.handlers.get(kind) if isinstance(kind, str) else None
+        if handler is not None:
+            try:
+                handler(body)
+            except Exception:  # a bug in a handler must not end the link
+                log.exception("live.handler_failed", type=kind)
             return
         if kind not in ("start", "stop"):
             log.info("live.unknown_message", type=kind)

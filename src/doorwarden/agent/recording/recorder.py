@@ -110,6 +110,7 @@ class EventRecorder:
         self._events = 0
         self._last_motion = float("-inf")
         self._cooldown_until = float("-inf")
+        self._forced: str | None = None  # trigger(reason): a clip at the next sample
 
     @property
     def recording(self) -> bool:
@@ -126,15 +127,18 @@ class EventRecorder:
     ) -> FinishedClip | None:
         """Feed the next sample; returns a clip when this sample finished one."""
         t = sample.time
+        forced, self._forced = self._forced, None
+        if forced is not None:
+            labels = [*labels, forced]
         clip = self._clip
         if clip is None:
             self._remember(sample)
-            if motion and t >= self._cooldown_until:
+            if (motion and t >= self._cooldown_until) or forced is not None:
                 self._start_event(sample)
                 self._note(sample, labels, boxes, score)
             return None
 
-        if motion:
+        if motion or forced is not None:
             self._last_motion = t
         r = self.record
         if (
@@ -156,6 +160,13 @@ class EventRecorder:
         self._write(clip, sample)
         self._note(sample, labels, boxes, score)
         return None
+
+    def trigger(self, reason: str) -> None:
+        """Record a clip from the next sample, labelled `reason` (a doorbell press: "ring"),
+        with pre-roll and post-roll as for motion, ignoring the cool-down and whatever
+        decides the motion flag (a mode that records nothing); a clip in progress gets
+        the label and runs on for post_roll_s. Any thread: taken by the next push."""
+        self._forced = reason
 
     def flush(self) -> FinishedClip | None:
         """End of stream: finish the clip in progress, however short."""
