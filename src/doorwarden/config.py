@@ -95,6 +95,71 @@ class Settings(BaseSettings):
         description="How browsers reach this instance; an https URL makes cookies Secure.",
         pattern=r"^https?://[^\s/]+(/[^\s]*)?$",
     )
+    push_contact: str | None = Field(
+        None,
+        title="Web Push contact",
+        description="The VAPID 'sub' claim push services may use to reach the operator: a "
+        "mailto: address or an https URL. Defaults to the public base URL.",
+        pattern=r"^(mailto:[^\s@]+@[^\s@]+|https://[^\s/]+(/[^\s]*)?)$",
+    )
+    push_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=60,
+        title="Web Push timeout",
+        description="Seconds to wait for a push service to accept a message (connect, "
+        "send and answer each) before the attempt counts as failed and is retried.",
+    )
+    notify_interval_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        title="Notification delivery interval (seconds)",
+        description="How often new events, alerts and notices become notifications and due "
+        "ones are sent or retried (a new event also wakes it at once). 0: never (a test "
+        "runs the job).",
+    )
+    smtp_host: str | None = Field(
+        None,
+        max_length=253,
+        title="SMTP host",
+        description="The mail server notifications are sent through; unset: no e-mail "
+        "(members who opted in see each e-mail recorded as failed, 'not configured').",
+    )
+    smtp_port: int = Field(
+        587, ge=1, le=65535, title="SMTP port", description="465 with smtp_tls, else 587 or 25."
+    )
+    smtp_tls: bool = Field(
+        False,
+        title="SMTP over TLS",
+        description="Connect with TLS from the start (implicit TLS, usually port 465).",
+    )
+    smtp_starttls: bool = Field(
+        True,
+        title="SMTP STARTTLS",
+        description="Upgrade a plain connection with STARTTLS, and refuse a server that "
+        "does not offer it (ignored with smtp_tls). Off only for a server on this host.",
+    )
+    smtp_username: str | None = Field(
+        None, max_length=254, title="SMTP user", description="Sign in as this user, if set."
+    )
+    smtp_password: SecretStr | None = Field(
+        None, title="SMTP password", description="The SMTP user's password."
+    )
+    smtp_from: str = Field(
+        "doorwarden <doorwarden@localhost>",
+        max_length=254,
+        title="E-mail sender",
+        description="The From address of notification e-mails.",
+    )
+    smtp_timeout_s: float = Field(
+        15.0,
+        gt=0,
+        le=120,
+        title="SMTP timeout",
+        description="Seconds to wait for the mail server before the e-mail counts as failed "
+        "and is retried.",
+    )
     signup_mode: SignupMode = Field(
         SignupMode.invite,
         title="Sign-up mode",
@@ -288,6 +353,22 @@ class Settings(BaseSettings):
         title="Live view re-authorisation interval (seconds)",
         description="How often an open live view checks again that its viewer may still "
         "watch (signed in, still a member of the household); it ends when not.",
+    )
+    events_clip_interval_s: float = Field(
+        2.0,
+        ge=0,
+        le=3600,
+        title="Events from clips (seconds)",
+        description="How often newly verified clips become person or motion events (or are "
+        "linked to the ring they recorded). 0: never (a test or cron runs the job).",
+    )
+    modes_interval_s: float = Field(
+        15.0,
+        ge=0,
+        le=60,
+        title="Mode schedule interval (seconds)",
+        description="How often households' mode schedules are applied (a switch at 07:00 "
+        "reaches the cameras by 07:00 plus this). 0: never (a test runs the job).",
     )
     log_origin: str | None = Field(
         None,

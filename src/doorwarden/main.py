@@ -38,6 +38,9 @@ from doorwarden.db import check_schema_current, create_engine, create_sessionmak
 from doorwarden.deps import document_gate
 from doorwarden.devices import router as devices_router
 from doorwarden.devices import views as devices_views
+from doorwarden.events import router as events_router
+from doorwarden.events.clip_events import clip_events_job
+from doorwarden.events.wake import notify_wake
 from doorwarden.formats.checkpoint import log_key
 from doorwarden.health import router as health_router
 from doorwarden.households import router as households_router
@@ -56,6 +59,12 @@ from doorwarden.live import views as live_views
 from doorwarden.live.relay import LiveHub
 from doorwarden.logging import configure_logging
 from doorwarden.middleware import RequestMiddleware
+from doorwarden.modes import router as modes_router
+from doorwarden.modes import views as modes_views
+from doorwarden.modes.tasks import modes_job
+from doorwarden.notify import push_router as notify_push_router
+from doorwarden.notify import router as notify_router
+from doorwarden.notify.dispatch import Dispatcher
 from doorwarden.scheduler import Scheduler
 from doorwarden.storage import (
     ClipStore,
@@ -69,7 +78,9 @@ from doorwarden.storage import (
 from doorwarden.transparency import router as transparency_router
 from doorwarden.transparency import views as transparency_views
 from doorwarden.transparency.tasks import coverage_job
+from doorwarden.web.pwa import router as web_pwa
 from doorwarden.web.render import STATIC_DIR
+from doorwarden.web.resident import views as web_resident_views
 
 API_DESCRIPTION = """
 The doorwarden JSON API. Authenticate with a session cookie (send `X-CSRF-Token` on
@@ -119,6 +130,7 @@ def create_app(
         sweep = sweep_job(settings, app.state.staging, app.state.clip_store)
         # Before serving: what a crash left is gone before the first upload may need room.
         await sweep_at_startup(app.state.sessionmaker, sweep)
+        notify = Dispatcher(settings, app.state.sessionmaker, app.state.clock.now)
         scheduler = Scheduler(
             app.state.sessionmaker,
             [
@@ -131,12 +143,27 @@ def create_app(
                 sweep,
                 legal_job(settings, app.state.clock.now, settings.legal_interval_s),
                 coverage_job(settings, app.state.clock.now, settings.coverage_interval_s),
+                modes_job(
+                    app.state.sessionmaker,
+                    app.state.live_hub,
+                    app.state.clock.now,
+                    settings.modes_interval_s,
+                ),
+                notify.job,
+                clip_events_job(
+                    app.state.clock.now,
+                    settings.events_clip_interval_s,
+                    on_new=lambda: notify_wake(app.state),
+                ),
             ],
         )
+        app.state.notify_dispatcher = notify  # tests run its job by hand
+        app.state.notify_wake = notify.waker(scheduler)
         try:
             async with scheduler:
                 yield
         finally:
+            await notify.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -182,6 +209,8 @@ def create_app(
         clips_router.router,
         clips_playback_router.router,
         live_router.router,
+        notify_push_router.router,
+        notify_router.router,
         transparency_router.router,
         accounts_views.router,
         accounts_account_views.router,
@@ -198,6 +227,11 @@ def create_app(
         clips_views.router,
         live_views.router,
         transparency_views.router,
+        web_pwa.router,
+        web_resident_views.router,
+        modes_router.router,
+        modes_views.router,
+        events_router.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

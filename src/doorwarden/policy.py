@@ -69,6 +69,10 @@ class Action(StrEnum):
     session_end = "session:end"
     account_read = "account:read"
     account_security = "account:security"
+    # One's own Web Push subscriptions (residents: pushes carry only household events).
+    push_subscribe = "push:subscribe"
+    push_subscriptions_manage = "push:subscriptions:manage"  # list and revoke one's own
+    notifications_read = "notify:notifications:read"  # one's own deliveries and attempts
     # Households.
     household_create = "household:create"
     household_list = "household:list"
@@ -78,6 +82,7 @@ class Action(StrEnum):
     household_member_add = "household:member:add"
     household_member_remove = "household:member:remove"
     household_audit_read = "household:audit:read"
+    notify_rules = "notify:rules"  # one's own notification rules for the household
     # Footage and cameras: the rules exist before the routes do.
     clip_view = "clip:view"
     clip_download = "clip:download"
@@ -91,6 +96,13 @@ class Action(StrEnum):
     device_self = "device:self"  # its own state: read it, report its health
     clip_upload = "clip:upload"
     live_stream = "live:stream"  # the camera's side of live view: its outbound connection
+    # Household modes: owners set them (and snooze the household); any member may snooze
+    # their own notifications. Never staff.
+    mode_set = "mode:set"
+    snooze_own = "mode:snooze:own"
+    event_report = "event:report"  # a camera's doorbell ring (its own, never another's)
+    # Rings, people and motion: a household's timeline. Members only, never staff.
+    event_read = "event:read"
     # Agencies.
     agency_create = "agency:create"
     agency_list = "agency:list"
@@ -216,6 +228,18 @@ def _interactive(p: Principal, _r: Resource) -> Decision:
     return _allow("own account, interactive session")
 
 
+def _resident_interactive(p: Principal, _r: Resource) -> Decision:
+    """A push subscription keeps delivering after the credential that made it is gone: a
+    leaked API token must not leave a standing feed of a household's events behind (its
+    holder could read them only until the token is revoked). Browsers subscribe from a
+    signed-in page, so nothing real needs a token here."""
+    if p.role is not Role.resident:
+        return _deny("push notifications carry household events: residents only")
+    if p.auth is not AuthMethod.session:
+        return _deny("subscribe to notifications from a signed-in browser, not an API token")
+    return _allow("a resident's own browser, interactive session")
+
+
 def _roles(*roles: Role) -> Rule:
     def rule(p: Principal, _r: Resource) -> Decision:
         if p.role in roles:
@@ -317,6 +341,13 @@ RULES: Mapping[Action, Rule] = {
     Action.session_end: _signed_in,
     Action.account_read: _signed_in,
     Action.account_security: _interactive,
+    # Staff and agency officers are never household members, so no push would ever be
+    # theirs to receive: a subscription of theirs would only be an address the server
+    # posts to. Listing and revoking one's own also works with an API token (revoking
+    # is always safe; a script may clean up).
+    Action.push_subscribe: _resident_interactive,
+    Action.push_subscriptions_manage: _roles(Role.resident),
+    Action.notifications_read: _roles(Role.resident),
     Action.household_create: _roles(Role.resident),
     Action.household_list: _roles(Role.resident),
     Action.household_read: _household(*MEMBERS),
@@ -325,6 +356,7 @@ RULES: Mapping[Action, Rule] = {
     Action.household_member_add: _household(*OWNER),
     Action.household_member_remove: _owner_or_self,
     Action.household_audit_read: _household(*OWNER),
+    Action.notify_rules: _household(*MEMBERS),
     Action.clip_view: _household(*MEMBERS),
     Action.clip_download: _household(*MEMBERS),
     Action.clip_delete: _household(*OWNER),
@@ -336,6 +368,10 @@ RULES: Mapping[Action, Rule] = {
     Action.device_self: _device_itself,
     Action.clip_upload: _device_itself,
     Action.live_stream: _device_itself,
+    Action.mode_set: _household(*OWNER),
+    Action.snooze_own: _household(*MEMBERS),
+    Action.event_report: _device_itself,
+    Action.event_read: _household(*MEMBERS),
     Action.agency_create: _roles(Role.operator_admin),
     Action.agency_list: _roles(Role.operator_admin, Role.legal_reviewer),
     Action.agency_read: _agency_staff_or_own_officer,

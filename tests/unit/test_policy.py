@@ -131,13 +131,17 @@ def test_a_camera_does_nothing_but_its_own_state_and_uploads() -> None:
     open_to_all = {
         a for a in Action if policy.decide(policy.ANONYMOUS, a, policy.Instance()).allowed
     }
-    assert allowed - open_to_all == {Action.device_self, Action.clip_upload, Action.live_stream}
+    assert allowed - open_to_all == {
+        Action.device_self, Action.clip_upload, Action.live_stream, Action.event_report,
+    }  # fmt: skip
     # Not even footage of its own household: a camera uploads, it never watches.
     assert not policy.decide(CAMERA, Action.clip_view, policy.HouseholdResource(HOME)).allowed
     assert not policy.decide(CAMERA, Action.live_view, policy.HouseholdResource(HOME)).allowed
 
 
-@pytest.mark.parametrize("action", [Action.device_self, Action.clip_upload, Action.live_stream])
+@pytest.mark.parametrize(
+    "action", [Action.device_self, Action.clip_upload, Action.live_stream, Action.event_report]
+)
 def test_no_person_acts_as_a_camera(action: Action) -> None:
     people = [resident(), resident(HouseholdRole.shared), policy.ANONYMOUS]
     people += [staff(role) for role in STAFF_ROLES]

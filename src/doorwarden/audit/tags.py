@@ -70,3 +70,16 @@ class Tag(StrEnum):
     legal_notice_deliver = "legal:notice:deliver"
     legal_notice_delay = "legal:notice:delay"
     clip_share = "clip:share"  # a resident shares a clip with a community request
+    # Household modes (modes/): the mode set by an owner or by the schedule (actor system),
+    # the definitions and schedule changed, a snooze begun or ended early.
+    mode_set = "mode:set"
+    mode_update = "mode:update"
+    mode_schedule_update = "mode:schedule:update"
+    mode_snooze_create = "mode:snooze:create"
+    mode_snooze_end = "mode:snooze:end"
+    notify_rules_update = "notify:rules:update"  # a member's own notification rules
+    # A browser subscribed to (or unsubscribed from) one's own Web Push notifications; the
+    # removal of a subscription its push service says is gone (404/410) is the system's.
+    push_subscription_create = "push:subscription:create"
+    push_subscription_delete = "push:subscription:delete"
+    push_subscription_expire = "push:subscription:expire"

@@ -214,6 +214,15 @@ class LiveHub:
             channel.reset("offline", message)
             self._forget_if_idle(channel)
 
+    async def tell(self, device_id: uuid.UUID, message: dict[str, object]) -> bool:
+        """A control message for a connected agent (modes/push.py's mode); False when the
+        agent is not connected to this process."""
+        link = self.agents.get(device_id)
+        if link is None:
+            return False
+        await _send_quietly(link, message)
+        return True
+
     async def disconnect(self, device_id: uuid.UUID) -> None:
         """Close a camera's connection (it was removed from its household)."""
         link = self.agents.get(device_id)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 import uuid
 from typing import Any
@@ -33,8 +34,11 @@ from doorwarden.crypto.errors import MalformedError
 from doorwarden.deps import client_address, principal_of
 from doorwarden.devices.models import Device
 from doorwarden.errors import DomainError
+from doorwarden.events import link as events_link
+from doorwarden.events.wake import notify_wake
 from doorwarden.live.relay import DEFAULT_CAMERA, AgentLink, Channel, LiveHub, Viewer
 from doorwarden.live.service import live_device
+from doorwarden.modes import push as modes_push
 
 log = structlog.get_logger("doorwarden.live")
 router = APIRouter(tags=["live"])
@@ -104,7 +108,11 @@ async def agent_live(ws: WebSocket) -> None:
     link = AgentLink(device.id, ws.send_text, lambda: ws.close(code=CLOSE_REPLACED))
     try:
         cameras = _hello(await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S))
-        previous = await hub.attach(link, cameras)
+        # The household's mode comes first; a change committed meanwhile waits on the lock
+        # and then finds this agent attached (modes/push.py).
+        async with modes_push.household_lock(device.household_id):
+            await _send_mode(ws, device, cameras)
+            previous = await hub.attach(link, cameras)
         log.info("live.agent_connected", device=str(device.id), cameras=cameras)
         if previous is not None:
             with contextlib.suppress(Exception):
@@ -119,6 +127,22 @@ async def agent_live(ws: WebSocket) -> None:
     finally:
         hub.detach(link)
         log.info("live.agent_disconnected", device=str(device.id))
+
+
+async def _send_mode(ws: WebSocket, device: Device, cameras: list[str]) -> None:
+    """The household's mode, right after the hello (docs/modes.md). If it cannot be read
+    now the agent keeps the mode it saved, and hears the next change."""
+    state = ws.app.state
+    try:
+        async with state.sessionmaker() as db:
+            message = await modes_push.message_for(
+                db, device.household_id, device.id, cameras, state.clock.now()
+            )
+        await ws.send_text(json.dumps(message))
+    except WebSocketDisconnect:
+        raise
+    except Exception as exc:  # noqa: BLE001 - the link lives; the agent keeps its mode
+        log.warning("live.mode_send_failed", device=str(device.id), error=repr(exc))
 
 
 def _over_tls(ws: WebSocket, settings: Settings) -> bool:
@@ -163,10 +187,37 @@ async def _pump_agent(ws: WebSocket, hub: LiveHub, link: AgentLink) -> None:
         if message.get("bytes") is not None:
             hub.agent_binary(link, message["bytes"])
         elif message.get("text") is not None:
-            hub.agent_text(link, _json(message["text"]))
+            text = _json(message["text"])
+            if text.get("type") == "event":
+                await _agent_event(ws, link, text)
+            else:
+                hub.agent_text(link, text)
         # Received messages may already be queued, and then `receive` does not yield:
         # let the viewers' senders run between two fragments, not after a whole burst.
         await asyncio.sleep(0)
+
+
+async def _agent_event(ws: WebSocket, link: AgentLink, message: dict[str, Any]) -> None:
+    """A ring (docs/live-view.md, `event`): recorded in a session of its own, committed,
+    then acked. A fault of ours (the database down) sends no ack: the agent keeps the
+    ring queued and sends it again, and the link stays up."""
+    state = ws.app.state
+    try:
+        async with state.sessionmaker() as db:
+            ack = await events_link.record_from_link(
+                db,
+                device_id=link.device_id,
+                cameras=link.cameras,
+                message=message,
+                now=state.clock.now(),
+            )
+            await db.commit()
+    except Exception as exc:  # noqa: BLE001 - unacked, the agent retries; the link lives
+        log.warning("live.agent_event_failed", device=str(link.device_id), error=repr(exc))
+        return
+    await ws.send_text(json.dumps(ack.message))
+    if ack.created:
+        await notify_wake(state)
 
 
 # -- a viewer ----------------------------------------------------------------------------

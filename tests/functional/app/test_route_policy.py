@@ -120,6 +120,10 @@ EXPECTED: dict[Action, Expect] = {
     Action.session_end: signed_in,
     Action.account_read: signed_in,
     Action.account_security: interactive,
+    # Push subscriptions: residents only (staff never receive household events); making
+    # one needs an interactive session, listing and revoking one's own does not.
+    Action.push_subscribe: lambda w, _b: w.role is Role.resident and w.interactive,
+    Action.push_subscriptions_manage: roles(Role.resident),
     Action.household_create: roles(Role.resident),
     Action.household_list: roles(Role.resident),
     Action.household_read: members("owner", "shared"),
@@ -128,6 +132,8 @@ EXPECTED: dict[Action, Expect] = {
     Action.household_member_add: members("owner"),
     Action.household_member_remove: owner_or_self,
     Action.household_audit_read: members("owner"),
+    Action.notify_rules: members("owner", "shared"),  # one's own rules: never staff
+    Action.notifications_read: roles(Role.resident),  # one's own deliveries
     Action.agency_create: roles(Role.operator_admin),
     Action.agency_verify: roles(Role.operator_admin),
     Action.agency_list: roles(Role.operator_admin, Role.legal_reviewer),
@@ -171,7 +177,13 @@ EXPECTED |= {
     Action.device_pair: everyone,
     Action.device_self: camera_itself,
     Action.clip_upload: camera_itself,
+    Action.event_report: camera_itself,
 }
+# Events (rings, people, motion): a household's members, never staff.
+EXPECTED |= {Action.event_read: members("owner", "shared")}
+# Modes: owners set them (and snooze the household, decided again by the service); any
+# member snoozes their own notifications. Never staff.
+EXPECTED |= {Action.mode_set: members("owner"), Action.snooze_own: members("owner", "shared")}
 STAFF = (Role.operator_admin, Role.legal_reviewer, Role.auditor, Role.agency_officer)
 
 
@@ -308,6 +320,8 @@ def _fill(path: str, binding: Binding) -> str:
         "approval_id": uuid.uuid4(),
         "programme_id": uuid.uuid4(),
         "invite_id": uuid.uuid4(),
+        "snooze_id": uuid.uuid4(),
+        "subscription_id": uuid.uuid4(),
         "kind": "warrant",  # a request kind (the officer's new-request form)
     }
 

@@ -145,6 +145,10 @@ def fragment(n: int, *, key: bool) -> bytes:
 
 async def hello(agent: ClientConnection, cameras: list[str] | None = None) -> None:
     await agent.send(json.dumps({"type": "hello", "cameras": cameras or ["front"], "version": 1}))
+    # The server answers a hello with the household's mode, before anything else
+    # (docs/modes.md; tests/functional/modes/ test it).
+    mode = json.loads(await asyncio.wait_for(agent.recv(), 5))
+    assert mode["type"] == "mode", mode
 
 
 async def control(agent: ClientConnection) -> dict[str, Any]:
