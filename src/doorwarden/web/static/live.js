@@ -1,130 +1,162 @@
 // Live view: fragmented MP4 from the server's WebSocket into a MediaSource
 // (docs/live-view.md). No framework: the stream is appended in order, the player is kept
 // near the live edge, and the socket reconnects on its own.
+//
+// The player attaches to an element with data-stream (and data-camera) holding a <video>,
+// a .live-status line and optionally a mute button: the live page's #live, or a tile of
+// the camera grid (grid.js), through window.DoorwardenLive.attach(root) -> {stop}.
 (function () {
   "use strict";
-  var root = document.getElementById("live");
-  if (!root) return;
-  var video = document.getElementById("live-video");
-  var statusLine = document.getElementById("live-status");
-  var muteButton = document.getElementById("live-mute");
-  var camera = root.dataset.camera || "";
-  var path = root.dataset.stream + (camera ? "?camera=" + encodeURIComponent(camera) : "");
-  var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
 
-  var LIVE_JUMP_S = 0.5; // further behind than this: jump to the live edge
-  var LIVE_CATCH_UP_S = 0.15; // further behind than this: play a little faster
-  var KEEP_S = 20; // buffered video kept behind the playhead
-  var socket = null;
-  var mediaSource = null;
-  var buffer = null;
-  var queue = [];
-  var retryMs = 1000;
-  var gotMedia = false;
+  function attach(root) {
+    var video = root.querySelector("video");
+    var statusLine = root.querySelector(".live-status");
+    var muteButton = root.querySelector(".live-mute, #live-mute") || document.createElement("button");
+    var stopped = false;
+    var camera = root.dataset.camera || "";
+    var path = root.dataset.stream + (camera ? "?camera=" + encodeURIComponent(camera) : "");
+    var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + path;
 
-  function show(text, state) {
-    statusLine.textContent = text;
-    root.dataset.state = state;
-  }
+    var LIVE_JUMP_S = 0.5; // further behind than this: jump to the live edge
+    var LIVE_CATCH_UP_S = 0.15; // further behind than this: play a little faster
+    var KEEP_S = 20; // buffered video kept behind the playhead
+    var socket = null;
+    var mediaSource = null;
+    var buffer = null;
+    var queue = [];
+    var retryMs = 1000;
+    var gotMedia = false;
 
-  function onState(message) {
-    if (message.state === "streaming") show("Live", "streaming");
-    else if (message.state === "connecting") show("Connecting to the camera…", "connecting");
-    else if (message.state === "offline") show(message.message || "The camera is offline. Waiting for it…", "offline");
-    else show(message.message || "The camera cannot stream right now.", "error");
-  }
-
-  function onInit(message) {
-    if (!window.MediaSource || !MediaSource.isTypeSupported(message.mime)) {
-      show("This browser cannot play this camera's video (" + message.mime + ").", "error");
-      return;
+    function show(text, state) {
+      statusLine.textContent = text;
+      root.dataset.state = state;
     }
-    queue = [];
-    buffer = null;
-    mediaSource = new MediaSource();
-    var source = mediaSource;
-    video.src = URL.createObjectURL(source);
-    source.addEventListener("sourceopen", function () {
-      URL.revokeObjectURL(video.src);
-      if (source !== mediaSource) return;
-      buffer = source.addSourceBuffer(message.mime);
-      buffer.mode = "segments";
-      buffer.addEventListener("updateend", pump);
-      pump();
-    });
-    muteButton.hidden = !message.audio;
-  }
 
-  function pump() {
-    if (!buffer || buffer.updating || !queue.length) return;
-    try {
-      buffer.appendBuffer(queue.shift());
-    } catch (err) {
-      if (err.name === "QuotaExceededError") trim(0);
-      else show("The video could not be played: " + err.message, "error");
-      return;
+    function onState(message) {
+      if (message.state === "streaming") show("Live", "streaming");
+      else if (message.state === "connecting") show("Connecting to the camera…", "connecting");
+      else if (message.state === "offline") show(message.message || "The camera is offline. Waiting for it…", "offline");
+      else show(message.message || "The camera cannot stream right now.", "error");
     }
-    chase();
-  }
 
-  // Stay near the live edge: after a stall, a dropped backlog or a background tab.
-  function chase() {
-    var ranges = video.buffered;
-    if (!ranges.length) return;
-    var end = ranges.end(ranges.length - 1);
-    var start = ranges.start(ranges.length - 1);
-    var lag = end - video.currentTime;
-    if (lag > LIVE_JUMP_S || video.currentTime < start) {
-      video.currentTime = Math.max(start, end - 0.1);
-    }
-    video.playbackRate = lag > LIVE_CATCH_UP_S ? 1.15 : 1.0;
-    if (video.paused && !video.ended) video.play().catch(function () {});
-    if (video.currentTime - ranges.start(0) > 2 * KEEP_S) trim(KEEP_S);
-  }
-
-  function trim(keepS) {
-    if (!buffer || buffer.updating || !video.buffered.length) return;
-    var until = video.currentTime - keepS;
-    if (until > video.buffered.start(0)) buffer.remove(0, until);
-  }
-
-  function connect() {
-    show(gotMedia ? "Reconnecting…" : "Connecting…", "connecting");
-    socket = new WebSocket(url);
-    socket.binaryType = "arraybuffer";
-    socket.onopen = function () { retryMs = 1000; };
-    socket.onmessage = function (event) {
-      if (typeof event.data === "string") {
-        var message = JSON.parse(event.data);
-        if (message.type === "state") onState(message);
-        else if (message.type === "init") onInit(message);
+    function onInit(message) {
+      if (!window.MediaSource || !MediaSource.isTypeSupported(message.mime)) {
+        show("This browser cannot play this camera's video (" + message.mime + ").", "error");
         return;
       }
-      gotMedia = true;
-      queue.push(event.data);
-      pump();
-    };
-    socket.onclose = function (event) {
+      queue = [];
+      buffer = null;
+      mediaSource = new MediaSource();
+      var source = mediaSource;
+      video.src = URL.createObjectURL(source);
+      source.addEventListener("sourceopen", function () {
+        URL.revokeObjectURL(video.src);
+        if (source !== mediaSource) return;
+        buffer = source.addSourceBuffer(message.mime);
+        buffer.mode = "segments";
+        buffer.addEventListener("updateend", pump);
+        pump();
+      });
+      muteButton.hidden = !message.audio;
+    }
+
+    function pump() {
+      if (!buffer || buffer.updating || !queue.length) return;
+      try {
+        buffer.appendBuffer(queue.shift());
+      } catch (err) {
+        if (err.name === "QuotaExceededError") trim(0);
+        else show("The video could not be played: " + err.message, "error");
+        return;
+      }
+      chase();
+    }
+
+    // Stay near the live edge: after a stall, a dropped backlog or a background tab.
+    function chase() {
+      var ranges = video.buffered;
+      if (!ranges.length) return;
+      var end = ranges.end(ranges.length - 1);
+      var start = ranges.start(ranges.length - 1);
+      var lag = end - video.currentTime;
+      if (lag > LIVE_JUMP_S || video.currentTime < start) {
+        video.currentTime = Math.max(start, end - 0.1);
+      }
+      video.playbackRate = lag > LIVE_CATCH_UP_S ? 1.15 : 1.0;
+      if (video.paused && !video.ended) video.play().catch(function () {});
+      if (video.currentTime - ranges.start(0) > 2 * KEEP_S) trim(KEEP_S);
+    }
+
+    function trim(keepS) {
+      if (!buffer || buffer.updating || !video.buffered.length) return;
+      var until = video.currentTime - keepS;
+      if (until > video.buffered.start(0)) buffer.remove(0, until);
+    }
+
+    function connect() {
+      if (stopped) return;
+      show(gotMedia ? "Reconnecting…" : "Connecting…", "connecting");
+      socket = new WebSocket(url);
+      socket.binaryType = "arraybuffer";
+      socket.onopen = function () { retryMs = 1000; };
+      socket.onmessage = function (event) {
+        if (stopped) return;
+        if (typeof event.data === "string") {
+          var message = JSON.parse(event.data);
+          if (message.type === "state") onState(message);
+          else if (message.type === "init") onInit(message);
+          return;
+        }
+        gotMedia = true;
+        queue.push(event.data);
+        pump();
+      };
+      socket.onclose = function (event) {
+        socket = null;
+        if (stopped) return;
+        if (event.code === 4403) {
+          show("You can no longer watch this camera.", "error");
+          return;
+        }
+        show("Disconnected. Reconnecting in " + Math.round(retryMs / 1000) + " s…", "reconnecting");
+        setTimeout(connect, retryMs);
+        retryMs = Math.min(retryMs * 2, 15000);
+      };
+    }
+
+    function onVisible() {
+      if (!document.hidden) chase();
+    }
+
+    function onPageHide() {
+      if (socket) socket.close(1000);
+    }
+
+    function stop() {
+      stopped = true;
+      document.removeEventListener("visibilitychange", onVisible);
+      window.removeEventListener("pagehide", onPageHide);
+      if (socket) socket.close(1000);
       socket = null;
-      if (event.code === 4403) {
-        show("You can no longer watch this camera.", "error");
-        return;
-      }
-      show("Disconnected. Reconnecting in " + Math.round(retryMs / 1000) + " s…", "reconnecting");
-      setTimeout(connect, retryMs);
-      retryMs = Math.min(retryMs * 2, 15000);
-    };
+      mediaSource = null;
+      buffer = null;
+      queue = [];
+      video.removeAttribute("src");
+      video.load();
+      root.dataset.state = "stopped";
+    }
+
+    muteButton.addEventListener("click", function () {
+      video.muted = !video.muted;
+      muteButton.textContent = video.muted ? "Unmute" : "Mute";
+    });
+    document.addEventListener("visibilitychange", onVisible);
+    window.addEventListener("pagehide", onPageHide);
+    connect();
+    return { stop: stop };
   }
 
-  muteButton.addEventListener("click", function () {
-    video.muted = !video.muted;
-    muteButton.textContent = video.muted ? "Unmute" : "Mute";
-  });
-  document.addEventListener("visibilitychange", function () {
-    if (!document.hidden) chase();
-  });
-  window.addEventListener("pagehide", function () {
-    if (socket) socket.close(1000);
-  });
-  connect();
+  window.DoorwardenLive = { attach: attach };
+  var page = document.getElementById("live");
+  if (page) attach(page);
 })();

@@ -1,0 +1,1 @@
+"""The installable web app: service worker and manifest routes."""

@@ -1,0 +1,1 @@
+"""The resident's screens: camera grid and event timeline."""
