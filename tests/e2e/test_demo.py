@@ -1,7 +1,11 @@
 """The demo as a newcomer runs it: `doorwarden demo --scenario` in a subprocess on a fresh
 data directory and port, then chromium looks where the scenario says to look: the
 resident's timeline has clips, the live page plays, the officer's page shows the
-narrowed warrant and the resident's page the notice. Ctrl-C then stops it cleanly.
+narrowed warrant and the resident's page the notice; with the resident's page open, a
+ring through the demo's agent (`doorwarden agent ring`) makes a notification, whose push
+(handed to the service worker through DevTools, as the browser's push service would:
+none is reachable offline) chimes on the page and opens the live page. Ctrl-C then
+stops it cleanly.
 
 The demo does everything itself (server, three cameras on real footage, the story); the
 test only waits for it, with a deadline, and reads its scenario.json for ids and URLs.
@@ -28,6 +32,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import ConsoleLog, open_page
 from tests.e2e.helpers import sign_in
+from tests.e2e.resident_setup import PushDelivery, notifications
 from tests.e2e.test_live_view import FRAMES_SHOWN
 from tests.live_server import free_port
 
@@ -47,6 +52,7 @@ class DemoRun:
     output: Path
     url: str
     outcome: dict[str, Any]
+    data: Path
 
     def log(self) -> str:
         return self.output.read_text(errors="replace")
@@ -89,7 +95,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[D
                 pytest.fail(f"no scenario.json in {SCENARIO_DEADLINE_S} s:\n{output.read_text()}")
             time.sleep(0.5)
         outcome = json.loads(scenario.read_text())
-        yield DemoRun(process, output, f"http://127.0.0.1:{port}", outcome)
+        yield DemoRun(process, output, f"http://127.0.0.1:{port}", outcome, data)
     finally:
         _stop(process)
 
@@ -126,8 +132,9 @@ def as_(signed_in: dict[str, SignedIn], email: str) -> tuple[Page, ConsoleLog]:
 
 def test_the_scenario_said_each_step_and_where_to_look(demo: DemoRun) -> None:
     told = demo.log()
-    for step in range(1, 7):
-        assert f"[{step}/6]" in told, told
+    for step in range(1, 9):
+        assert f"[{step}/8]" in told, told
+    assert "$ doorwarden agent ring front-door" in told and "rang front-door: event" in told
     assert "Scenario complete" in told and "Traceback" not in told
     assert demo.outcome["warrant"]["status"] == "narrowed"
     assert demo.outcome["warrant"]["verified"] and demo.outcome["community"]["verified"]
@@ -182,6 +189,78 @@ def test_the_resident_sees_the_notice(demo: DemoRun, signed_in: dict[str, Signed
     expect(notices).to_contain_text(demo.outcome["warrant"]["case_number"])
     expect(notices).to_contain_text("narrowed")
     assert console.errors == []
+
+
+def test_a_ring_chimes_on_the_open_resident_page_and_opens_live_view(
+    demo: DemoRun, signed_in: dict[str, SignedIn]
+) -> None:
+    """The scenario's ring once more, with the resident's page open: through the demo's
+    running agent, to a notification recorded for the resident, whose push the page's
+    service worker receives (from DevTools: offline there is no push service) and passes
+    to the page, which chimes."""
+    home, device = demo.outcome["households"]["demo-house"], demo.outcome["devices"]["demo-house"]
+    page, console = as_(signed_in, RESIDENT)
+    page.context.grant_permissions(["notifications"], origin=demo.url)
+    page.goto(demo.outcome["urls"]["chime"])
+    page.evaluate("() => navigator.serviceWorker.ready")
+    push = PushDelivery(page, demo.url)
+    push.registration_id()
+    resident = httpx.Client(base_url=demo.url, timeout=60)
+    try:
+        login = {"email": RESIDENT, "password": DEMO_PASSWORD}
+        assert resident.post("/api/v1/session", json=login).status_code == 200
+        before = {n["id"] for n in resident.get("/api/v1/account/notifications").json()}
+        state = demo.data / "agents" / "demo-house" / "state"
+        env = {k: v for k, v in os.environ.items() if not k.startswith("DOORWARDEN_")}
+        command = [sys.executable, "-m", "doorwarden", "agent", "ring", "front-door"]
+        rang = subprocess.run(
+            [*command, "--state", str(state)],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert rang.returncode == 0 and rang.stdout.startswith("rang front-door"), rang
+        deadline = time.monotonic() + 30
+        while True:
+            new = [
+                n
+                for n in resident.get("/api/v1/account/notifications").json()
+                if n["id"] not in before and n["kind"] == "ring"
+            ]
+            if new or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        resident.close()
+    [note] = new
+    assert note["device_id"] == device
+    assert note["url"] == f"/households/{home}/cameras/{device}/live"
+    # What notify/ would encrypt for a subscription (notify/payload.py), as it arrives.
+    push.deliver(
+        {
+            "v": 1,
+            "kind": note["kind"],
+            "id": note["id"],
+            "title": note["title"],
+            "body": note["body"],
+            "url": note["url"],
+            "thumbnail": note["thumbnail"],
+            "at": note["occurred_at"],
+        }
+    )
+    [shown] = notifications(page)
+    assert shown["title"] == "Someone is at the door" and shown["tag"] == note["id"]
+    expect(page.locator("html")).to_have_attribute("data-chimes", "1")
+    banner = page.get_by_role("alert")
+    expect(banner.get_by_role("link", name="Watch live")).to_have_attribute("href", note["url"])
+    banner.get_by_role("link", name="Watch live").click()
+    expect(page).to_have_url(f"{demo.url}{note['url']}")
+    expect(page.locator("#live")).to_be_visible()
+    errors = list(console.errors)
+    page.goto("about:blank")  # stop watching
+    assert errors == []
 
 
 SIGINT_BIT = 1 << (signal.SIGINT - 1)

@@ -8,5 +8,6 @@ cameras.py   one in-process camera agent per home, built from the agent's own pa
 api.py       a signed-in JSON API client (what the scenario speaks)
 documents.py small real PDFs for the warrant and the use policy
 scenario.py  the story of --scenario, step by step
+doorbell.py  its last two steps: a ring through the agent, and the Home mode
 runner.py    puts it together: start, print the sign-ins, run the story, stop on Ctrl-C
 """

@@ -60,6 +60,10 @@ class Api:
         response = self.call("POST", path, json=body if body is not None else {})
         return response.json() if response.content else None
 
+    def put(self, path: str, body: dict[str, Any]) -> Any:
+        response = self.call("PUT", path, json=body)
+        return response.json() if response.content else None
+
     def post_multipart(
         self, path: str, details: dict[str, Any], files: dict[str, tuple[str, bytes, str]]
     ) -> Any:

@@ -316,6 +316,7 @@ class Demo:
             packages_dir=self.data.packages,
             out=self.out,
             clip_timeout_s=self.options.clip_timeout_s,
+            ring_states={slug: self.data.agents / slug / "state" for slug in self.agents},
         )
         outcome = Scenario(stage).run()
         self.write_outcome(outcome)

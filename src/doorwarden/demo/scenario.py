@@ -9,7 +9,11 @@ browser or script would tell it, every step printed with where to look.
 4. the disclosure packages are built; the agency downloads them and the demo checks
    them offline with the verifier (`doorwarden verify`), pinning the instance key;
 5. the resident reads the notice and the household's access log;
-6. the transparency report counts all of it, and the audit log's checkpoint grows.
+6. the transparency report counts all of it, and the audit log's checkpoint grows;
+7. later, someone rings the Front door (through the real agent, `doorwarden agent
+   ring`): the ring on the timeline, the resident's notification and what became of it;
+8. the household switched to Home (motion alerts nobody), a second ring notifies all
+   the same, then back to Away (doorbell.py).
 
 The windows asked for lie in the past and hold clips recorded in this run: the scenario
 waits for them (nothing here grants footage not yet recorded).
@@ -38,11 +42,12 @@ from doorwarden.demo.cast import (
     DemoHome,
 )
 from doorwarden.demo.documents import warrant_document
+from doorwarden.demo.doorbell import DoorbellSteps, RingError
 from doorwarden.demo.transparency import Figures, LogWatch, figures
 from doorwarden.formats.checkpoint import NoteKey
 from doorwarden.verify.package import PackageOptions, PackageReport, verify_package
 
-STEPS = 6
+STEPS = 8
 HOME, NEXT_DOOR, ACROSS_ROAD = HOMES
 COURT = "Demo Borough Magistrates' Court"
 JUDGE = "District Judge M. Okafor"
@@ -68,6 +73,7 @@ class Stage:
     packages_dir: Path
     out: TextIO
     clip_timeout_s: float = 240.0
+    ring_states: dict[str, Path] = field(default_factory=dict)  # agent state dir by home slug
 
 
 @dataclass
@@ -81,6 +87,8 @@ class Outcome:
     before: Figures | None = None
     after: Figures | None = None
     urls: dict[str, str] = field(default_factory=dict)
+    rings: list[dict[str, Any]] = field(default_factory=list)  # doorbell.py, in order
+    modes: list[str] = field(default_factory=list)  # the modes the doorbell steps set
 
 
 def _hms(value: str | datetime) -> str:
@@ -134,7 +142,11 @@ class Scenario:
 
     def run(self) -> Outcome:
         started = time.monotonic()
-        self.say("Scenario: a burglary on Elm Street, from the camera to the public report.", 0)
+        self.say(
+            "Scenario: a burglary on Elm Street, from the camera to the public report; then "
+            "the doorbell.",
+            0,
+        )
         self.outcome.before = figures(self.stage.base_url)
         log = LogWatch(self.stage.base_url)
         try:
@@ -144,11 +156,20 @@ class Scenario:
             self.packages(community_id, warrant_id)
             self.resident_sees(warrant_id)
             self.transparency(log)
+            self.doorbell()
         finally:
             self.close()
         self.say()
         self.say(f"Scenario complete in {time.monotonic() - started:.0f} s.", 0)
         return self.outcome
+
+    def doorbell(self) -> None:
+        steps = DoorbellSteps(self)
+        try:
+            steps.rings()
+            steps.home_mode()
+        except RingError as exc:
+            raise ScenarioError(str(exc)) from exc
 
     def record(self) -> tuple[datetime, datetime]:
         self.step("Motion events recorded and sealed")

@@ -8,6 +8,7 @@ import io
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 import httpx
@@ -30,6 +31,7 @@ from doorwarden.demo.cast import (
     JURISDICTION_AREA,
     NEIGHBOUR,
     OFFICER,
+    PARTNER,
     RESIDENT,
     REVIEWER,
     DemoAccount,
@@ -167,6 +169,46 @@ def test_one_resident_shared_and_the_agency_sees_only_that_clip(ran: Ran) -> Non
         view = across.get(f"/api/v1/households/{households[ACROSS_ROAD.slug]}/legal")
     [asked] = [c for c in view["community_requests"] if c["id"] == community_id]
     assert asked["shared_clips"] == []  # told, and ignored it
+
+
+def test_the_doorbell_rang_through_the_agent_and_notified_in_either_mode(ran: Ran) -> None:
+    """Steps 7 and 8: two rings of the Front door through `doorwarden agent ring`, one in
+    Away and one in Home, each on the timeline and notified to every member; the modes
+    switched by the owner around the second one (audit events), and back to Away."""
+    home, device = ran.households[HOME.slug], ran.devices[HOME.slug]
+    assert [r["mode"] for r in ran.outcome.rings] == ["away", "home"]
+    with as_(ran, RESIDENT) as resident:
+        timeline = resident.get(f"/api/v1/households/{home}/events", kind="ring")
+        notes = resident.get("/api/v1/account/notifications", limit="200")
+        subscriptions = resident.get("/api/v1/account/push-subscriptions")
+        mode = resident.get(f"/api/v1/households/{home}/mode")
+        audit = resident.get(f"/api/v1/households/{home}/audit-events", limit="500")
+    with as_(ran, PARTNER) as partner:
+        partner_notes = partner.get("/api/v1/account/notifications", limit="200")
+    assert subscriptions == []
+    rings = {e["id"]: e for e in timeline}
+    mine = {n["id"]: n for n in notes}
+    live = f"/households/{home}/cameras/{device}/live"
+    for rang in ran.outcome.rings:
+        event = rings[rang["event_id"]]
+        assert (event["kind"], event["device_id"], event["camera"]) == (
+            "ring",
+            device,
+            HOME.camera.name,
+        )
+        note = mine[rang["notification_id"]]
+        assert (note["kind"], note["device_id"], note["url"]) == ("ring", device, live)
+        assert note["occurred_at"] == event["occurred_at"]
+        # The demo's resident subscribed no browser: nothing was sent, and it says so.
+        assert note["status"] == "no_channel" and note["attempts"] == []
+        assert [n for n in partner_notes if n["occurred_at"] == event["occurred_at"]]
+    # Away (set for the first ring), Home around the second ring, then back to Away.
+    switches = [e for e in reversed(audit) if e["tag"] == "mode:set"]
+    assert [e["extra"]["mode"] for e in switches][-3:] == ["away", "home", "away"]
+    to_home, back = (datetime.fromisoformat(e["occurred_at"]) for e in switches[-2:])
+    second = datetime.fromisoformat(rings[ran.outcome.rings[1]["event_id"]]["occurred_at"])
+    assert to_home < second < back
+    assert mode["mode"] == "away" and ran.outcome.modes == ["away", "home", "away"]
 
 
 def test_the_transparency_report_counts_the_story(ran: Ran) -> None:
