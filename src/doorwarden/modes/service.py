@@ -103,19 +103,27 @@ async def notifies(
     at: datetime,
     *,
     kind: str | None = None,
+    now: datetime | None = None,
 ) -> bool:
     """Whether a motion or person event of `device_id` at `at` notifies `user_id`: not
     while the household, that camera, or the member's own notifications are snoozed, and
     only when the mode in force says the camera notifies. A ring always notifies (rings
-    are the caller's to let through; `kind="ring"` says so here too)."""
+    are the caller's to let through; `kind="ring"` says so here too).
+
+    Snoozed means a snooze was running when the event occurred (`at`) or is running when
+    the member would be told (`now`, the outbox's clock): a clip that was recording when
+    the member snoozed is uploaded and made an event afterwards, and must not alert them
+    once they asked for quiet."""
     if kind == "ring":
         return True
+    running = (Snooze.created_at <= at) & (Snooze.until > at)
+    if now is not None:
+        running = running | ((Snooze.created_at <= now) & (Snooze.until > now))
     snoozed = await db.scalar(
         select(Snooze.id)
         .where(
             Snooze.household_id == household_id,
-            Snooze.until > at,
-            Snooze.created_at <= at,
+            running,
             (Snooze.user_id.is_(None)) | (Snooze.user_id == user_id),
             (Snooze.device_id.is_(None)) | (Snooze.device_id == device_id),
         )

@@ -188,7 +188,13 @@ async def _event(db: AsyncSession, run: OutboxRun, event: Event) -> None:
         ):
             continue
         if kind in COOLED and not await modes.notifies(
-            db, event.household_id, event.device_id, user_id, event.occurred_at, kind=str(kind)
+            db,
+            event.household_id,
+            event.device_id,
+            user_id,
+            event.occurred_at,
+            kind=str(kind),
+            now=run.now,
         ):
             continue
         if text is None:
