@@ -284,6 +284,22 @@ class Settings(BaseSettings):
         "retention (never those under a legal hold). 0: not in the server; run "
         "`doorwarden retention` from cron instead.",
     )
+    live_only_ring_retention_days: int = Field(
+        1,
+        ge=1,
+        le=365,
+        title="Ring clips on live-only plans: retention (days)",
+        description="A live-only plan stores no recordings, but a doorbell press still "
+        "records a clip (labelled ring): how long such a clip is kept.",
+    )
+    live_only_ring_clips_per_hour: int = Field(
+        12,
+        ge=0,
+        le=3600,
+        title="Ring clips on live-only plans: per camera and hour",
+        description="How many ring clips a camera on a live-only plan may store in an hour; "
+        "beyond, its clips are refused (403 live_only) as any clip on that plan. 0: none.",
+    )
     sweep_interval_s: float = Field(
         3600,
         ge=0,

@@ -139,6 +139,7 @@ def create_app(
                     app.state.clip_store,
                     app.state.clock.now,
                     settings.retention_interval_minutes * 60,
+                    live_only_ring_days=settings.live_only_ring_retention_days,
                 ),
                 sweep,
                 legal_job(settings, app.state.clock.now, settings.legal_interval_s),

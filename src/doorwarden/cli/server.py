@@ -110,7 +110,10 @@ def retention() -> None:
         engine = create_engine(settings.effective_database_url)
         try:
             result = await run_retention(
-                create_sessionmaker(engine), clip_store(settings), Clock().now()
+                create_sessionmaker(engine),
+                clip_store(settings),
+                Clock().now(),
+                live_only_ring_days=settings.live_only_ring_retention_days,
             )
             return result.expired, result.held
         finally:

@@ -20,7 +20,7 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import anyio
@@ -54,6 +54,10 @@ from doorwarden.storage.keys import object_key
 # A camera's clock may be wrong, but not by centuries: such times would break every
 # calendar view (and time-zone conversion) downstream.
 MIN_YEAR, MAX_YEAR = 2000, 2200
+# A doorbell press records a clip labelled "ring": stored even on a live-only plan, within
+# a bound per camera and RING_WINDOW (_ring_on_live_only).
+RING_LABEL = "ring"
+RING_WINDOW = timedelta(hours=1)
 
 log = structlog.get_logger("doorwarden.clips.ingest")
 
@@ -137,6 +141,8 @@ async def offer_manifest(
     member_keys: list[bytes],
     staging: Staging,
     ctx: RequestContext,
+    now: datetime,
+    ring_clips_per_hour: int = 0,
 ) -> Offer:
     try:
         signed = SignedManifest.loads(body)  # bounded in size and nesting before parsing
@@ -171,9 +177,7 @@ async def offer_manifest(
             "GET /api/v1/device.",
         )
     if (await plan_of(db, device.household_id)).kind is PlanKind.live_only:
-        error = Forbidden("This household's plan stores no recordings (live view only).")
-        error.code = "live_only"
-        raise error
+        await _ring_on_live_only(db, device, manifest, now=now, per_hour=ring_clips_per_hour)
 
     digest = manifest.digest
     existing = await clip_at(db, device, sequence)
@@ -202,6 +206,7 @@ async def offer_manifest(
         raise _refusal(ManifestRefused, "malformed_manifest", "The clip ends before it starts.")
     await _check_link(db, device, manifest, ctx)
     clip = Clip(
+        created_at=now,  # the server's clock (the hourly bound on ring clips counts by it)
         household_id=device.household_id,
         device_id=device.id,
         sequence=sequence,
@@ -212,7 +217,7 @@ async def offer_manifest(
         end_at=end,
         duration_ms=manifest.duration_ms,
         labels=list(manifest.labels),
-        label_set="," + "".join(f"{label[:40]}," for label in manifest.labels)[:299],
+        label_set=_label_set(manifest.labels),
         ciphertext_size=manifest.ciphertext_size,
         thumbnail_size=manifest.thumbnail_size,
         object_key=_key(device, start, sequence, "clip"),
@@ -222,6 +227,38 @@ async def offer_manifest(
     await db.flush()
     staging.discard(device.id, sequence)  # debris of an earlier, refused attempt
     return Offer(clip, True, 0)
+
+
+async def _ring_on_live_only(
+    db: AsyncSession, device: Device, manifest: Manifest, *, now: datetime, per_hour: int
+) -> None:
+    """A live-only plan stores no recordings, but for a doorbell press: a clip whose
+    signed labels include "ring" is accepted, at most `per_hour` per camera in an hour
+    (settings.live_only_ring_clips_per_hour); any other clip is refused 403 live_only.
+
+    The label is in the manifest the camera signed, so the camera vouches for it, but a
+    camera (a tampered agent) could label every clip "ring", and clips are not rate
+    limited as ring events are: the hourly bound keeps such a camera from turning a
+    live-only plan into a recording one. Clips offered again (a resumed upload) are not
+    counted twice; two offers racing may both pass the count (a bound, not a quota)."""
+    if f",{RING_LABEL}," in _label_set(manifest.labels):  # as counted: not truncated off
+        window = select(func.count()).where(
+            Clip.device_id == device.id,
+            Clip.sequence != manifest.sequence,
+            Clip.created_at > now - RING_WINDOW,
+            Clip.label_set.contains(f",{RING_LABEL},"),
+        )
+        if (await db.scalar(window) or 0) < per_hour:
+            return
+        log.warning("clips.live_only_rings_bounded", device=str(device.id), per_hour=per_hour)
+    error = Forbidden("This household's plan stores no recordings (live view only).")
+    error.code = "live_only"
+    raise error
+
+
+def _label_set(labels: tuple[str, ...]) -> str:
+    """Clip.label_set: ",a,b," (bounded), for filtering by label."""
+    return "," + "".join(f"{label[:40]}," for label in labels)[:299]
 
 
 def _key(device: Device, start: datetime, sequence: int, kind: str) -> str:

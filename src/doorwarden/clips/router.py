@@ -83,6 +83,8 @@ async def offer_manifest(
             member_keys=await member_keys(db, device.household_id),
             staging=staging,
             ctx=ctx,
+            now=clock.now(),
+            ring_clips_per_hour=settings.live_only_ring_clips_per_hour,
         )
     response.status_code = status.HTTP_201_CREATED if offer.created else status.HTTP_200_OK
     return _state(offer.clip, offer.received)

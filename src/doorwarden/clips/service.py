@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from doorwarden.audit.models import AuditEvent
 from doorwarden.audit.service import SYSTEM, Actor, RequestContext, record
 from doorwarden.audit.tags import Tag
+from doorwarden.clips.ingest import RING_LABEL
 from doorwarden.clips.models import Clip, ClipHold, ClipStatus
 from doorwarden.devices.models import PlanKind
 from doorwarden.devices.service import plan_of
@@ -156,20 +157,26 @@ class RetentionResult:
     object_keys: list[str] = field(default_factory=list)
 
 
-async def expire_clips(db: AsyncSession, *, now: datetime, ctx: RequestContext) -> RetentionResult:
+async def expire_clips(
+    db: AsyncSession, *, now: datetime, ctx: RequestContext, live_only_ring_days: int = 1
+) -> RetentionResult:
     """Tombstone verified clips older than their household's retention, except held ones;
     their objects are for the caller to remove once it has committed (the job does).
-    Live-only households keep nothing (retention 0)."""
+    Live-only households keep only the clips of doorbell presses (labelled ring), for
+    `live_only_ring_days` (settings.live_only_ring_retention_days), and nothing else
+    (retention 0: clips from before the plan changed)."""
     result = RetentionResult()
     households: Sequence[uuid.UUID] = (await db.scalars(select(Clip.household_id).distinct())).all()
+    ring = Clip.label_set.contains(f",{RING_LABEL},")
     for household_id in households:
         plan = await plan_of(db, household_id)
-        days = 0 if plan.kind is PlanKind.live_only else plan.retention_days
-        cutoff = now - timedelta(days=days)
+        live_only = plan.kind is PlanKind.live_only
+        days = live_only_ring_days if live_only else plan.retention_days
+        too_old = Clip.end_at < now - timedelta(days=days)
         due = and_(
             Clip.household_id == plan.household_id,
             Clip.status == ClipStatus.verified,
-            Clip.end_at < cutoff,
+            or_(too_old, and_(~ring, Clip.end_at < now)) if live_only else too_old,
         )
         # Held clips are left out of the batch, not skipped in it: otherwise a batch's worth
         # of old held clips would stop every other clip of the household from expiring.
@@ -188,7 +195,10 @@ async def expire_clips(db: AsyncSession, *, now: datetime, ctx: RequestContext) 
                 household_id=clip.household_id,
                 target_type="clip",
                 target_id=clip.id,
-                extra={"retention_days": days, "sequence": clip.sequence},
+                extra={
+                    "retention_days": _days_for(clip, days, live_only),
+                    "sequence": clip.sequence,
+                },
             )
             result.object_keys += _tombstone(clip, now)
             result.expired += 1
@@ -196,3 +206,8 @@ async def expire_clips(db: AsyncSession, *, now: datetime, ctx: RequestContext) 
     if result.expired or result.held:
         log.info("retention.run", expired=result.expired, held=result.held)
     return result
+
+
+def _days_for(clip: Clip, days: int, live_only: bool) -> int:
+    """The retention that expired `clip` (for its audit event)."""
+    return days if not live_only or f",{RING_LABEL}," in clip.label_set else 0

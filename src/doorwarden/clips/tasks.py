@@ -17,10 +17,16 @@ CONTEXT = RequestContext(client_address=None, user_agent="doorwarden retention")
 
 
 def retention_job(
-    store: ClipStore, now: Callable[[], datetime], interval_s: float = 0
+    store: ClipStore,
+    now: Callable[[], datetime],
+    interval_s: float = 0,
+    *,
+    live_only_ring_days: int = 1,
 ) -> Job[RetentionResult]:
     async def expire(db: AsyncSession) -> RetentionResult:
-        return await expire_clips(db, now=now(), ctx=CONTEXT)
+        return await expire_clips(
+            db, now=now(), ctx=CONTEXT, live_only_ring_days=live_only_ring_days
+        )
 
     async def remove(result: RetentionResult) -> None:
         # Only now: the tombstones and their audit events are committed before the
@@ -32,6 +38,11 @@ def retention_job(
 
 
 async def run_retention(
-    sessionmaker: async_sessionmaker[AsyncSession], store: ClipStore, now: datetime
+    sessionmaker: async_sessionmaker[AsyncSession],
+    store: ClipStore,
+    now: datetime,
+    *,
+    live_only_ring_days: int = 1,
 ) -> RetentionResult:
-    return await run_now(sessionmaker, retention_job(store, lambda: now))
+    job = retention_job(store, lambda: now, live_only_ring_days=live_only_ring_days)
+    return await run_now(sessionmaker, job)

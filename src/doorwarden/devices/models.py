@@ -16,7 +16,7 @@ from doorwarden.db import Base, CreatedAt, SafeString, UUIDPrimaryKey, str_enum
 
 
 class PlanKind(StrEnum):
-    """live_only: nothing is stored (the agent is told and does not upload);
+    """live_only: only doorbell-press clips are stored, briefly (the agent uploads nothing else);
     recording: clips are kept for `retention_days`."""
 
     live_only = "live_only"

@@ -222,8 +222,9 @@ async def set_plan(
     db: SessionDep,
     ctx: ContextDep,
 ) -> PlanOut:
-    """live_only: nothing is stored (cameras stop uploading); recording: clips are kept
-    for retention_days, then deleted unless under a legal hold."""
+    """live_only: only doorbell-press clips are stored, for a day (cameras upload nothing
+    else); recording: clips are kept for retention_days, then deleted unless under a legal
+    hold."""
     plan = await service.set_plan(
         db,
         household_id=household_id,

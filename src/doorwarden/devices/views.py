@@ -54,7 +54,7 @@ ONLINE_WINDOW = timedelta(minutes=2)
 ALERTS_SHOWN = 20
 PLAN_KINDS = {
     PlanKind.recording: "Record clips",
-    PlanKind.live_only: "Live view only (nothing is stored)",
+    PlanKind.live_only: "Live view only (doorbell presses kept a day)",
 }
 Confirm = Annotated[str, Form(max_length=8)]
 

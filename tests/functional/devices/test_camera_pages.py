@@ -228,7 +228,8 @@ async def test_plan_changes_through_the_form_only_with_its_token(home: Home) -> 
         home.owner_page, page, action, {"kind": "live_only", "retention_days": "7"}
     )
     assert live.status_code == 303
-    assert "Live view only: nothing is stored" in (await home.owner_page.get(page)).text
+    shown = (await home.owner_page.get(page)).text
+    assert "Live view only: only doorbell presses are kept, for a day" in shown
 
 
 async def test_removing_a_camera_asks_first(home: Home) -> None:

@@ -39,8 +39,10 @@ this loop only decides when to try and when to stop trying:
 * the device refused (revoked, a forked or broken chain, an unknown key) or a plan that
   stores nothing: no more uploads and no more sealing in this process; new clips stay in
   the plain spool, as when the camera is not paired, so that they are not sealed for a
-  pairing that can no longer deliver them. A live-only plan is checked again every
-  `recheck_s`, and uploads resume when it changes.
+  pairing that can no longer deliver them. A live-only plan still takes the clips of
+  doorbell presses (labelled "ring", rings.py): only those are sealed and uploaded, and
+  one the server refuses (its hourly bound) is deferred. A live-only plan is checked
+  again every `recheck_s`, and every upload resumes when it changes.
 
 Stopping (`stop`) interrupts an upload between two requests, and gives up on a request
 in flight after `timeout_s` (the thread is a daemon: the process may exit under it).
@@ -53,7 +55,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 import httpx
@@ -64,6 +66,7 @@ from doorwarden.agent.config.models import UploadConfig
 from doorwarden.agent.delivery.health import HealthReporter
 from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityStore
 from doorwarden.agent.delivery.outcomes import Outcome, OutcomeKind
+from doorwarden.agent.delivery.rings import RingClips, is_ring_clip
 from doorwarden.agent.delivery.sealer import SealedSpool, SealedSpoolError, SealRecovery
 from doorwarden.agent.delivery.upload_status import UploadStatus, take_retry_request
 from doorwarden.agent.delivery.uploader import (
@@ -78,6 +81,10 @@ from doorwarden.fileio import is_disk_full
 log = structlog.get_logger("doorwarden.agent.delivery.worker")
 
 LIVE_ONLY_MESSAGE = "This household's plan stores no recordings (live view only)."
+RINGS_ONLY_EFFECT = (
+    "only doorbell clips (labelled ring) are sealed and uploaded; the others stay in the "
+    "plain spool"
+)
 
 
 @dataclass(frozen=True)
@@ -112,6 +119,7 @@ class Delivery:
         if identity is None:
             raise ValueError(f"this agent is not paired ({store.identity_path} is missing)")
         self.spool = spool
+        self.rings = RingClips(spool.directory)  # what a live-only plan still delivers
         self.store = store
         self.poll_s = poll_s
         self.recheck_s = recheck_s
@@ -148,6 +156,11 @@ class Delivery:
     @property
     def identity(self) -> DeviceIdentity:
         return self.uploader.identity
+
+    @property
+    def rings_only(self) -> bool:
+        """A live-only plan: only the clips of doorbell presses are delivered."""
+        return self.blocked is not None and self.blocked.kind is OutcomeKind.live_only
 
     # -- life cycle ----------------------------------------------------------------------
 
@@ -216,7 +229,8 @@ class Delivery:
                 log.exception("delivery.failed")
                 self._quiet = False
                 delay = self.backoff.next_delay()
-            if self._draining.is_set() and (self._quiet or self.blocked is not None):
+            stopped = self.blocked is not None and not self.rings_only
+            if self._draining.is_set() and (self._quiet or stopped):
                 self.drained = self._quiet and self.blocked is None
                 break
             if self._wake.wait(max(0.0, delay)):
@@ -261,13 +275,14 @@ class Delivery:
             self._recheck()
         else:
             heartbeat = self._heartbeat()
-        if self._sealing and self.blocked is None:
+        rings_only = self.rings_only
+        if self._sealing and (self.blocked is None or rings_only):
             progress = self._seal()
         if heartbeat or self._reachable:
             # Not to a server that is down (it gets no extra connection): the heartbeat
             # tries it again.
             self._report(heartbeat=heartbeat)
-        if self.blocked is not None:
+        if self.blocked is not None and not rings_only:
             return min(self.poll_s, self.recheck_s)
         wait = self._retry_at - time.monotonic()
         if wait > 0:
@@ -276,10 +291,15 @@ class Delivery:
         for paths in self.sealed.pending():
             if self.status.waiting(paths.sequence):
                 continue  # held, or deferred and not due: the next clips go on
+            if rings_only and not is_ring_clip(paths):
+                continue  # sealed before the plan changed: kept for a recording plan
             if self._stop.is_set():
                 return 0.0
             self._quiet = False
             outcome = self.uploader.upload_one(paths)
+            if rings_only and outcome.kind is OutcomeKind.live_only:
+                # Past the server's bound on ring clips: this one waits, later ones go on.
+                outcome = replace(outcome, kind=OutcomeKind.deferred, sequence=paths.sequence)
             self._reachable = outcome.code != "network"
             self._note(outcome)
             if self.uploader.identity is not self.sealed.identity:
@@ -322,14 +342,15 @@ class Delivery:
     def _seal(self) -> bool:
         """Seal what the cameras committed; True if something was sealed."""
         try:
+            plain = self.rings if self.rings_only else self.spool
             try:
-                sealed = self.sealed.seal_pending(self.spool)
+                sealed = self.sealed.seal_pending(plain)
             except OSError as exc:
                 # A full disk: evict the oldest clips (never while holding the sealed
                 # spool's lock: room.py) and try once more.
                 if not self.room.failed_write(exc):
                     raise
-                sealed = self.sealed.seal_pending(self.spool)
+                sealed = self.sealed.seal_pending(plain)
             evicted = self.sealed.enforce_limit()  # logs spool.evicted (a warning)
         except OSError:
             self._quiet = False  # logged by the sealer (spool.seal_failed); tried again later
@@ -400,7 +421,7 @@ class Delivery:
             log.warning(
                 "delivery.live_only",
                 message=outcome.message or LIVE_ONLY_MESSAGE,
-                effect="no clip is sealed or uploaded; they stay in the plain spool",
+                effect=RINGS_ONLY_EFFECT,
                 recheck_s=self.recheck_s,
             )
         else:
@@ -456,7 +477,11 @@ class Delivery:
             self._save_status()
 
     def _note(self, outcome: Outcome) -> None:
-        if self.status.note(outcome):
+        stopped = self.status.stopped
+        changed = self.status.note(outcome)
+        if self.rings_only and stopped is not None and self.status.stopped is None:
+            self.status.stopped = stopped  # a ring clip delivered: still a live-only plan
+        if changed:
             self._save_status()
 
     def _save_status(self) -> None:
