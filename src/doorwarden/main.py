@@ -64,6 +64,7 @@ from doorwarden.modes import views as modes_views
 from doorwarden.modes.tasks import modes_job
 from doorwarden.notify import push_router as notify_push_router
 from doorwarden.notify import router as notify_router
+from doorwarden.notify import views as notify_views
 from doorwarden.notify.dispatch import Dispatcher
 from doorwarden.scheduler import Scheduler
 from doorwarden.storage import (
@@ -212,6 +213,7 @@ def create_app(
         live_router.router,
         notify_push_router.router,
         notify_router.router,
+        notify_views.router,
         transparency_router.router,
         accounts_views.router,
         accounts_account_views.router,

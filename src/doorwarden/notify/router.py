@@ -6,12 +6,11 @@ import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from sqlalchemy import select
 
 from doorwarden.deps import ClockDep, ContextDep, SessionDep, UserDep, authorize, household_resource
+from doorwarden.notify import history
 from doorwarden.notify import rules as service
-from doorwarden.notify.models import Notification, NotificationAttempt
-from doorwarden.notify.schemas import AttemptOut, NotificationOut, RulesIn, RulesOut
+from doorwarden.notify.schemas import NotificationOut, RulesIn, RulesOut
 from doorwarden.policy import Action, Principal
 
 router = APIRouter(tags=["notifications"])
@@ -53,38 +52,4 @@ async def my_notifications(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> list[NotificationOut]:
     """One's own notifications, newest first, each with every delivery attempt."""
-    notes = list(
-        await db.scalars(
-            select(Notification)
-            .where(Notification.user_id == user.id)
-            .order_by(Notification.created_at.desc(), Notification.id)
-            .limit(limit)
-        )
-    )
-    attempts: dict[uuid.UUID, list[AttemptOut]] = {n.id: [] for n in notes}
-    if notes:
-        for attempt in await db.scalars(
-            select(NotificationAttempt)
-            .where(NotificationAttempt.notification_id.in_(list(attempts)))
-            .order_by(NotificationAttempt.at, NotificationAttempt.id)
-        ):
-            attempts[attempt.notification_id].append(AttemptOut.model_validate(attempt))
-    return [
-        NotificationOut(
-            id=n.id,
-            household_id=n.household_id,
-            kind=n.kind,
-            device_id=n.device_id,
-            title=n.title,
-            body=n.body,
-            url=n.url,
-            thumbnail=n.thumbnail,
-            occurred_at=n.occurred_at,
-            created_at=n.created_at,
-            status=n.status,
-            email=n.email,
-            next_attempt_at=n.next_attempt_at,
-            attempts=attempts[n.id],
-        )
-        for n in notes
-    ]
+    return await history.deliveries(db, user_id=user.id, limit=limit)
