@@ -98,13 +98,19 @@ async def test_concurrent_duplicate_uploads_store_one_clip(factory: Factory) -> 
     sealed = first_clip(camera)
     results = await asyncio.gather(*(upload(camera.client, sealed) for _ in range(4)))
     statuses = sorted(r.status_code for r in results)
-    assert 200 in statuses and all(s in (200, 201, 409) for s in statuses), [
+    # A duplicate racing the completion may also be told to send again (503
+    # storage_unavailable, seen once on PostgreSQL in CI): a retry, never a loss, never a
+    # second clip, never an alert (checked below).
+    retried = [r for r in results if r.status_code == 503]
+    assert all(r.json()["error"]["code"] == "storage_unavailable" for r in retried)
+    assert 200 in statuses and all(s in (200, 201, 409, 503) for s in statuses), [
         r.text for r in results
     ]
     # Whatever interleaving happened, completing now yields exactly one verified clip.
     final = await upload(camera.client, sealed)
     assert final.json()["status"] == "verified"
     assert len(await clips(browser, home)) == 1
+    assert await alerts(browser, home) == []
 
 
 async def test_concurrent_completions_verify_once_and_never_fail(
