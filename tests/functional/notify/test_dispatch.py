@@ -4,7 +4,6 @@ who is told, what the rules silence, and every attempt recorded."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -26,18 +25,6 @@ from tests.functional.notify.dispatch_setup import (
 )
 from tests.push_service import PushService
 from tests.smtp_server import SmtpServer
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-@pytest.fixture
-def push() -> Iterator[PushService]:
-    with PushService() as service:
-        yield service
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ never carries the household's name, its address or an image."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from email.message import Message
 from typing import Any
@@ -39,18 +39,6 @@ from tests.legal_flow import (
 from tests.pdfs import pdf_bytes
 from tests.push_service import BrowserSubscription, PushService
 from tests.smtp_server import SmtpServer
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    with SmtpServer() as server:
-        yield server
-
-
-@pytest.fixture
-def push() -> Iterator[PushService]:
-    with PushService() as service:
-        yield service
 
 
 @pytest.fixture
