@@ -14,7 +14,7 @@ import uuid
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, Index, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from doorwarden.db import Base, SafeString, UUIDPrimaryKey, str_enum
@@ -44,6 +44,14 @@ class Event(UUIDPrimaryKey, Base):
         Index("ix_events_household_id_occurred_at", "household_id", "occurred_at"),
         # The ring limit and the clip job's "the ring of this camera before the clip's end".
         Index("ix_events_device_id_kind_occurred_at", "device_id", "kind", "occurred_at"),
+        # Notify's outbox asks every second for the events nobody was told of yet: a
+        # partial index holds only those, so the question stays small as events pile up.
+        Index(
+            "ix_events_unnotified",
+            "received_at",
+            postgresql_where=text("notified_at IS NULL"),
+            sqlite_where=text("notified_at IS NULL"),
+        ),
     )
 
     household_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("households.id", ondelete="CASCADE"))

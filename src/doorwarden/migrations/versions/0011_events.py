@@ -61,6 +61,13 @@ def upgrade() -> None:
     op.create_index(
         "ix_events_device_id_kind_occurred_at", "events", ["device_id", "kind", "occurred_at"]
     )
+    op.create_index(
+        "ix_events_unnotified",
+        "events",
+        ["received_at"],
+        postgresql_where=sa.text("notified_at IS NULL"),
+        sqlite_where=sa.text("notified_at IS NULL"),
+    )
     op.create_table(
         "event_seen",
         sa.Column("event_id", sa.Uuid(), nullable=False),
