@@ -223,6 +223,9 @@ class Delivery:
         except Exception:  # a bug (or a full disk) must not end deliveries for good
             log.exception("delivery.failed")
         while not self._stop.is_set():
+            # Only a pass that began after the drain was asked may end it: one already
+            # running may have looked at the spool before the last clip was committed.
+            draining = self._draining.is_set()
             try:
                 delay = self.step()
             except Exception:
@@ -230,7 +233,7 @@ class Delivery:
                 self._quiet = False
                 delay = self.backoff.next_delay()
             stopped = self.blocked is not None and not self.rings_only
-            if self._draining.is_set() and (self._quiet or stopped):
+            if draining and (self._quiet or stopped):
                 self.drained = self._quiet and self.blocked is None
                 break
             if self._wake.wait(max(0.0, delay)):
