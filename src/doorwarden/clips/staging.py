@@ -34,6 +34,7 @@ import hashlib
 import os
 import struct
 import uuid
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,7 +90,11 @@ def storage_failure(
 class Staging:
     def __init__(self, root: Path) -> None:
         self.root = root
-        self._locks: dict[tuple[uuid.UUID, int], asyncio.Lock] = {}
+        # Weak: a lock lives while a request holds or waits for it, and no longer. Removing
+        # it by hand (at discard) let a waiter and a newcomer hold two locks for one clip.
+        self._locks: weakref.WeakValueDictionary[tuple[uuid.UUID, int], asyncio.Lock] = (
+            weakref.WeakValueDictionary()
+        )
 
     def lock(self, device_id: uuid.UUID, sequence: int) -> asyncio.Lock:
         """One writer per clip at a time in this process (a retried request racing its
@@ -162,7 +167,6 @@ class Staging:
                 path.unlink(missing_ok=True)
         except OSError as exc:
             raise storage_failure(exc, "discard the staged clip", sequence=sequence) from None
-        self._locks.pop((device_id, sequence), None)
 
     def discard_quietly(self, device_id: uuid.UUID, sequence: int) -> bool:
         """`discard` when the clip is safe elsewhere (verified): a failure is logged and

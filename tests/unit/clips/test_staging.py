@@ -5,6 +5,7 @@ data the camera really sent."""
 
 from __future__ import annotations
 
+import asyncio
 import errno
 import hashlib
 import os
@@ -196,3 +197,28 @@ async def test_unreadable_staging_is_storage_unavailable(staging: Staging) -> No
     with pytest.raises(errors.StorageUnavailable):
         staging.discard(DEVICE, 0)
     assert staging.discard_quietly(DEVICE, 0) is False
+
+
+async def test_one_lock_per_clip_while_anyone_holds_or_waits_for_it(staging: Staging) -> None:
+    """A completion discards the staging while holding the clip's lock, and a duplicate
+    request waits for it: a third request must still queue behind the same lock, never
+    get a fresh one and run beside the waiter."""
+
+    order: list[str] = []
+    holder = staging.lock(DEVICE, 0)
+    await holder.acquire()
+
+    async def request(name: str) -> None:
+        async with staging.lock(DEVICE, 0):
+            order.append(f"{name} in")
+            await asyncio.sleep(0.01)
+            order.append(f"{name} out")
+
+    waiter = asyncio.create_task(request("waiter"))
+    await asyncio.sleep(0)
+    staging.discard(DEVICE, 0)  # the completion's discard, under the lock
+    newcomer = asyncio.create_task(request("newcomer"))
+    await asyncio.sleep(0)
+    holder.release()
+    await asyncio.gather(waiter, newcomer)
+    assert order == ["waiter in", "waiter out", "newcomer in", "newcomer out"]
