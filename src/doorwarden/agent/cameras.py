@@ -98,6 +98,7 @@ class CameraRunner:
         restart: bool = True,
         on_open: OnOpen | None = None,
         on_close: OnClose | None = None,
+        audio: frozenset[str] = frozenset(),
     ) -> None:
         names = [name for name, _, _ in cameras]
         if len(names) != len(set(names)):
@@ -106,6 +107,7 @@ class CameraRunner:
         self._restart = (restart_initial_s, restart_max_s)
         self._restart_enabled = restart
         self._on_open, self._on_close = on_open, on_close
+        self._audio = audio  # the cameras whose `audio` is on
         self._stop = threading.Event()
 
     def start(self) -> None:
@@ -184,7 +186,7 @@ class CameraRunner:
 
     def _deliver(self, camera: _Camera, backoff: Backoff) -> bool:
         """Open and pump one source; True when it ended by itself."""
-        source = open_source(camera.cfg, camera=camera.name)
+        source = open_source(camera.cfg, camera=camera.name, audio=camera.name in self._audio)
         opened = False  # on_close pairs with on_open: never one without the other
         try:
             with camera.lock:

@@ -45,7 +45,7 @@ from doorwarden.demo.cast import DemoCamera, DemoHome
 
 log = structlog.get_logger("doorwarden.demo.cameras")
 
-SCENE_FILE = "porch-walker.mp4"
+SCENE_FILE = "porch-walker-sound.mp4"  # with the tone track (issue 18): a new name, a new render
 SCENE_SECONDS = 20.0
 _RENDERING = threading.Lock()  # without vtest.avi, every camera waits for the one scene
 
@@ -70,6 +70,8 @@ def _render(path: Path) -> None:
         scene="object",
         enter_at_s=6.0,
         seed=7,
+        audio=True,  # a beep (and a small white square) every 5 s: the camera with sound
+        beep_every_s=5.0,
     )
     partial = path.with_suffix(".partial.mp4")
     encode_h264(scene, partial)
@@ -95,6 +97,7 @@ def camera_config(
             kind=DetectorKind.hog if people and camera.people_detection else DetectorKind.none
         ),
         privacy_zones=[list(zone) for zone in camera.privacy_zones],
+        audio=synthetic,  # the synthetic porch camera records its tone track
     )
 
 

@@ -20,79 +20,28 @@ Damaged input, decided:
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from fractions import Fraction
-from typing import Any
 
 import av
 import structlog
 from av.container import InputContainer
 from av.video.stream import VideoStream
 
-from doorwarden.agent.capture.media import Sample, SourceError, StreamInfo
+from doorwarden.agent.capture.audio import AudioTrack, open_audio
+from doorwarden.agent.capture.clock import Clock, Pacer
+from doorwarden.agent.capture.media import AudioPacket, Sample, SourceError, StreamInfo
 from doorwarden.agent.capture.rtsp import Backoff, connect, ffmpeg_reason, redact_text, redact_url
-from doorwarden.agent.config.models import FileSource, RtspSource, SourceConfig, SyntheticSource
+from doorwarden.agent.config.models import FileSource, RtspSource, SourceConfig
 from doorwarden.agent.config.models import V4l2Source as V4l2Config
 
 log = structlog.get_logger("doorwarden.agent.capture.sources")
 
 MAX_BAD_PACKETS = 25
-# A consumer that stalls longer than this gets the clock re-anchored instead of a burst
-# of "late" frames, as a live camera would have dropped them.
-MAX_PACE_LAG_S = 1.0
 _READ_ERRORS = (av.FFmpegError, OSError)
 
 
-class _Clock:
-    """Rebases packet timestamps to seconds from 0, kept increasing across loops/reconnects.
-
-    Fed decode timestamps where there are any: with B-frames, presentation timestamps go
-    back and forth in packet order, and stages need a clock that never goes backwards.
-    """
-
-    def __init__(self, fps: float) -> None:
-        self.step = 1.0 / fps if fps > 0 else 0.1
-        self.last: float | None = None
-        self._offset = 0.0
-        self._origin: int | None = None
-
-    def rebase(self) -> None:
-        self._offset = 0.0 if self.last is None else self.last + self.step
-        self._origin = None
-
-    def at(self, ts: int | None, time_base: Fraction | None) -> float:
-        if ts is None or time_base is None:
-            t = 0.0 if self.last is None else self.last + self.step
-        else:
-            if self._origin is None:
-                self._origin = ts
-            t = self._offset + float((ts - self._origin) * time_base)
-        if self.last is not None:
-            t = max(t, self.last)
-        self.last = t
-        return t
-
-
-class _Pacer:
-    """Sleeps until wall-clock time matches media time, against one anchor (no drift)."""
-
-    def __init__(self, stop: threading.Event) -> None:
-        self._stop = stop
-        self._anchor: float | None = None
-
-    def wait(self, media_time: float) -> bool:
-        """False when stopped while waiting."""
-        now = time.monotonic()
-        if self._anchor is None or now - (self._anchor + media_time) > MAX_PACE_LAG_S:
-            self._anchor = now - media_time
-        delay = self._anchor + media_time - now
-        if delay > 0:
-            return not self._stop.wait(delay)
-        return not self._stop.is_set()
-
-
-def _stream_info(stream: VideoStream) -> StreamInfo:
+def _stream_info(stream: VideoStream, audio: AudioTrack | None) -> StreamInfo:
     ctx = stream.codec_context
     rate = stream.average_rate or stream.guessed_rate or stream.base_rate
     return StreamInfo(
@@ -102,7 +51,14 @@ def _stream_info(stream: VideoStream) -> StreamInfo:
         time_base=stream.time_base or Fraction(1, 90_000),
         codec=ctx.name,
         stream=stream,
+        audio=audio.info if audio is not None else None,
     )
+
+
+def frame_time(clock: Clock, frame: av.VideoFrame, time_base: Fraction | None, t: float) -> float:
+    """A decoded frame's own time on `clock` (its packet's time `t` when it has none)."""
+    at = clock.other(frame.pts, frame.time_base or time_base)
+    return t if at is None else at
 
 
 class VideoSource:
@@ -110,11 +66,16 @@ class VideoSource:
 
     info: StreamInfo
 
-    def __init__(self, *, camera: str | None = None, pace: bool = False) -> None:
+    def __init__(
+        self, *, camera: str | None = None, pace: bool = False, audio: bool = False
+    ) -> None:
         self.camera = camera
+        # The camera's `audio` setting: off, audio streams are not even demuxed.
+        self.audio = audio
+        self._audio_warned = False  # "no audio" is said once, not at every reconnect
         self._stop = threading.Event()
-        self._pacer = _Pacer(self._stop) if pace else None
-        self._clock = _Clock(0.0)
+        self._pacer = Pacer(self._stop) if pace else None
+        self._clock = Clock(0.0)
 
     def samples(self) -> Iterator[Sample]:
         raise NotImplementedError
@@ -140,6 +101,7 @@ class _ContainerSource(VideoSource):
 
     _container: InputContainer | None = None
     _stream: VideoStream
+    _audio: AudioTrack | None = None
 
     def _attach(self, container: InputContainer, what: str) -> None:
         if not container.streams.video:
@@ -149,21 +111,36 @@ class _ContainerSource(VideoSource):
         self._stream = container.streams.video[0]
         # Frame threading plus slice threading; the decoder releases the GIL meanwhile.
         self._stream.thread_type = "AUTO"
-        self.info = _stream_info(self._stream)
+        self._audio = None
+        if self.audio:
+            self._audio = open_audio(
+                container, camera=self.camera, what=what, warn=not self._audio_warned
+            )
+            self._audio_warned = self._audio is None
+        self.info = _stream_info(self._stream, self._audio)
         if self.info.fps > 0:
             self._clock.step = 1.0 / self.info.fps
 
     def _read(self, what: str) -> Iterator[Sample]:
         """Demux to the end; read errors propagate, decode errors skip the packet."""
         assert self._container is not None  # noqa: S101 - set by _attach
-        stream, bad = self._stream, 0
-        for packet in self._container.demux(stream):
+        stream, bad, audio = self._stream, 0, self._audio
+        pending: list[AudioPacket] = []
+        streams = (stream,) if audio is None else (stream, audio.stream)
+        for packet in self._container.demux(*streams):
             if self._stop.is_set():
                 return
+            if audio is not None and packet.stream is audio.stream:
+                at = self._clock.other(packet.pts, packet.time_base)
+                if packet.size and at is not None:
+                    pending += audio.push(packet, at)
+                continue
             if packet.size == 0:  # demuxer's end-of-stream marker: drain the decoder
                 frames = stream.decode(None)
                 if frames and self._clock.last is not None:
-                    yield Sample(None, frames, self._clock.last, False)
+                    times = self._frame_times(frames, self._clock.last)
+                    yield Sample(None, frames, self._clock.last, False, pending, times)
+                    pending = []
                 continue
             t = self._clock.at(
                 packet.dts if packet.dts is not None else packet.pts, packet.time_base
@@ -186,7 +163,14 @@ class _ContainerSource(VideoSource):
                 frames = []
             if not self._paced(t):
                 return
-            yield Sample(packet, frames, t, packet.is_keyframe)
+            times = self._frame_times(frames, t)
+            yield Sample(packet, frames, t, packet.is_keyframe, pending, times)
+            pending = []
+
+    def _frame_times(self, frames: list[av.VideoFrame], t: float) -> list[float]:
+        if self._audio is None:
+            return []  # only audio/video sync needs them
+        return [frame_time(self._clock, f, self._stream.time_base, t) for f in frames]
 
     def close(self) -> None:
         super().close()
@@ -196,8 +180,8 @@ class _ContainerSource(VideoSource):
 
 
 class FileVideoSource(_ContainerSource):
-    def __init__(self, cfg: FileSource, *, camera: str | None = None) -> None:
-        super().__init__(camera=camera, pace=cfg.pace)
+    def __init__(self, cfg: FileSource, *, camera: str | None = None, audio: bool = False) -> None:
+        super().__init__(camera=camera, pace=cfg.pace, audio=audio)
         self.path, self.loop = cfg.path, cfg.loop
         self._what = f"video file {cfg.path}"
         if not cfg.path.is_file():
@@ -251,8 +235,8 @@ class FileVideoSource(_ContainerSource):
 
 
 class V4l2VideoSource(_ContainerSource):
-    def __init__(self, cfg: V4l2Config, *, camera: str | None = None) -> None:
-        super().__init__(camera=camera)
+    def __init__(self, cfg: V4l2Config, *, camera: str | None = None, audio: bool = False) -> None:
+        super().__init__(camera=camera, audio=audio)
         self._what = f"V4L2 device {cfg.device}"
         options: dict[str, str] = {}
         if cfg.width and cfg.height:
@@ -281,8 +265,8 @@ class RtspVideoSource(_ContainerSource):
     URL is reported at start-up; after that the source only ends when stopped.
     """
 
-    def __init__(self, cfg: RtspSource, *, camera: str | None = None) -> None:
-        super().__init__(camera=camera)
+    def __init__(self, cfg: RtspSource, *, camera: str | None = None, audio: bool = False) -> None:
+        super().__init__(camera=camera, audio=audio)
         self.cfg = cfg
         self.url = redact_url(cfg.url)  # the only spelling of the URL that may be logged
         self._attach(connect(cfg.url, cfg.timeout_s), self.url)
@@ -334,64 +318,22 @@ class RtspVideoSource(_ContainerSource):
         return True
 
 
-class SyntheticVideoSource(VideoSource):
-    """A scripted scene encoded to real H.264 in memory, and decoded back, like a camera.
-
-    Packets carry SPS/PPS in-band at every keyframe (no global header), so a decoder that
-    joins at any keyframe can decode them, as with a camera. There is no demuxer stream,
-    so `info.stream` is None.
-    """
-
-    def __init__(self, cfg: SyntheticSource, *, camera: str | None = None) -> None:
-        super().__init__(camera=camera, pace=cfg.pace)
-        self.cfg = cfg
-        rate = Fraction(cfg.fps).limit_denominator(1001)
-        gop = max(1, round(2.0 * cfg.fps))
-        enc = av.CodecContext.create("libx264", "w")
-        enc.width, enc.height, enc.pix_fmt = cfg.width, cfg.height, "yuv420p"
-        enc.framerate, enc.time_base, enc.gop_size = rate, 1 / rate, gop
-        # scenecut=0: keyframes exactly every 2 s, which the recorder's pre-roll relies on.
-        enc.options = {"tune": "zerolatency", "preset": "veryfast", "x264-params": "scenecut=0"}
-        self._enc = enc
-        self._dec = av.CodecContext.create("h264", "r")
-        self._dec.thread_type = "AUTO"
-        self._clock = _Clock(cfg.fps)
-        self.info = StreamInfo(cfg.width, cfg.height, cfg.fps, enc.time_base, "h264", None)
-
-    def samples(self) -> Iterator[Sample]:
-        # Deferred: scene rendering is test/benchmark code a camera agent never loads.
-        from doorwarden.agent.capture.synthetic import render_scene  # noqa: PLC0415
-
-        for index, (_, rgb) in enumerate(render_scene(self.cfg)):
-            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
-            frame.pts = index
-            for packet in self._enc.encode(frame):
-                if not (sample := self._sample(packet)):
-                    return
-                yield sample
-        for packet in self._enc.encode(None):
-            if not (sample := self._sample(packet)):
-                return
-            yield sample
-        tail = self._dec.decode(None)
-        if tail and self._clock.last is not None:
-            yield Sample(None, tail, self._clock.last, False)
-
-    def _sample(self, packet: av.Packet[Any]) -> Sample | None:
-        t = self._clock.at(packet.pts, self._enc.time_base)
-        frames = self._dec.decode(packet)
-        return Sample(packet, frames, t, packet.is_keyframe) if self._paced(t) else None
-
-
-def open_source(cfg: SourceConfig, *, camera: str | None = None) -> VideoSource:
+def open_source(
+    cfg: SourceConfig, *, camera: str | None = None, audio: bool = False
+) -> VideoSource:
     """Open the source `cfg` describes; SourceError (with a clear message) when it can't be.
 
-    `camera` names the camera in log lines.
+    `camera` names the camera in log lines. `audio`: the camera's `audio` setting; its
+    samples then carry the camera's audio as AAC, when the source has any (else a warning,
+    and video only).
     """
     if isinstance(cfg, FileSource):
-        return FileVideoSource(cfg, camera=camera)
+        return FileVideoSource(cfg, camera=camera, audio=audio)
     if isinstance(cfg, RtspSource):
-        return RtspVideoSource(cfg, camera=camera)
+        return RtspVideoSource(cfg, camera=camera, audio=audio)
     if isinstance(cfg, V4l2Config):
-        return V4l2VideoSource(cfg, camera=camera)
-    return SyntheticVideoSource(cfg, camera=camera)
+        return V4l2VideoSource(cfg, camera=camera, audio=audio)
+    # Deferred: scene rendering is test/benchmark code a camera agent never loads.
+    from doorwarden.agent.capture.synthetic import SyntheticVideoSource  # noqa: PLC0415
+
+    return SyntheticVideoSource(cfg, camera=camera, audio=audio)

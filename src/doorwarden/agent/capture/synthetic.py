@@ -12,6 +12,11 @@ seed) with mild sensor noise, plus one scripted event:
 
 Only the ``object`` scene has something a motion detector should report; the others are
 the false-positive traps.
+
+With ``audio``, any scene gets a tone track (`tone`): a 1 kHz beep of `BEEP_S` every
+``beep_every_s`` seconds, and a small white square (`flash_box`, top-left, too small to
+count as motion) in exactly the frames of each beep's start, so audio/video sync can be
+measured from what a player shows and plays.
 """
 
 from __future__ import annotations
@@ -19,11 +24,16 @@ from __future__ import annotations
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import cv2
 import numpy as np
 
+from doorwarden.agent.capture.audio import AacEncoder, no_audio_warning
+from doorwarden.agent.capture.clock import Clock
+from doorwarden.agent.capture.media import AudioInfo, AudioPacket, Sample, StreamInfo
+from doorwarden.agent.capture.sources import VideoSource, frame_time
 from doorwarden.agent.config.models import SyntheticSource
 
 CROSSING_S = 5.0  # a person walks past a doorbell camera's field of view in a few seconds
@@ -32,6 +42,34 @@ LIGHTS_RAMP_S = 0.2
 SUNSET_FLOOR = 0.5
 _NOISE_PAD = 64  # noise frames are cut from a larger random field at a random offset
 _NOISE_BANK = 3
+TONE_RATE = 48_000
+BEEP_S = 0.1
+BEEP_HZ = 1000.0
+BEEP_LEVEL = 0.5
+FLASH_S = 0.1  # the square shows for the frames whose time is within this of a beep
+
+
+def beep_phase(cfg: SyntheticSource, t: np.ndarray) -> np.ndarray:
+    """Seconds since the last beep started (beeps at k * beep_every_s, k >= 1); negative
+    before the first."""
+    every = cfg.beep_every_s
+    k = np.floor(t / every + 1e-9)
+    return np.where(k >= 1, t - k * every, -1.0)
+
+
+def tone(cfg: SyntheticSource, first: int, count: int, rate: int = 48_000) -> np.ndarray:
+    """Samples first..first+count of the tone track, float32 shaped (1, count) (planar mono)."""
+    t = (first + np.arange(count, dtype=np.float64)) / rate
+    phase = beep_phase(cfg, t)
+    on = (phase >= 0) & (phase < BEEP_S)
+    wave = BEEP_LEVEL * np.sin(2 * np.pi * BEEP_HZ * t) * on
+    return wave.astype(np.float32).reshape(1, count)
+
+
+def flash_box(cfg: SyntheticSource) -> tuple[int, int, int]:
+    """(x, y, side) of the flash square: ~0.1% of the image, below motion's minimum area."""
+    side = max(8, min(cfg.width, cfg.height) // 24)
+    return 4, 4, side
 
 
 def frame_count(cfg: SyntheticSource) -> int:
@@ -122,18 +160,26 @@ def render_scene(cfg: SyntheticSource) -> Iterator[tuple[float, np.ndarray]]:
                 img[y0 : y0 + sh, x0 + sx0 : x0 + sx1] = sprite[:, sx0:sx1]
         dy, dx = (int(v) for v in rng.integers(0, _NOISE_PAD, 2))
         img += bank[i % _NOISE_BANK][dy : dy + h, dx : dx + w]
+        if cfg.audio and 0 <= float(beep_phase(cfg, np.array(t))) < FLASH_S - 1e-9:
+            x, y, side = flash_box(cfg)
+            img[y : y + side, x : x + side] = 255.0
         yield t, np.clip(img, 0, 255).astype(np.uint8)
 
 
-def encode_h264(cfg: SyntheticSource, path: Path, *, gop_s: float = 2.0) -> None:
-    """Write the scene as H.264 (libx264, yuv420p) in MP4 with faststart.
+def encode_h264(
+    cfg: SyntheticSource, path: Path, *, gop_s: float = 2.0, audio_codec: str = "aac"
+) -> None:
+    """Write the scene as H.264 (libx264, yuv420p), in MP4 with faststart by default (the
+    container follows the file's suffix), with the tone track in `audio_codec` (aac;
+    pcm_mulaw, pcm_alaw at 8 kHz in .mov; libopus in .mkv) when `cfg.audio`.
 
     Keyframes fall exactly every `gop_s` seconds (scene-cut detection off), which tests of
     keyframe-aligned pre-roll rely on.
     """
     rate = Fraction(cfg.fps).limit_denominator(1001)
     gop = max(1, round(gop_s * cfg.fps))
-    with av.open(str(path), "w", container_options={"movflags": "+faststart"}) as out:
+    options = {"movflags": "+faststart"} if path.suffix in (".mp4", ".mov") else {}
+    with av.open(str(path), "w", container_options=options) as out:
         stream = out.add_stream("libx264", rate=rate)
         stream.width, stream.height, stream.pix_fmt = cfg.width, cfg.height, "yuv420p"
         stream.codec_context.gop_size = gop
@@ -142,9 +188,117 @@ def encode_h264(cfg: SyntheticSource, path: Path, *, gop_s: float = 2.0) -> None
             "preset": "veryfast",
             "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0",
         }
+        sound = _ToneWriter(out, cfg, audio_codec) if cfg.audio else None
         for i, (_, rgb) in enumerate(render_scene(cfg)):
             frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
             frame.pts = i
             frame.time_base = 1 / rate
             out.mux(stream.encode(frame))
+            if sound is not None:
+                sound.until((i + 1) / cfg.fps)
         out.mux(stream.encode(None))
+        if sound is not None:
+            sound.close()
+
+
+class _ToneWriter:
+    """The tone track into a file, in whatever codec a test wants a camera to send."""
+
+    def __init__(self, out: Any, cfg: SyntheticSource, codec: str) -> None:
+        self.rate = 8000 if codec.startswith("pcm_") else 48_000
+        self.out, self.cfg, self.written = out, cfg, 0
+        self.stream = out.add_stream(codec, rate=self.rate, layout="mono")
+        ctx = self.stream.codec_context
+        self.size = ctx.frame_size or 160  # PCM codecs take any size: 20 ms, as RTP sends
+        self.format = ctx.format.name
+        self.resampler = av.AudioResampler(format=self.format, layout="mono", rate=self.rate)
+
+    def until(self, end_s: float) -> None:
+        while self.written + self.size <= end_s * self.rate:
+            pcm = tone(self.cfg, self.written, self.size, self.rate)
+            fmt = self.stream.codec_context.format.name
+            frame = av.AudioFrame.from_ndarray(pcm, format="fltp", layout="mono")
+            frame.sample_rate = self.rate
+            if fmt != "fltp":
+                frame = av.AudioResampler(format=fmt, layout="mono", rate=self.rate).resample(
+                    frame
+                )[0]
+            frame.pts, frame.time_base = self.written, Fraction(1, self.rate)
+            self.written += self.size
+            self.out.mux(self.stream.encode(frame))
+
+    def close(self) -> None:
+        self.out.mux(self.stream.encode(None))
+
+
+class SyntheticVideoSource(VideoSource):
+    """A scripted scene encoded to real H.264 in memory, and decoded back, like a camera.
+
+    Packets carry SPS/PPS in-band at every keyframe (no global header), so a decoder that
+    joins at any keyframe can decode them, as with a camera. There is no demuxer stream,
+    so `info.stream` is None.
+    """
+
+    def __init__(
+        self, cfg: SyntheticSource, *, camera: str | None = None, audio: bool = False
+    ) -> None:
+        super().__init__(camera=camera, pace=cfg.pace, audio=audio)
+        self.cfg = cfg
+        rate = Fraction(cfg.fps).limit_denominator(1001)
+        gop = max(1, round(2.0 * cfg.fps))
+        enc = av.CodecContext.create("libx264", "w")
+        enc.width, enc.height, enc.pix_fmt = cfg.width, cfg.height, "yuv420p"
+        enc.framerate, enc.time_base, enc.gop_size = rate, 1 / rate, gop
+        # scenecut=0: keyframes exactly every 2 s, which the recorder's pre-roll relies on.
+        enc.options = {"tune": "zerolatency", "preset": "veryfast", "x264-params": "scenecut=0"}
+        self._enc = enc
+        self._dec = av.CodecContext.create("h264", "r")
+        self._dec.thread_type = "AUTO"
+        self._clock = Clock(cfg.fps)
+        self._tone: AacEncoder | None = None
+        if audio and not cfg.audio:
+            no_audio_warning(camera, "the synthetic source (its `audio` is off)")
+        elif audio:
+            self._tone, self._tone_samples = AacEncoder(TONE_RATE, 1), 0
+        info = AudioInfo(TONE_RATE, 1, self._tone.extradata, "pcm") if self._tone else None
+        self.info = StreamInfo(cfg.width, cfg.height, cfg.fps, enc.time_base, "h264", None, info)
+
+    def samples(self) -> Iterator[Sample]:
+        for index, (_, rgb) in enumerate(render_scene(self.cfg)):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+            frame.pts = index
+            for packet in self._enc.encode(frame):
+                if not (sample := self._sample(packet)):
+                    return
+                yield sample
+        for packet in self._enc.encode(None):
+            if not (sample := self._sample(packet)):
+                return
+            yield sample
+        tail = self._dec.decode(None)
+        if tail and self._clock.last is not None:
+            yield Sample(None, tail, self._clock.last, False)
+
+    def _sample(self, packet: av.Packet[Any]) -> Sample | None:
+        t = self._clock.at(packet.pts, self._enc.time_base)
+        frames = self._dec.decode(packet)
+        if not self._paced(t):
+            return None
+        if self._tone is None:
+            return Sample(packet, frames, t, packet.is_keyframe)
+        # The tone up to the next frame's time: audio a frame ahead, never behind.
+        times = [frame_time(self._clock, f, self._enc.time_base, t) for f in frames]
+        audio = self._audio_until(t + 1 / self.cfg.fps)
+        return Sample(packet, frames, t, packet.is_keyframe, audio, times)
+
+    def _audio_until(self, end: float) -> list[AudioPacket]:
+        """The tone track from where it stopped up to `end` seconds."""
+        assert self._tone is not None  # noqa: S101 - callers check
+        first, count = self._tone_samples, round(end * TONE_RATE) - self._tone_samples
+        if count <= 0:
+            return []
+        self._tone_samples += count
+        pcm = tone(self.cfg, first, count, TONE_RATE)
+        frame = av.AudioFrame.from_ndarray(pcm, format="fltp", layout="mono")
+        frame.sample_rate = TONE_RATE
+        return self._tone.push(frame, first / TONE_RATE)

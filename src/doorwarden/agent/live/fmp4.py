@@ -11,6 +11,9 @@ Two facts are read from the boxes rather than trusted from elsewhere:
   browser will parse itself;
 * `is_keyframe_fragment`: whether a fragment starts with a sync sample, from its trun or
   tfhd flags, i.e. whether a viewer (or a send queue that dropped frames) can start there.
+  With a camera's audio, a fragment may hold an audio sample, a video sample or both, one
+  track fragment (traf) each: only the video track's decides (`video_track_id` reads which
+  track that is from the init segment), and a fragment without video is never a start.
 """
 
 from __future__ import annotations
@@ -47,9 +50,30 @@ def complete_boxes(data: bytes | bytearray, start: int = 0, end: int | None = No
     return found
 
 
-def is_keyframe_fragment(moof: bytes) -> bool:
+def _child(data: bytes, box: Box, kind: str) -> Box | None:
+    return next((b for b in complete_boxes(data, box.body, box.end) if b.kind == kind), None)
+
+
+def video_track_id(init: bytes) -> int | None:
+    """The track ID of an init segment's video track (its handler is 'vide')."""
+    for top in complete_boxes(init):
+        if top.kind != "moov":
+            continue
+        for trak in complete_boxes(init, top.body, top.end):
+            tkhd = _child(init, trak, "tkhd") if trak.kind == "trak" else None
+            mdia = _child(init, trak, "mdia") if tkhd is not None else None
+            hdlr = _child(init, mdia, "hdlr") if mdia is not None else None
+            if tkhd is None or hdlr is None or init[hdlr.body + 8 : hdlr.body + 12] != b"vide":
+                continue
+            at = tkhd.body + (20 if init[tkhd.body] == 1 else 12)  # after the times
+            return int.from_bytes(init[at : at + 4], "big")
+    return None
+
+
+def is_keyframe_fragment(moof: bytes, track_id: int | None = None) -> bool:
     """Whether the first sample of a moof (alone, or followed by its mdat) is a sync
-    sample, from its trun or tfhd flags."""
+    sample, from its trun or tfhd flags: of the track `track_id` (the video's), or of the
+    first track fragment when None. A fragment without that track is not a keyframe."""
     for top in complete_boxes(moof):
         if top.kind != "moof":
             continue
@@ -60,6 +84,9 @@ def is_keyframe_fragment(moof: bytes) -> bool:
             for box in complete_boxes(moof, traf.body, traf.end):
                 at = box.body
                 flags = int.from_bytes(moof[at + 1 : at + 4], "big")
+                track = int.from_bytes(moof[at + 4 : at + 8], "big")
+                if box.kind == "tfhd" and track_id is not None and track != track_id:
+                    break  # another track's fragment: look at the next traf
                 if box.kind == "tfhd" and flags & 0x20:
                     # After the track id come the optional base offset, description
                     # index, duration and size, then the default sample flags.

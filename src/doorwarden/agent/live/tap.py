@@ -21,6 +21,17 @@ I/O buffer at the end of each fragment (measured: nothing of a 130 KiB keyframe 
 behind, with or without `flush_packets`, which is set anyway to say what we rely on).
 What the muxer writes is cut into the init segment and fragments, and read for the
 codec and keyframes, by fmp4.py.
+
+With the camera's audio (capture delivers AAC), both outputs add an AAC track after the
+video one: its packets are copied in at their times relative to the viewer's first video
+frame, the mime names both codecs, and the init segment says `audio`. `frag_every_frame`
+cannot be used then: FFmpeg (8.0) cuts at every packet of either track, and a cut made
+while the audio track holds no sample yet moves that track's end to the next queued
+packet, so the following sample gets a zero duration and everything after it slips by one
+(measured: a third of the audio misplaced). Instead a fragment is cut when the video
+track spans `FRAG_SHARE` of a frame interval (`frag_duration`): one fragment per frame,
+with the audio that came since the frame before, at the same latency. A fragment is a
+keyframe by its video track.
 """
 
 from __future__ import annotations
@@ -37,8 +48,14 @@ from av.container import OutputContainer
 from av.video.stream import VideoStream
 
 from doorwarden.agent.analysis.privacy import PrivacyMask
-from doorwarden.agent.capture.media import Sample, StreamInfo
-from doorwarden.agent.live.fmp4 import FragmentCollector, codec_string, is_keyframe_fragment
+from doorwarden.agent.capture.audio import AudioMuxer, mime_codec
+from doorwarden.agent.capture.media import AudioInfo, Sample, StreamInfo
+from doorwarden.agent.live.fmp4 import (
+    FragmentCollector,
+    codec_string,
+    is_keyframe_fragment,
+    video_track_id,
+)
 from doorwarden.agent.recording.clip_writer import CopyTimeline, can_stream_copy
 
 log = structlog.get_logger("doorwarden.agent.live.tap")
@@ -47,6 +64,22 @@ FMP4_OPTIONS = {
     "movflags": "frag_keyframe+empty_moov+default_base_moof+frag_every_frame",
     "flush_packets": "1",
 }
+# With two tracks FFmpeg's interleaver holds a packet until the other track has one too,
+# which would keep each frame back until the next frame's audio came: one more frame of
+# latency. A 1 us limit lets it pass on whatever is not the newest packet at once.
+INTERLEAVE_OPTIONS = {"max_interleave_delta": "1"}
+FRAG_SHARE = 0.9  # of a frame interval: jitter in a camera's timestamps still cuts
+
+
+def _fmp4_options(audio: bool, fps: float) -> tuple[dict[str, str], dict[str, str]]:
+    """(muxer options, container options) for a stream with or without audio."""
+    if not audio:
+        return FMP4_OPTIONS, {}
+    movflags = FMP4_OPTIONS["movflags"].replace("+frag_every_frame", "")
+    frag_us = str(round(FRAG_SHARE * 1_000_000 / (fps or 10.0)))
+    return {**FMP4_OPTIONS, "movflags": movflags, "frag_duration": frag_us}, INTERLEAVE_OPTIONS
+
+
 # ultrafast + zerolatency: no lookahead and no B-frames, so a frame leaves the encoder as
 # soon as it went in; live view favours latency over bits.
 X264_LIVE_OPTIONS = {"preset": "ultrafast", "tune": "zerolatency"}
@@ -62,6 +95,7 @@ class InitSegment:
     mime: str  # for MediaSource.addSourceBuffer
     width: int
     height: int
+    audio: bool = False  # an AAC track is in the stream (the page shows its mute button)
 
 
 @dataclass(frozen=True)
@@ -85,13 +119,26 @@ Emit = Callable[[LiveOutput], None]
 class _Output:
     """One open fMP4 muxer: the init segment once, then fragments as frames arrive."""
 
-    def __init__(self) -> None:
+    def __init__(self, audio: bool, fps: float) -> None:
         self.file = FragmentCollector()
+        options, container_options = _fmp4_options(audio, fps)
         self.container: OutputContainer = av.open(
-            self.file, "w", format="mp4", options=FMP4_OPTIONS
+            self.file, "w", format="mp4", options=options, container_options=container_options
         )
         self.width = 0
         self.height = 0
+        self.audio: AudioMuxer | None = None
+        self.start: float | None = None  # the viewer's first video time, on the source clock
+        self._video_track: int | None = None
+
+    def add_audio(self, info: AudioInfo | None) -> None:
+        """After the video stream, so that video is track 1."""
+        if info is not None:
+            try:
+                self.audio = AudioMuxer(self.container, info)
+            except Exception:
+                self.container.close()
+                raise
 
     def header(self) -> InitSegment:
         self.container.start_encoding()
@@ -99,14 +146,28 @@ class _Output:
         mime = codec_string(init) if init is not None else None
         if init is None or mime is None:
             raise ValueError("the muxer wrote no H.264 init segment")
-        return InitSegment(init, f'video/mp4; codecs="{mime}"', self.width, self.height)
+        self._video_track = video_track_id(init)
+        if self.audio is not None:
+            mime += ", " + mime_codec(self.audio.info)
+        return InitSegment(
+            init, f'video/mp4; codecs="{mime}"', self.width, self.height, self.audio is not None
+        )
 
     def write(self, sample: Sample) -> list[Fragment]:
         raise NotImplementedError
 
+    def write_audio(self, sample: Sample) -> None:
+        """Once video flows, a sample's audio goes in before its video, as it came (and a
+        frame's fragment goes out as soon as the muxer has the packet after it). Never
+        before the first video packet: the muxer would shift every timestamp to start
+        at that audio, and the video would begin below zero."""
+        if self.audio is not None and self.start is not None and sample.audio:
+            self.audio.write(sample.audio, self.start)
+
     def take(self) -> list[Fragment]:
         """The fragments the muxer completed since the last take."""
-        return [Fragment(data, is_keyframe_fragment(data)) for data in self.file.take()]
+        track = self._video_track
+        return [Fragment(data, is_keyframe_fragment(data, track)) for data in self.file.take()]
 
     def close(self) -> None:
         self.container.close()
@@ -132,12 +193,13 @@ class _Template:
 
 class _CopyOutput(_Output):
     def __init__(self, info: StreamInfo, template: _Template) -> None:
-        super().__init__()
+        super().__init__(info.audio is not None, info.fps)
         try:
             self.stream = self.container.add_stream_from_template(template.stream)
         except Exception:
             self.container.close()
             raise
+        self.add_audio(info.audio)
         self.width, self.height = info.width, info.height
         self.timeline = CopyTimeline(template.stream.time_base or Fraction(1, 90_000), info.fps)
         self.started = False
@@ -146,18 +208,25 @@ class _CopyOutput(_Output):
         src = sample.packet
         if src is None or src.size == 0 or not (self.started or sample.keyframe):
             return []  # a viewer's stream must begin with a keyframe
+        first = self.start is None
+        if first:
+            self.start = sample.time  # the copy's timeline starts at this packet
+        else:
+            self.write_audio(sample)
         self.started = True
         pkt = self.timeline.packet(sample, src)  # the viewer's timeline starts at 0
         pkt.duration = src.duration or self.timeline.frame_ticks
         pkt.is_keyframe = sample.keyframe
         pkt.stream = self.stream
         self.container.mux(pkt)
+        if first:
+            self.write_audio(sample)
         return self.take()
 
 
 class _EncodeOutput(_Output):
     def __init__(self, info: StreamInfo, mask: PrivacyMask, gop_s: float) -> None:
-        super().__init__()
+        super().__init__(info.audio is not None, info.fps)
         self.mask = mask
         self.fps = info.fps or 10.0
         # yuv420p needs even sizes.
@@ -175,15 +244,20 @@ class _EncodeOutput(_Output):
         stream.width, stream.height, stream.pix_fmt = self.width, self.height, "yuv420p"
         stream.codec_context.time_base = _MS
         self.stream = stream
-        self.start: float | None = None
+        self.add_audio(info.audio)
         self.last_pts = -1
 
     def write(self, sample: Sample) -> list[Fragment]:
+        first = self.last_pts < 0  # no video in the muxer yet: audio after it (write_audio)
+        if not first:
+            self.write_audio(sample)
+        if sample.frames and self.start is None:
+            self.start = sample.frame_time(0, self.fps)
+        start = self.start or 0.0
         for i, frame in enumerate(sample.frames):
-            if self.start is None:
-                self.start = sample.time
+            t = sample.frame_time(i, self.fps)
             # The source's clock, not the frame's pts: it never goes back across reconnects.
-            pts = max(self.last_pts + 1, round((sample.time + i / self.fps - self.start) * 1000))
+            pts = max(self.last_pts + 1, round((t - start) * 1000))
             self.last_pts = pts
             out = self.mask.apply(frame)  # before the encoder: hidden pixels never leave
             if out.format.name != "yuv420p" or (out.width, out.height) != (self.width, self.height):
@@ -191,6 +265,8 @@ class _EncodeOutput(_Output):
             out.pts = pts
             out.time_base = _MS
             self.container.mux(self.stream.encode(out))
+        if first and self.last_pts >= 0:
+            self.write_audio(sample)
         return self.take()
 
 
@@ -290,7 +366,7 @@ class LiveTap:
             return  # no keyframe to start from
         # A reference to the sample without its decoded frames, which would hold a
         # GOP of full pictures in memory.
-        self._gop.append(Sample(sample.packet, [], sample.time, sample.keyframe))
+        self._gop.append(Sample(sample.packet, [], sample.time, sample.keyframe, sample.audio))
 
     def _open(self) -> None:
         info = self._info

@@ -4,6 +4,10 @@ Two ways: a stream copy remuxes the camera's own H.264 packets (no quality loss,
 CPU), and a re-encode masks the decoded frames and encodes them with libx264 — needed
 whenever privacy zones exist (the camera's packets contain the hidden pixels) or the
 camera's codec is not one browsers play.
+
+With the camera's audio on, both add an AAC track after the video one (capture delivers
+AAC already, so audio is always copied) and place each packet at its time relative to
+the clip's first video frame; audio from before that frame is dropped.
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ from av.container import OutputContainer
 from av.video.stream import VideoStream
 
 from doorwarden.agent.analysis.privacy import PrivacyMask
-from doorwarden.agent.capture.media import Sample
+from doorwarden.agent.capture.audio import AudioMuxer
+from doorwarden.agent.capture.media import AudioInfo, Sample
 
 # moov before mdat: a browser can start playing before the whole file has arrived.
 MP4_OPTIONS = {"movflags": "+faststart"}
@@ -45,6 +50,21 @@ class ClipWriter:
         self.height = height
         self.frames = 0
         self._out: OutputContainer = av.open(str(path), "w", format="mp4", options=MP4_OPTIONS)
+        self.audio: AudioMuxer | None = None
+        self._audio_start: float | None = None  # the clip's first video time
+
+    def _add_audio(self, info: AudioInfo | None) -> None:
+        """After the video stream: the video is track 1, as players expect."""
+        if info is not None:
+            try:
+                self.audio = AudioMuxer(self._out, info)
+            except Exception:
+                self._out.close()
+                raise
+
+    def _write_audio(self, sample: Sample) -> None:
+        if self.audio is not None and self._audio_start is not None and sample.audio:
+            self.audio.write(sample.audio, self._audio_start)
 
     def write(self, sample: Sample) -> None:
         raise NotImplementedError
@@ -99,13 +119,16 @@ class CopyTimeline:
 class StreamCopyWriter(ClipWriter):
     reencoded = False
 
-    def __init__(self, path: Path, template: VideoStream, fps: float) -> None:
+    def __init__(
+        self, path: Path, template: VideoStream, fps: float, audio: AudioInfo | None = None
+    ) -> None:
         super().__init__(path, template.codec_context.width, template.codec_context.height)
         try:
             self._stream = self._out.add_stream_from_template(template)
         except Exception:
             self._out.close()
             raise
+        self._add_audio(audio)
         self._timeline = CopyTimeline(template.time_base or Fraction(1, 90000), fps)
         self._last_src_dts: int | None = None
         self._max_src_pts: int | None = None
@@ -139,13 +162,24 @@ class StreamCopyWriter(ClipWriter):
         pkt.is_keyframe = src.is_keyframe
         pkt.stream = self._stream
         self._out.mux(pkt)
+        if self._audio_start is None:
+            self._audio_start = sample.time  # the copy's timeline starts at this packet
         self.frames += 1
+        self._write_audio(sample)
 
 
 class ReencodeWriter(ClipWriter):
     reencoded = True
 
-    def __init__(self, path: Path, width: int, height: int, fps: float, mask: PrivacyMask):
+    def __init__(
+        self,
+        path: Path,
+        width: int,
+        height: int,
+        fps: float,
+        mask: PrivacyMask,
+        audio: AudioInfo | None = None,
+    ) -> None:
         # yuv420p needs even sizes; an odd-sized camera loses a row or column to scaling.
         super().__init__(path, width - width % 2, height - height % 2)
         self._mask = mask
@@ -164,15 +198,17 @@ class ReencodeWriter(ClipWriter):
         stream.pix_fmt = "yuv420p"
         stream.codec_context.time_base = _MS
         self._stream = stream
+        self._add_audio(audio)
         self._start: float | None = None
         self._last_pts = -1
 
     def write(self, sample: Sample) -> None:
         for i, frame in enumerate(sample.frames):
+            t = sample.frame_time(i, self._fps)
             if self._start is None:
-                self._start = sample.time
+                self._start = self._audio_start = t
             # Source time, not the frame's pts: it is the clock that survives reconnects.
-            pts = max(self._last_pts + 1, round((sample.time + i / self._fps - self._start) * 1000))
+            pts = max(self._last_pts + 1, round((t - self._start) * 1000))
             self._last_pts = pts
             out = self._mask.apply(frame)
             if out.format.name != "yuv420p" or (out.width, out.height) != (self.width, self.height):
@@ -181,6 +217,7 @@ class ReencodeWriter(ClipWriter):
             out.time_base = _MS
             self._out.mux(self._stream.encode(out))
             self.frames += 1
+        self._write_audio(sample)
 
     def close(self) -> None:
         try:

@@ -179,7 +179,7 @@ class EventRecorder:
     def _remember(self, sample: Sample) -> None:
         if self._copy:
             # A stream copy needs only the packets; dropping the frames saves memory.
-            sample = Sample(sample.packet, [], sample.time, sample.keyframe)
+            sample = Sample(sample.packet, [], sample.time, sample.keyframe, sample.audio)
         # Groups start where a clip may start: at keyframes for a copy, but anywhere when
         # re-encoding decoded frames, so a long-GOP camera costs pre_roll_s of frames only.
         if sample.keyframe or not self._copy:
@@ -220,10 +220,11 @@ class EventRecorder:
         try:
             if self._copy:
                 assert self.info.stream is not None  # noqa: S101 - can_stream_copy checked it
-                writer = StreamCopyWriter(path, self.info.stream, self.info.fps)
+                writer = StreamCopyWriter(path, self.info.stream, self.info.fps, self.info.audio)
             else:
+                info = self.info
                 writer = ReencodeWriter(
-                    path, self.info.width, self.info.height, self.info.fps, self.mask
+                    path, info.width, info.height, info.fps, self.mask, info.audio
                 )
         except Exception:
             log.exception("clip_open_failed", camera=self.camera, event=event)
@@ -299,6 +300,8 @@ class EventRecorder:
             "height": clip.writer.height,
             "frames": clip.writer.frames,
             "reencoded": clip.writer.reencoded,
+            # The clip has the camera's sound (its `audio` is on and the camera has some).
+            "audio": clip.writer.audio is not None,
             "sha256": _sha256(clip.writer.path),
         }
         try:

@@ -15,7 +15,8 @@ import pytest
 from structlog.testing import capture_logs
 
 from doorwarden.agent.capture.media import Sample, SourceError
-from doorwarden.agent.capture.sources import SyntheticVideoSource, open_source
+from doorwarden.agent.capture.sources import open_source
+from doorwarden.agent.capture.synthetic import SyntheticVideoSource
 from doorwarden.agent.config.models import FileSource, SyntheticSource, V4l2Source
 
 FPS, SECONDS = 10, 2

@@ -6,6 +6,7 @@ index as a bar code (samples.py), so a test can tell exactly which frames a view
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import itertools
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ from doorwarden.agent.analysis.privacy import PrivacyMask
 from doorwarden.agent.capture.media import Sample
 from doorwarden.agent.capture.sources import VideoSource, open_source
 from doorwarden.agent.config.models import FileSource
+from doorwarden.agent.live import fmp4
 from doorwarden.agent.live.fmp4 import codec_string, is_keyframe_fragment
 from doorwarden.agent.live.tap import Fragment, InitSegment, LiveOutput, LiveTap
 from tests.unit.agent.samples import SQUARE_RGB, make_video, read_index
@@ -279,3 +281,105 @@ def test_keyframe_flags_are_read_from_the_fragment_itself(video: Path) -> None:
     assert is_keyframe_fragment(fragments[0].data)
     assert not is_keyframe_fragment(fragments[1].data)
     assert not is_keyframe_fragment(b"")
+
+
+# -- with the camera's sound ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def toned(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from tests.unit.agent.capture.sound import media_file
+
+    return media_file(tmp_path_factory.mktemp("live-audio"), "aac")
+
+
+def _run_audio(path: Path, tap: LiveTap, out: list[LiveOutput], *, copy: bool) -> list[int]:
+    """Feed the file with its audio from sample 25 on; the video frames (by the video
+    track's trun) each sample pushed out."""
+    per_sample = []
+    with open_source(FileSource(kind="file", path=path, pace=False), audio=True) as source:
+        info = source.info if copy else dataclasses.replace(source.info, stream=None)
+        for index, sample in enumerate(source.samples()):
+            if index == 25:
+                tap.start()
+            before = len(out)
+            tap.feed(sample, info)
+            if index > 25 and sample.packet is not None:
+                per_sample.append(sum(_video_samples(o) for o in out[before:]))
+    return per_sample
+
+
+def _video_samples(output: LiveOutput) -> int:
+    """How many video samples a fragment holds: track 1's trun counts, parsed here."""
+    if not isinstance(output, Fragment):
+        return 0
+    data, count = output.data, 0
+    moof = fmp4.complete_boxes(data)[0]
+    for traf in fmp4.complete_boxes(data, moof.body, moof.end):
+        boxes = fmp4.complete_boxes(data, traf.body, traf.end) if traf.kind == "traf" else []
+        track = int.from_bytes(data[boxes[0].body + 4 : boxes[0].body + 8], "big") if boxes else 0
+        for box in boxes:
+            if box.kind == "trun" and track == 1:
+                count += int.from_bytes(data[box.body + 4 : box.body + 8], "big")
+    return count
+
+
+@pytest.mark.parametrize("copy", [True, False], ids=["stream-copy", "re-encode"])
+def test_with_audio_the_stream_has_both_tracks_in_sync(toned: Path, copy: bool) -> None:
+    from tests.unit.agent.capture.sound import offsets, streams
+
+    out: list[LiveOutput] = []
+    tap = LiveTap("door", out.append)
+    per_sample = _run_audio(toned, tap, out, copy=copy)
+    init = out[0]
+    assert isinstance(init, InitSegment) and init.audio
+    assert init.mime.startswith('video/mp4; codecs="avc1.') and init.mime.endswith(', mp4a.40.2"')
+    assert fmp4.video_track_id(init.data) == 1
+    data = init.data + b"".join(o.data for o in out[1:] if isinstance(o, Fragment))
+    assert streams(data) == [("video", "h264"), ("audio", "aac")]
+    assert all(abs(o) <= 0.03 for o in offsets(data)), offsets(data)
+    # Audio costs no latency: each frame still goes out as the next one comes in (the
+    # re-encode's first frame even goes at once, its audio being muxed after it).
+    assert per_sample[1:] == [1] * (len(per_sample) - 1)
+    assert per_sample[0] == (1 if copy else 0)
+
+
+def test_keyframes_are_judged_by_the_video_track(toned: Path) -> None:
+    out: list[LiveOutput] = []
+    _run_audio(toned, LiveTap("door", out.append), out, copy=True)
+    fragments = [o for o in out if isinstance(o, Fragment)]
+    # One fragment per frame, each with the audio since the frame before: no more
+    # messages than without sound. The GOP cache from 2 s, then a keyframe every 2 s.
+    assert all(_video_samples(f) == 1 for f in fragments)
+    assert [f.keyframe for f in fragments] == [i % 20 == 0 for i in range(len(fragments))]
+    for fragment in fragments:
+        assert is_keyframe_fragment(fragment.data, 1) == fragment.keyframe
+        assert not is_keyframe_fragment(fragment.data, 7)  # no such track: no keyframe
+
+
+def test_an_audio_only_fragment_is_never_a_start_point(toned: Path) -> None:
+    """FFmpeg's frag_every_frame cuts audio-only fragments; every AAC sample is a sync
+    sample, so judging by the first track fragment would call each of them a keyframe."""
+    collector = fmp4.FragmentCollector()
+    with av.open(str(toned)) as src, av.open(collector, "w", format="mp4", options=FMP4) as out:
+        video = out.add_stream_from_template(src.streams.video[0])
+        audio = out.add_stream_from_template(src.streams.audio[0])
+        for packet in src.demux():
+            if packet.dts is None:
+                continue
+            packet.stream = video if packet.stream.type == "video" else audio
+            out.mux(packet)
+    assert collector.init is not None
+    track = fmp4.video_track_id(collector.init)
+    fragments = collector.take()
+    audio_only = [f for f in fragments if not _video_samples(Fragment(f, False))]
+    with_video = [f for f in fragments if _video_samples(Fragment(f, False))]
+    assert len(audio_only) > 100 and len(with_video) > 50
+    assert all(is_keyframe_fragment(f) for f in audio_only)  # the first traf's view
+    assert not any(is_keyframe_fragment(f, track) for f in audio_only)
+    assert [is_keyframe_fragment(f, track) for f in with_video][:21] == [True] + [False] * 19 + [
+        True
+    ]
+
+
+FMP4 = {"movflags": "frag_keyframe+empty_moov+default_base_moof+frag_every_frame"}
