@@ -73,6 +73,7 @@ SYSTEM_PACKAGES = [
     "gstreamer1.0-plugins-bad",
     "gstreamer1.0-plugins-ugly",
     "gstreamer1.0-libav",
+    "libportaudio2",  # talk's speaker output (sounddevice) loads it
 ]
 
 

@@ -50,6 +50,7 @@ from doorwarden.agent.recording.spool import Spool
 from doorwarden.agent.ring.doorbell import Doorbell
 from doorwarden.agent.ring.queue import EventQueue
 from doorwarden.agent.ring.sender import EventSender
+from doorwarden.agent.talk.control import TALK_AUDIO, TalkControl
 
 CAMERAS_STOP_S = 60.0  # flushing a re-encoded clip in progress takes a moment
 LIVE_STOP_S = 5.0
@@ -98,9 +99,11 @@ class AgentApp:
         link: LiveLink | None,
         live_off: str | None,
         doorbell: Doorbell | None = None,
+        talk: TalkControl | None = None,
     ) -> None:
         self.config = config
         self.doorbell = doorbell  # None with `once`
+        self.talk = talk  # None without the live link (talk comes over it)
         self.delivery = delivery
         self.live_off = live_off  # why live view is off for a paired agent, if it is
         self._jobs = jobs
@@ -151,15 +154,17 @@ class AgentApp:
             except LiveLinkError as exc:
                 live_off = str(exc)
         doorbell = None if once else _doorbell(config, jobs, link, identity)
+        talk = _talk(config, link) if link is not None else None
         runner = CameraRunner(
             [(cam.name, cam.source, _handler(jobs[cam.name], link)) for cam in config.cameras],
             restart=not once,
             on_open=lambda name, source: _opened(jobs[name], link, name, source),
             on_close=lambda name: _closed(jobs[name], link, name),
+            audio=frozenset(cam.name for cam in config.cameras if cam.audio),
         )
         return cls(
             config, jobs=jobs, runner=runner, delivery=delivery, link=link, live_off=live_off,
-            doorbell=doorbell,
+            doorbell=doorbell, talk=talk,
         )  # fmt: skip
 
     @property
@@ -203,6 +208,8 @@ class AgentApp:
         self.stop_cameras()
         if self.doorbell is not None:
             self.doorbell.stop()  # what is not acknowledged stays queued for the next start
+        if self.talk is not None:
+            self.talk.stop()  # each camera's backchannel torn down, not left to time out
         if self._link is not None:
             self._link.stop(timeout_s=LIVE_STOP_S)
         delivery = self.delivery
@@ -289,6 +296,16 @@ def _doorbell(
         sender=sender,
         trigger=lambda camera, reason: jobs[camera].trigger(reason),
     )
+
+
+def _talk(config: AgentConfig, link: LiveLink) -> TalkControl:
+    """Two-way talk (agent/talk/) over the live link: the server's talk_start/talk_stop
+    and its 0x10 audio; a camera without `talk:` answers each start `failed`."""
+    talk = TalkControl(config.cameras, link.send_text)
+    link.handlers["talk_start"] = talk.on_start
+    link.handlers["talk_stop"] = talk.on_stop
+    link.binary_handlers[TALK_AUDIO] = talk.on_audio
+    return talk
 
 
 def _handler(job: CameraJob, link: LiveLink | None) -> Handler:

@@ -14,6 +14,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from doorwarden.agent.config.ring import RingConfig
+from doorwarden.agent.config.talk import TalkConfig
 
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
 
@@ -95,6 +96,16 @@ class SyntheticSource(Strict):
     )
     seed: int = Field(0, title="Seed", description="Random seed for noise.")
     pace: bool = Field(False, title="Real-time pacing", description="Deliver at the frame rate.")
+    audio: bool = Field(
+        False,
+        title="Tone track",
+        description="An audio track: a 1 kHz beep of 0.1 s every beep_every_s seconds, "
+        "shown at the same instant by a white square in the top-left corner (to measure "
+        "audio/video sync). Carried only when the camera's `audio` is on.",
+    )
+    beep_every_s: float = Field(
+        2.0, ge=0.5, le=60, title="Beep interval (s)", description="Time between beeps."
+    )
 
 
 SourceConfig = Annotated[
@@ -254,11 +265,26 @@ class CameraConfig(Strict):
     detect: DetectConfig = Field(
         default_factory=DetectConfig, title="Detection", description="Smart detection."
     )
+    audio: bool = Field(
+        False,
+        title="Audio",
+        description="Record the camera's sound in clips and carry it to live view (AAC; "
+        "G.711 and Opus are transcoded). Off by default: recording sound is regulated more "
+        "strictly than video in many places (two-party consent laws for conversations). "
+        "Privacy zones hide video only; sound is recorded whole.",
+    )
     ring: RingConfig = Field(
         default_factory=RingConfig,
         title="Doorbell",
         description="Where presses of this camera's doorbell come from (`doorwarden agent "
         "ring CAMERA` always works). A press records a clip labelled ring, whatever the mode.",
+    )
+    talk: TalkConfig | None = Field(
+        None,
+        title="Two-way talk",
+        description="Where a resident's voice comes out when they press Talk: the camera's "
+        "ONVIF audio backchannel or a speaker on this machine (docs/backchannel.md); "
+        "null: talk is off for this camera.",
     )
 
 

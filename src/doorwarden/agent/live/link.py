@@ -125,6 +125,9 @@ class LiveLink:
         # Server messages other than start/stop, by type (the doorbell's "event_ack"):
         # each handler runs on the link thread with the parsed message, and must be quick.
         self.handlers: dict[str, Callable[[dict[str, object]], None]] = {}
+        # Binary messages from the server, by their first byte (talk audio, 0x10): each
+        # handler runs on the link thread with the whole message, and must be quick.
+        self.binary_handlers: dict[int, Callable[[bytes], None]] = {}
         self._greeted: ClientConnection | None = None  # the connection that sent its hello
 
     # -- the agent's side ----------------------------------------------------------------
@@ -205,7 +208,7 @@ class LiveLink:
             elif isinstance(output, InitSegment):
                 message = {
                     "type": "init", "camera": name, "mime": output.mime,
-                    "width": output.width, "height": output.height,
+                    "width": output.width, "height": output.height, "audio": output.audio,
                 }  # fmt: skip
                 self.queue.put_control(
                     index, json.dumps(message), bytes([INIT]) + head + output.data
@@ -317,7 +320,14 @@ class LiveLink:
 
     def _handle(self, ws: ClientConnection, message: str | bytes) -> None:
         if isinstance(message, bytes):
-            log.warning("live.unexpected_binary", size=len(message))
+            binary = self.binary_handlers.get(message[0]) if message else None
+            if binary is None:
+                log.warning("live.unexpected_binary", size=len(message))
+                return
+            try:
+                binary(message)
+            except Exception:  # a bug in a handler must not end the link
+                log.exception("live.handler_failed", type=message[0])
             return
         try:
             body = json.loads(message)
