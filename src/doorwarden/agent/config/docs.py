@@ -137,7 +137,8 @@ def describe_config() -> str:
     for key, model in _iter_models(AgentConfig, "", set()):
         kind = model.model_fields.get("kind")
         variant = ""
-        if kind is not None and key.endswith("source"):
+        # A key with several shapes (source, talk) is told apart by its `kind`.
+        if kind is not None and typing.get_origin(kind.annotation) is typing.Literal:
             variant = f" (kind: `{typing.get_args(kind.annotation)[0]}`)"
         out += ["", f"## `{key or 'top level'}`{variant}", ""]
         out += ["| key | type | default | meaning |", "|---|---|---|---|"]
