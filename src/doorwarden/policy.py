@@ -89,6 +89,9 @@ class Action(StrEnum):
     clip_delete = "clip:delete"
     clip_share = "clip:share"
     live_view = "live:view"
+    # Two-way talk from the live page: no footage leaves, but it is live presence at the
+    # door, so it follows live view's rule (members, never staff or agencies).
+    talk = "live:talk"
     device_manage = "device:manage"
     integrity_alert_read = "integrity-alert:read"
     # Cameras: pairing with a one-time code, then acting as themselves.
@@ -362,6 +365,7 @@ RULES: Mapping[Action, Rule] = {
     Action.clip_delete: _household(*OWNER),
     Action.clip_share: _household(*OWNER),
     Action.live_view: _household(*MEMBERS),
+    Action.talk: _household(*MEMBERS),  # a resident rule: staff are refused by role too
     Action.device_manage: _household(*OWNER),
     Action.integrity_alert_read: _household(*OWNER),
     Action.device_pair: _anyone,  # the one-time code is the credential; checked by the service

@@ -58,6 +58,26 @@ def test_household_members_view_footage_of_their_own_household_only(action: Acti
         assert not policy.decide(member, action, policy.HouseholdResource(OTHER)).allowed
 
 
+@pytest.mark.parametrize("role", STAFF_ROLES)
+def test_no_staff_or_agency_role_talks_through_a_camera_even_with_a_membership(role: Role) -> None:
+    # Talk sends no footage, but it is presence at someone's door: live view's rule.
+    forged = staff(role, households={HOME: HouseholdRole.owner}, agency_id=AGENCY)
+    for resource in (
+        policy.HouseholdResource(HOME),
+        policy.Instance(),
+        policy.AgencyResource(AGENCY),
+    ):
+        assert not policy.decide(forged, Action.talk, resource).allowed
+
+
+def test_household_members_talk_through_their_own_households_cameras_only() -> None:
+    for member in (resident(HouseholdRole.owner), resident(HouseholdRole.shared)):
+        assert policy.decide(member, Action.talk, policy.HouseholdResource(HOME)).allowed
+        assert not policy.decide(member, Action.talk, policy.HouseholdResource(OTHER)).allowed
+    assert not policy.decide(resident(None), Action.talk, policy.HouseholdResource(HOME)).allowed
+    assert not policy.decide(policy.ANONYMOUS, Action.talk, policy.HouseholdResource(HOME)).allowed
+
+
 @pytest.mark.parametrize(
     "action",
     [

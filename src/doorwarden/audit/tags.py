@@ -40,6 +40,8 @@ class Tag(StrEnum):
     household_encryption_update = "household:encryption:update"
     live_start = "live:start"
     live_end = "live:end"
+    talk_start = "talk:start"
+    talk_end = "talk:end"
     # Agencies and governance.
     agency_update = "agency:update"
     agency_flag = "agency:flag"

@@ -35,6 +35,7 @@ from doorwarden.devices.models import Device, PlanKind
 from doorwarden.devices.schemas import HealthOut, PlanIn
 from doorwarden.errors import DomainError, InvalidInput, NotFound
 from doorwarden.households import service as households
+from doorwarden.live import service as live
 from doorwarden.policy import Action, HouseholdResource, Principal, can
 from doorwarden.web.forms import discard, failure, see_other
 from doorwarden.web.render import render
@@ -181,6 +182,10 @@ async def _cameras_page(
         "can_update": can(principal, Action.household_update, resource),
         "programmes": await governance.programme_choices(db),
         "programme_of": await governance.programme_marks(db, [d.id for d in paired]),
+        # When someone last talked through each camera (live/talk.py; from the audit trail).
+        "last_talk": await live.last_talks(
+            db, household_id=household_id, device_ids=[d.id for d in paired]
+        ),
         **extra,
     }
     return render(request, "cameras/index.html", context, status_code=status_code)

@@ -26,6 +26,8 @@ from typing import Literal
 
 import structlog
 
+from doorwarden.live.talk import Talks
+
 log = structlog.get_logger("doorwarden.live")
 
 INIT, KEYFRAME, FRAGMENT = 0, 1, 2  # first byte of an agent's binary message
@@ -160,16 +162,20 @@ class Channel:
 
 
 Send = Callable[[str], Awaitable[None]]
+SendBytes = Callable[[bytes], Awaitable[None]]
 Close = Callable[[], Awaitable[None]]
 
 
 class AgentLink:
     """A connected agent: how to send it control messages, and its camera names."""
 
-    def __init__(self, device_id: uuid.UUID, send: Send, close: Close) -> None:
+    def __init__(
+        self, device_id: uuid.UUID, send: Send, close: Close, send_bytes: SendBytes | None = None
+    ) -> None:
         self.device_id = device_id
         self.send = send
         self.close = close
+        self.send_bytes = send_bytes  # talk audio (live/talk.py)
         self.cameras: list[str] = []
         self.streaming: set[str] = set()
         self.pending_init: tuple[str, str] | None = None  # (camera, init JSON for viewers)
@@ -188,11 +194,16 @@ class LiveHub:
         self.max_viewer_fragments = max_viewer_fragments
         self.agents: dict[uuid.UUID, AgentLink] = {}
         self.channels: dict[tuple[uuid.UUID, str], Channel] = {}
+        self.talks = Talks(self.agents)
 
     # -- agents ------------------------------------------------------------------------
     async def attach(self, link: AgentLink, cameras: list[str]) -> AgentLink | None:
         """A hello from `link`; returns the link it replaces (to be closed), if any."""
         previous = self.agents.get(link.device_id)
+        if previous is not None and previous is not link:  # its talks went with it
+            self.talks.agent_gone(
+                link.device_id, ended_by="agent-offline", message="The camera reconnected."
+            )
         link.cameras = cameras
         self.agents[link.device_id] = link
         waiting = self.channels.pop((link.device_id, DEFAULT_CAMERA), None)
@@ -206,10 +217,16 @@ class LiveHub:
                 await self._start(link, channel)
         return previous if previous is not link else None
 
-    def detach(self, link: AgentLink, message: str = "The camera is offline.") -> None:
+    def detach(
+        self,
+        link: AgentLink,
+        message: str = "The camera is offline.",
+        ended_by: str = "agent-offline",  # for the audit of a talk this ends (live/talk.py)
+    ) -> None:
         if self.agents.get(link.device_id) is not link:
             return  # already replaced by a newer connection of the same agent
         del self.agents[link.device_id]
+        self.talks.agent_gone(link.device_id, ended_by=ended_by, message=message)
         for channel in self._channels_of(link.device_id):
             channel.reset("offline", message)
             self._forget_if_idle(channel)
@@ -227,7 +244,7 @@ class LiveHub:
         """Close a camera's connection (it was removed from its household)."""
         link = self.agents.get(device_id)
         if link is not None:
-            self.detach(link, "The camera was removed from this household.")
+            self.detach(link, "The camera was removed from this household.", "camera-removed")
             with contextlib.suppress(Exception):
                 await link.close()
 
@@ -245,6 +262,8 @@ class LiveHub:
             text = str(message.get("message", "The camera cannot stream."))[:300]
             if channel := self.channels.get((link.device_id, camera)):
                 channel.reset("error", text)
+        elif kind == "talk_state":
+            self.talks.agent_state(link, message)
         else:
             raise ValueError(f"unknown message type {kind!r}")
 

@@ -38,6 +38,8 @@ from doorwarden.events import link as events_link
 from doorwarden.events.wake import notify_wake
 from doorwarden.live.relay import DEFAULT_CAMERA, AgentLink, Channel, LiveHub, Viewer
 from doorwarden.live.service import live_device
+from doorwarden.live.talk import TalkViolation, browser_message
+from doorwarden.live.talk_viewer import TalkViewer
 from doorwarden.modes import push as modes_push
 
 log = structlog.get_logger("doorwarden.live")
@@ -48,7 +50,6 @@ MAX_CAMERAS = 64  # as the agent allows (agent/live_link.py)
 MAX_CAMERA_NAME = 100
 MAX_TEXT = 4096
 # Close codes (4000-4999 are the application's own).
-CLOSE_UNSUPPORTED = 1003  # a viewer sent media
 CLOSE_POLICY = 1008  # a malformed message from an agent
 CLOSE_REPLACED = 4000  # the same camera connected again
 CLOSE_REVOKED = 4403  # a viewer who may no longer watch
@@ -105,7 +106,7 @@ async def agent_live(ws: WebSocket) -> None:
         await _deny(ws, exc.status, exc.code, exc.message)
         return
     await ws.accept()
-    link = AgentLink(device.id, ws.send_text, lambda: ws.close(code=CLOSE_REPLACED))
+    link = AgentLink(device.id, ws.send_text, lambda: ws.close(code=CLOSE_REPLACED), ws.send_bytes)
     try:
         cameras = _hello(await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S))
         # The household's mode comes first; a change committed meanwhile waits on the lock
@@ -246,10 +247,18 @@ async def viewer_live(
     viewer = Viewer(principal.user_id, settings.live_viewer_queue)
     started = time.monotonic()
     channel = await hub.join(device_id, camera[:MAX_CAMERA_NAME], viewer)
+    talk = TalkViewer(
+        talks=hub.talks, viewer=viewer, principal=principal, household_id=household_id,
+        device_id=device_id, camera=camera[:MAX_CAMERA_NAME],
+        sessionmaker=ws.app.state.sessionmaker, ctx=ctx,
+    )  # fmt: skip
     ended_by = "viewer"
     try:
-        ended_by = await _serve_viewer(ws, viewer, household_id, settings.live_recheck_s)
+        ended_by = await _serve_viewer(ws, viewer, talk, household_id, settings.live_recheck_s)
     finally:
+        # The socket is closed: the talk's browser heard why already, or cannot any more.
+        talk_ended_by = {"viewer": "talker"}.get(ended_by, ended_by)
+        await talk.end(talk_ended_by, "The talk ended.", say=False)
         hub.leave(channel, viewer)
         await _record_end(ws, ctx, principal, channel, viewer, started, ended_by, household_id)
 
@@ -289,9 +298,10 @@ async def _check_viewer(
 
 
 async def _serve_viewer(
-    ws: WebSocket, viewer: Viewer, household_id: uuid.UUID, recheck_s: float
+    ws: WebSocket, viewer: Viewer, talk: TalkViewer, household_id: uuid.UUID, recheck_s: float
 ) -> str:
-    """Send until the viewer leaves, sends media, or may no longer watch; says which."""
+    """Send until the viewer leaves, breaks the protocol, or may no longer watch; says
+    which. A viewer sends only talk messages (docs/talk.md)."""
 
     async def send() -> str:
         while True:
@@ -309,9 +319,15 @@ async def _serve_viewer(
             message = await ws.receive()
             if message["type"] == "websocket.disconnect":
                 return "viewer"
-            if message.get("bytes") is not None:  # viewers never send media
-                await ws.close(code=CLOSE_UNSUPPORTED, reason="viewers cannot send media")
-                return "refused-media"
+            try:
+                if message.get("bytes") is not None:
+                    await talk.binary(message["bytes"])
+                elif message.get("text") is not None:
+                    await talk.text(message["text"])
+            except TalkViolation as exc:
+                reason = exc.reason.encode()[:120].decode(errors="ignore")  # 123 bytes at most
+                await ws.close(code=exc.code, reason=reason)
+                return exc.ended_by
 
     async def recheck() -> str:
         while True:
@@ -320,6 +336,10 @@ async def _serve_viewer(
                 try:
                     await _check_viewer(ws, db, household_id)
                 except Refused:
+                    words = "You may no longer talk through this camera."
+                    if talk.talks.held_by(viewer) is not None:
+                        await talk.end("revoked", words, say=False)
+                        await ws.send_text(browser_message("ended", words))
                     await ws.close(code=CLOSE_REVOKED, reason="no longer allowed to watch")
                     return "revoked"
 

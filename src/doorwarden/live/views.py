@@ -14,7 +14,7 @@ from doorwarden.errors import NotFound
 from doorwarden.households import service as households
 from doorwarden.live.relay import DEFAULT_CAMERA
 from doorwarden.live.service import live_device
-from doorwarden.policy import Action, Principal
+from doorwarden.policy import Action, HouseholdResource, Principal, can
 from doorwarden.web.render import render
 
 router = APIRouter(include_in_schema=False)
@@ -25,7 +25,7 @@ async def live_page(
     request: Request,
     household_id: uuid.UUID,
     device_id: uuid.UUID,
-    _p: Annotated[Principal, authorize(Action.live_view, household_resource)],
+    principal: Annotated[Principal, authorize(Action.live_view, household_resource)],
     db: SessionDep,
     hub: LiveHubDep,
     camera: str = DEFAULT_CAMERA,
@@ -43,5 +43,12 @@ async def live_page(
         "streams": streams if len(streams) > 1 else [],
         "camera": camera or (streams[0] if streams else ""),
         "stream_path": stream_path,
+        # The Talk button (static/talk.js); the socket decides again when a talk starts.
+        "can_talk": can(principal, Action.talk, HouseholdResource(household_id)),
     }
-    return render(request, "live/live.html", context)
+    response = render(request, "live/live.html", context)
+    if context["can_talk"]:
+        # Every other page keeps the microphone off (middleware.SECURITY_HEADERS); this
+        # one may ask for it, for this site only, to talk through the camera.
+        response.headers["permissions-policy"] = "camera=(), microphone=(self), geolocation=()"
+    return response

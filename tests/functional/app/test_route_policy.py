@@ -166,6 +166,7 @@ EXPECTED |= {
     Action.clip_view: members("owner", "shared"),
     Action.clip_download: members("owner", "shared"),
     Action.live_view: members("owner", "shared"),
+    Action.talk: members("owner", "shared"),  # on live view's socket (tests/functional/live)
     Action.clip_delete: members("owner"),
     Action.clip_share: members("owner"),
     Action.device_manage: members("owner"),
@@ -245,6 +246,12 @@ def test_no_staff_role_is_expected_to_reach_footage(role: Role) -> None:
     who = Who(name=str(role), role=role, user=object(), households={})  # type: ignore[arg-type]
     for action in FOOTAGE_ACTIONS:
         assert not EXPECTED[action](who, Binding(household_id=uuid.uuid4()))
+
+
+@pytest.mark.parametrize("role", STAFF)
+def test_no_staff_role_is_expected_to_talk_through_a_camera(role: Role) -> None:
+    who = Who(name=str(role), role=role, user=object(), households={})  # type: ignore[arg-type]
+    assert not EXPECTED[Action.talk](who, Binding(household_id=uuid.uuid4()))
 
 
 async def _cast(factory: Factory) -> tuple[list[Who], dict[str, Any]]:

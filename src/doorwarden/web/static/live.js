@@ -5,8 +5,23 @@
 // The player attaches to an element with data-stream (and data-camera) holding a <video>,
 // a .live-status line and optionally a mute button: the live page's #live, or a tile of
 // the camera grid (grid.js), through window.DoorwardenLive.attach(root) -> {stop}.
+//
+// iPhone Safari has no MediaSource, only ManagedMediaSource (iOS 17.1+): the same API,
+// except that the browser says when it wants data (startstreaming/endstreaming) and
+// the video must opt out of AirPlay (disableRemotePlayback) or offer another source.
+// A live stream cannot wait, so it keeps appending; endstreaming trims what is behind.
+// Where neither exists the page says so instead of showing a black box.
 (function () {
   "use strict";
+
+  var NO_MSE = "This browser cannot play live video: it has neither Media Source " +
+    "Extensions nor Managed Media Source. On an iPhone or iPad, update to iOS 17.1 or later.";
+
+  function mediaSourceClass() {
+    if (window.MediaSource) return { Type: window.MediaSource, managed: false };
+    if (window.ManagedMediaSource) return { Type: window.ManagedMediaSource, managed: true };
+    return null;
+  }
 
   function attach(root) {
     var video = root.querySelector("video");
@@ -40,14 +55,25 @@
     }
 
     function onInit(message) {
-      if (!window.MediaSource || !MediaSource.isTypeSupported(message.mime)) {
+      var kind = mediaSourceClass();
+      if (!kind) {
+        show(NO_MSE, "error");
+        return;
+      }
+      if (!kind.Type.isTypeSupported(message.mime)) {
         show("This browser cannot play this camera's video (" + message.mime + ").", "error");
         return;
       }
       queue = [];
       buffer = null;
-      mediaSource = new MediaSource();
+      mediaSource = new kind.Type();
       var source = mediaSource;
+      if (kind.managed) {
+        video.disableRemotePlayback = true; // ManagedMediaSource plays only with AirPlay off
+        source.addEventListener("startstreaming", function () { if (source === mediaSource) chase(); });
+        source.addEventListener("endstreaming", function () { if (source === mediaSource) trim(2); });
+      }
+      root.dataset.player = kind.managed ? "managed" : "mse";
       video.src = URL.createObjectURL(source);
       source.addEventListener("sourceopen", function () {
         URL.revokeObjectURL(video.src);
@@ -57,7 +83,13 @@
         buffer.addEventListener("updateend", pump);
         pump();
       });
+      // Browsers only autoplay muted: the sound starts muted, one press away.
       muteButton.hidden = !message.audio;
+      if (message.audio) {
+        video.muted = true;
+        muteButton.textContent = "Unmute";
+        muteButton.setAttribute("aria-pressed", "false");
+      }
     }
 
     function pump() {
@@ -95,9 +127,15 @@
 
     function connect() {
       if (stopped) return;
+      if (!mediaSourceClass()) {
+        show(NO_MSE, "error"); // nothing to play it with: do not make the camera stream
+        return;
+      }
       show(gotMedia ? "Reconnecting…" : "Connecting…", "connecting");
       socket = new WebSocket(url);
       socket.binaryType = "arraybuffer";
+      // Talk (talk.js) sends over this same socket: it listens for each new one.
+      root.liveSocket = socket; root.dispatchEvent(new CustomEvent("doorwarden:socket"));
       socket.onopen = function () { retryMs = 1000; };
       socket.onmessage = function (event) {
         if (stopped) return;
@@ -149,6 +187,8 @@
     muteButton.addEventListener("click", function () {
       video.muted = !video.muted;
       muteButton.textContent = video.muted ? "Unmute" : "Mute";
+      muteButton.setAttribute("aria-pressed", video.muted ? "false" : "true");
+      if (!video.muted && video.paused) video.play().catch(function () {});
     });
     document.addEventListener("visibilitychange", onVisible);
     window.addEventListener("pagehide", onPageHide);
