@@ -28,6 +28,11 @@ log = structlog.get_logger("doorwarden.agent.talk.session")
 IDLE_S = 1.0  # no audio for this long: the browser's stream stopped; close the output
 QUEUE_ITEMS = 32  # Opus: 0.64 s of 20 ms packets; WebM: 3.2 s of 100 ms chunks
 BACKLOG_S = 0.2  # Opus that waited longer than this for the output to open is stale
+# Opus that waited longer than this while the output played what came before is dropped:
+# the output plays at real time, so a backlog (an uplink that stalled, then delivered at
+# once; a busy CPU) would otherwise put the voice behind for the rest of the talk, since
+# the browser sends without pause (silence too). Opus packets decode independently.
+MAX_LAG_S = 0.12
 INTERNAL = "talk failed on the camera box (an internal error; its log says more)"
 
 Report = Callable[[str, str], None]  # (state, message)
@@ -139,12 +144,16 @@ class TalkSession:
                 raise TalkError("the talk audio came faster than it can be played")
             for arrived, payload in items:
                 last_audio = max(last_audio, arrived)
+                if self.codec == "opus" and time.monotonic() - arrived > MAX_LAG_S:
+                    self.dropped += 1  # late: catch up with the resident's voice
+                    continue
                 decoder.feed(payload)
-            for frame in decoder.take():
-                for out in resample(frame):
-                    if self._stopped.is_set():
-                        return "talk ended"
-                    output.write(out)
+                # Played packet by packet, so each one's lag is known when its turn comes.
+                for frame in decoder.take():
+                    for out in resample(frame):
+                        if self._stopped.is_set():
+                            return "talk ended"
+                        output.write(out)
             if time.monotonic() - last_audio > self.idle_s:
                 return f"no talk audio came for {self.idle_s:g} s"
             if not items:

@@ -9,6 +9,7 @@ import threading
 import time
 from collections.abc import Callable
 
+import av
 import pytest
 
 from doorwarden.agent.config.models import CameraConfig
@@ -20,7 +21,7 @@ from doorwarden.agent.talk.control import (
     TalkControl,
     output_for,
 )
-from doorwarden.agent.talk.output import TalkError, TalkOutput
+from doorwarden.agent.talk.output import Pacer, TalkError, TalkOutput
 from doorwarden.agent.talk.session import INTERNAL, QUEUE_ITEMS
 from doorwarden.agent.talk.speaker import Speaker
 from tests.unit.agent.talk.fakes import FakeOutput
@@ -264,3 +265,46 @@ def test_the_output_comes_from_the_cameras_configuration() -> None:
         output_for(camera("front", {"kind": "backchannel"}, "rtsps://u:p@cam/s"))
     with pytest.raises(TalkError, match="no talk output"):
         output_for(camera("front", None))
+
+
+class PacedOutput(FakeOutput):
+    """Plays at real time, as a camera does: the backchannel's own Pacer sets the pace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pacer = Pacer(8000, stop=threading.Event())
+        self.written_at: list[float] = []
+
+    def write(self, frame: av.AudioFrame) -> None:
+        self.pacer.next(frame.samples)
+        super().write(frame)
+        self.written_at.append(time.monotonic())
+
+
+def test_a_backlog_after_a_stalled_uplink_is_dropped_and_the_voice_catches_up() -> None:
+    """The browser sends without pause: 0.4 s held up on the way and then delivered at
+    once must not stay 0.4 s behind for the rest of the talk."""
+    wire = Wire(PacedOutput)
+    wire.start()
+    assert wire.state(0)["state"] == "open"
+    packets = opus_packets(2.0)
+
+    def speak(batch: list[bytes]) -> None:
+        for packet in batch:
+            wire.audio(packet)
+            time.sleep(0.02)
+
+    speak(packets[:25])  # 0.5 s as it is spoken
+    time.sleep(0.4)  # the uplink stalls...
+    for packet in packets[25:45]:  # ...and delivers the 0.4 s it held, at once
+        wire.audio(packet)
+    speak(packets[45:])  # then 1.1 s more as it is spoken
+    last_sent = time.monotonic()
+    assert wire.state(1, timeout_s=5)["state"] == "closed"  # silence closes it
+    output = wire.outputs[0]
+    assert isinstance(output, PacedOutput)
+    session_dropped = output.samples < len(packets) * 160
+    assert session_dropped, "the backlog was played whole"
+    # Played out no later than a little behind the resident: the lead, the last packet's
+    # 20 ms and scheduling, not the 0.4 s stall.
+    assert output.written_at[-1] - last_sent < 0.2, output.written_at[-1] - last_sent
