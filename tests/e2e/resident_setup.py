@@ -109,7 +109,7 @@ class PushDelivery:
         # On a loaded CI machine chromium twice dropped a push that DevTools handed to a
         # worker it was still starting (nothing shown after 30 s; never seen when run
         # alone). A push service retries an undelivered message; so do we, once, and only
-        # when nothing at all was shown (a second copy would chime twice).
+        # when nothing at all was shown (the page rings once per message id anyway).
         deadline = time.monotonic() + RESEND_AFTER_S
         while time.monotonic() < deadline:
             if self.page.evaluate(NOTIFICATIONS):

@@ -116,6 +116,27 @@ def test_the_service_worker_registers_for_the_whole_site(
         page.context.close()
 
 
+def test_a_push_delivered_twice_rings_once(
+    browser: Browser, console: ConsoleLog, home: Home
+) -> None:
+    """Push services deliver at least once; the same ring again must not chime again."""
+    page = _signed_in(browser, console, home)
+    try:
+        page.goto(f"{home.server.url}/households/{home.household_id}")
+        page.evaluate("() => navigator.serviceWorker.ready")
+        push = PushDelivery(page, home.server.url)
+        payload = ring_payload(home.household_id, home.device_id)
+        push.deliver(payload)
+        expect(page.locator("html")).to_have_attribute("data-chimes", "1")
+        push.deliver(payload)  # the same message, again
+        push.deliver(ring_payload(home.household_id, home.device_id))  # a new ring
+        expect(page.locator("html")).to_have_attribute("data-chimes", "2")
+        assert len(notifications(page)) == 2  # one per ring: the copy replaced its own
+        assert console.errors == []
+    finally:
+        page.context.close()
+
+
 def test_a_ring_push_shows_a_notification_chimes_and_opens_live_view(
     browser: Browser, console: ConsoleLog, home: Home
 ) -> None:

@@ -77,9 +77,16 @@
     box.appendChild(close);
   }
 
+  // Push services deliver at least once: a message that comes again (same id) does not
+  // ring again. The worker's notification already collapses by its tag.
+  var rung = {};
+
   function onPush(message) {
     if (!message || typeof message !== "object") return;
     if (message.kind === "ring") {
+      var id = typeof message.id === "string" ? message.id : "";
+      if (id && rung[id]) return;
+      if (id) rung[id] = true;
       chime();
       banner(message);
     }
