@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from doorwarden.agent.config.models import (
     RecordConfig,
     SyntheticSource,
 )
+from doorwarden.agent.config.talk import BackchannelTalk
 from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityStore
 from doorwarden.agent.delivery.pairing import pair
 from doorwarden.agent.delivery.uploader import http_client
@@ -84,7 +86,12 @@ ANALYSIS_FPS = {"vtest": 2.0, "synthetic": 5.0}
 
 
 def camera_config(
-    camera: DemoCamera, footage: Path, *, synthetic: bool, people: bool
+    camera: DemoCamera,
+    footage: Path,
+    *,
+    synthetic: bool,
+    people: bool,
+    talk: BackchannelTalk | None = None,
 ) -> CameraConfig:
     return CameraConfig(
         name=camera.name,
@@ -98,6 +105,7 @@ def camera_config(
         ),
         privacy_zones=[list(zone) for zone in camera.privacy_zones],
         audio=synthetic,  # the synthetic porch camera records its tone track
+        talk=talk,  # the Porch doorbell's speaker (demo/talk.py), when it runs
     )
 
 
@@ -157,19 +165,30 @@ class DemoAgent:
     # -- running ---------------------------------------------------------------------
 
     def start(
-        self, footage: Path | None, render_into: Path | None = None, *, people: bool = False
+        self,
+        footage: Path | None,
+        render_into: Path | None = None,
+        *,
+        people: bool = False,
+        talk: Callable[[], BackchannelTalk | None] | None = None,
     ) -> None:
         """Start in the background: render the synthetic footage first if it is needed
-        (`footage` None, `render_into` its folder), then the camera."""
+        (`footage` None, `render_into` its folder), then the camera; `talk()` gives its
+        talk output (it may wait for the speaker to start: in this thread, not the demo's)."""
 
         def starting() -> None:
             try:
                 path = footage if footage is not None else render_scene(render_into or Path())
+                output = talk() if talk is not None else None
                 with self._lock:
                     if not self._stopping:
                         self.footage = path
                         config = camera_config(
-                            self.home.camera, path, synthetic=footage is None, people=people
+                            self.home.camera,
+                            path,
+                            synthetic=footage is None,
+                            people=people,
+                            talk=output,
                         )
                         self._start(config)
             except Exception as exc:  # shown in the status, never a silent dead camera

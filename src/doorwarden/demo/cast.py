@@ -111,6 +111,8 @@ class DemoCamera:
     people_detection: bool = False
     # Blacked out on the camera, in clips and live: a neighbour's window, for instance.
     privacy_zones: tuple[tuple[tuple[float, float], ...], ...] = ()
+    # Two-way talk through the doorbell's speaker (demo/talk.py: an ONVIF backchannel).
+    talk: bool = False
 
 
 @dataclass(frozen=True)
@@ -158,7 +160,7 @@ HOMES = [
         51.50700,
         -0.12720,
         ACROSS,
-        DemoCamera("porch", "Porch", "synthetic"),
+        DemoCamera("porch", "Porch", "synthetic", talk=True),
     ),
 ]
 

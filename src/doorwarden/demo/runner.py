@@ -36,6 +36,7 @@ from doorwarden.demo.datadir import DataDir, DataDirError, check, find_vtest, wi
 from doorwarden.demo.scenario import Outcome, Scenario, ScenarioError, Stage
 from doorwarden.demo.seed import Seeded, seed
 from doorwarden.demo.server import ServerError, ServerThread, check_port_free
+from doorwarden.demo.talk import RIG, PorchSpeaker
 
 if TYPE_CHECKING:
     from doorwarden.demo.cameras import DemoAgent, Stopped
@@ -148,6 +149,7 @@ class Demo:
         self.since = datetime.now(UTC)
         self.started = Started()
         self.vtest: Path | None = None
+        self.speaker: PorchSpeaker | None = None  # the Porch doorbell's (demo/talk.py)
         self._stack = contextlib.ExitStack()
 
     def say(self, text: str = "") -> None:
@@ -173,6 +175,11 @@ class Demo:
         logs = DemoLogs(self.data.log, self.out)
         self._stack.callback(logs.close)
         settings = self.settings()
+        # First, in the background: it listens in a fraction of a second, long before the
+        # cameras start; stopped last (the Porch camera may be talking to it until then).
+        self.speaker = PorchSpeaker(REPOSITORY / RIG, self.data.root / "porch-speaker")
+        self._stack.callback(self.speaker.stop)
+        self.speaker.start()
         self.say(
             f"{'Setting up' if first else 'Reusing'} the demo in {self.data.root} "
             "(SQLite and local files, development mode, offline)"
@@ -250,8 +257,12 @@ class Demo:
         for home in HOMES:
             uses_vtest = home.camera.footage == "vtest" and self.vtest is not None
             footage = self.vtest if uses_vtest else None
+            speaker = self.speaker if home.camera.talk else None
             self.agents[home.slug].start(
-                footage, render_into=self.data.footage, people=self.options.people
+                footage,
+                render_into=self.data.footage,
+                people=self.options.people,
+                talk=speaker.talk_config if speaker is not None else None,
             )
 
     def _pairing_code(self, home: DemoHome) -> str:
@@ -298,6 +309,8 @@ class Demo:
                 "  note: vtest.avi was not found (../shared/data/vtest.avi, or Debian's "
                 "opencv-doc; --footage PATH names it): the synthetic scene plays instead"
             )
+        if self.speaker is not None:
+            self.say(f"  {self.speaker.words()}")
         timeline = f"{self.base_url}/households/{self.seeded.households[HOMES[0].slug]}/clips"
         self.say(f"The first clips reach {timeline} within about a minute.")
         self.say(f"Logs: {self.data.log}")
@@ -317,6 +330,7 @@ class Demo:
             out=self.out,
             clip_timeout_s=self.options.clip_timeout_s,
             ring_states={slug: self.data.agents / slug / "state" for slug in self.agents},
+            speaker=self.speaker,
         )
         outcome = Scenario(stage).run()
         self.write_outcome(outcome)

@@ -14,6 +14,9 @@ browser or script would tell it, every step printed with where to look.
    ring`): the ring on the timeline, the resident's notification and what became of it;
 8. the household switched to Home (motion alerts nobody), a second ring notifies all
    the same, then back to Away (doorbell.py).
+9. the Porch's owner answers the door: the live stream carries the camera's sound, and
+   a tone sent with Talk reaches the doorbell's speaker (its ONVIF backchannel); the
+   agency is refused both (talk.py).
 
 The windows asked for lie in the past and hold clips recorded in this run: the scenario
 waits for them (nothing here grants footage not yet recorded).
@@ -43,11 +46,12 @@ from doorwarden.demo.cast import (
 )
 from doorwarden.demo.documents import warrant_document
 from doorwarden.demo.doorbell import DoorbellSteps, RingError
+from doorwarden.demo.talk import PorchSpeaker, TalkStep, TalkStepError
 from doorwarden.demo.transparency import Figures, LogWatch, figures
 from doorwarden.formats.checkpoint import NoteKey
 from doorwarden.verify.package import PackageOptions, PackageReport, verify_package
 
-STEPS = 8
+STEPS = 9
 HOME, NEXT_DOOR, ACROSS_ROAD = HOMES
 COURT = "Demo Borough Magistrates' Court"
 JUDGE = "District Judge M. Okafor"
@@ -74,6 +78,7 @@ class Stage:
     out: TextIO
     clip_timeout_s: float = 240.0
     ring_states: dict[str, Path] = field(default_factory=dict)  # agent state dir by home slug
+    speaker: PorchSpeaker | None = None  # the Porch doorbell's speaker (talk.py)
 
 
 @dataclass
@@ -89,6 +94,7 @@ class Outcome:
     urls: dict[str, str] = field(default_factory=dict)
     rings: list[dict[str, Any]] = field(default_factory=list)  # doorbell.py, in order
     modes: list[str] = field(default_factory=list)  # the modes the doorbell steps set
+    talk: dict[str, Any] = field(default_factory=dict)  # talk.py: heard, the tone, refusals
 
 
 def _hms(value: str | datetime) -> str:
@@ -144,7 +150,7 @@ class Scenario:
         started = time.monotonic()
         self.say(
             "Scenario: a burglary on Elm Street, from the camera to the public report; then "
-            "the doorbell.",
+            "the doorbell, and answering it.",
             0,
         )
         self.outcome.before = figures(self.stage.base_url)
@@ -157,6 +163,7 @@ class Scenario:
             self.resident_sees(warrant_id)
             self.transparency(log)
             self.doorbell()
+            self.answer_door()
         finally:
             self.close()
         self.say()
@@ -169,6 +176,12 @@ class Scenario:
             steps.rings()
             steps.home_mode()
         except RingError as exc:
+            raise ScenarioError(str(exc)) from exc
+
+    def answer_door(self) -> None:
+        try:
+            self.outcome.talk = TalkStep(self, self.stage.speaker).run()
+        except TalkStepError as exc:
             raise ScenarioError(str(exc)) from exc
 
     def record(self) -> tuple[datetime, datetime]:
