@@ -66,15 +66,20 @@ class ControlServer:
                 self.path.unlink(missing_ok=True)  # a killed agent's
             else:
                 raise ControlError(f"another agent answers on {self.path}")
+        # Not the umask: it is the whole process's, and changing it here once made another
+        # thread's new directory 0600. The socket is made in a directory only this user
+        # may enter, then narrowed to 0600, so it is never reachable by others meanwhile.
+        try:
+            os.chmod(self.path.parent, 0o700)
+        except OSError as exc:
+            raise ControlError(f"cannot make {self.path.parent} private: {exc}") from exc
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old = os.umask(0o177)  # created 0600, never wider for a moment
         try:
             sock.bind(str(self.path))
+            os.chmod(self.path, 0o600)
         except OSError as exc:
             sock.close()
             raise ControlError(f"cannot listen on {self.path}: {exc}") from exc
-        finally:
-            os.umask(old)
         sock.listen(16)
         sock.settimeout(0.5)
         self._sock = sock

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -87,3 +88,31 @@ def test_a_socket_path_too_long_is_refused_and_the_doorbell_runs_on(tmp_path: Pa
         assert bell.press("front", "gpio").status == "queued"
     finally:
         bell.stop()
+
+
+def test_listening_leaves_the_process_umask_alone(state: Path) -> None:
+    """The umask is the whole process's: a control socket set up by changing it would make
+    another thread's new directory (a camera's event queue, say) 0600 meanwhile."""
+    seen: set[int] = set()
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            mask = os.umask(0o022)  # reading it means setting it; put it straight back
+            os.umask(mask)
+            seen.add(mask)
+
+    before = os.umask(0o022)
+    os.umask(before)
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    try:
+        for _ in range(20):
+            server = ControlServer(state, lambda _: {"ok": True})
+            server.start()
+            server.stop()
+    finally:
+        done.set()
+        sampler.join()
+    assert seen <= {before, 0o022}
+    assert os.stat(state).st_mode & 0o777 == 0o700
