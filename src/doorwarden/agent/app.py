@@ -37,7 +37,7 @@ from doorwarden.agent.analysis.detect import DetectorError
 from doorwarden.agent.analysis.privacy import PrivacyMask
 from doorwarden.agent.cameras import CameraRunner, CameraState, CameraStatus, Handler
 from doorwarden.agent.capture.media import Sample
-from doorwarden.agent.capture.sources import VideoSource
+from doorwarden.agent.capture.source import VideoSource
 from doorwarden.agent.config.models import AgentConfig, CameraConfig, FileSource
 from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityError, IdentityStore
 from doorwarden.agent.delivery.worker import Delivery

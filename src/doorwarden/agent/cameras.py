@@ -42,7 +42,8 @@ import structlog
 
 from doorwarden.agent.capture.media import Sample, SourceError
 from doorwarden.agent.capture.rtsp import Backoff
-from doorwarden.agent.capture.sources import VideoSource, open_source
+from doorwarden.agent.capture.source import VideoSource
+from doorwarden.agent.capture.sources import open_source
 from doorwarden.agent.config.models import FileSource, SourceConfig
 
 log = structlog.get_logger("doorwarden.agent.cameras")

@@ -19,7 +19,7 @@ from doorwarden.agent.analysis.detect import Detection, Detector, make_detector
 from doorwarden.agent.analysis.motion import MotionDetector, luma
 from doorwarden.agent.analysis.privacy import PrivacyMask
 from doorwarden.agent.capture.media import Sample, StreamInfo
-from doorwarden.agent.capture.sources import VideoSource
+from doorwarden.agent.capture.source import VideoSource
 from doorwarden.agent.config.models import CameraConfig
 from doorwarden.agent.live.mode import CameraSwitches
 from doorwarden.agent.recording.recorder import EventRecorder, FinishedClip, LabelledBox

@@ -19,14 +19,24 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal, Protocol
 
 import structlog
 
 from doorwarden.audit.tags import Tag
 
-if TYPE_CHECKING:
-    from doorwarden.live.relay import AgentLink
+
+class AgentLink(Protocol):
+    """What talk needs of a connected agent (relay.AgentLink, which imports this module:
+    a protocol rather than an import back)."""
+
+    device_id: uuid.UUID
+    cameras: list[str]
+    send: Callable[[str], Awaitable[None]]
+    send_bytes: Callable[[bytes], Awaitable[None]] | None
+
+    def resolve(self, camera: str) -> str | None: ...
+
 
 log = structlog.get_logger("doorwarden.live.talk")
 

@@ -19,7 +19,6 @@ Damaged input, decided:
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from fractions import Fraction
 
@@ -29,9 +28,9 @@ from av.container import InputContainer
 from av.video.stream import VideoStream
 
 from doorwarden.agent.capture.audio import AudioTrack, open_audio
-from doorwarden.agent.capture.clock import Clock, Pacer
 from doorwarden.agent.capture.media import AudioPacket, Sample, SourceError, StreamInfo
 from doorwarden.agent.capture.rtsp import Backoff, connect, ffmpeg_reason, redact_text, redact_url
+from doorwarden.agent.capture.source import VideoSource, frame_time
 from doorwarden.agent.config.models import FileSource, RtspSource, SourceConfig
 from doorwarden.agent.config.models import V4l2Source as V4l2Config
 
@@ -53,47 +52,6 @@ def _stream_info(stream: VideoStream, audio: AudioTrack | None) -> StreamInfo:
         stream=stream,
         audio=audio.info if audio is not None else None,
     )
-
-
-def frame_time(clock: Clock, frame: av.VideoFrame, time_base: Fraction | None, t: float) -> float:
-    """A decoded frame's own time on `clock` (its packet's time `t` when it has none)."""
-    at = clock.other(frame.pts, frame.time_base or time_base)
-    return t if at is None else at
-
-
-class VideoSource:
-    """A source of `Sample`s. `info` is valid once open (and refreshed after a reconnect)."""
-
-    info: StreamInfo
-
-    def __init__(
-        self, *, camera: str | None = None, pace: bool = False, audio: bool = False
-    ) -> None:
-        self.camera = camera
-        # The camera's `audio` setting: off, audio streams are not even demuxed.
-        self.audio = audio
-        self._audio_warned = False  # "no audio" is said once, not at every reconnect
-        self._stop = threading.Event()
-        self._pacer = Pacer(self._stop) if pace else None
-        self._clock = Clock(0.0)
-
-    def samples(self) -> Iterator[Sample]:
-        raise NotImplementedError
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def close(self) -> None:
-        self._stop.set()
-
-    def __enter__(self) -> VideoSource:
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.close()
-
-    def _paced(self, t: float) -> bool:
-        return self._pacer.wait(t) if self._pacer is not None else not self._stop.is_set()
 
 
 class _ContainerSource(VideoSource):

@@ -33,7 +33,7 @@ import numpy as np
 from doorwarden.agent.capture.audio import AacEncoder, no_audio_warning
 from doorwarden.agent.capture.clock import Clock
 from doorwarden.agent.capture.media import AudioInfo, AudioPacket, Sample, StreamInfo
-from doorwarden.agent.capture.sources import VideoSource, frame_time
+from doorwarden.agent.capture.source import VideoSource, frame_time
 from doorwarden.agent.config.models import SyntheticSource
 
 CROSSING_S = 5.0  # a person walks past a doorbell camera's field of view in a few seconds

@@ -24,7 +24,8 @@ from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
 from doorwarden.agent.capture.rtsp import Backoff
-from doorwarden.agent.capture.sources import VideoSource, open_source
+from doorwarden.agent.capture.source import VideoSource
+from doorwarden.agent.capture.sources import open_source
 from doorwarden.agent.config.models import FileSource
 from doorwarden.agent.delivery.identity import DeviceIdentity, Plan
 from doorwarden.agent.live.link import (

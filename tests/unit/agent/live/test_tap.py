@@ -20,7 +20,8 @@ import pytest
 
 from doorwarden.agent.analysis.privacy import PrivacyMask
 from doorwarden.agent.capture.media import Sample
-from doorwarden.agent.capture.sources import VideoSource, open_source
+from doorwarden.agent.capture.source import VideoSource
+from doorwarden.agent.capture.sources import open_source
 from doorwarden.agent.config.models import FileSource
 from doorwarden.agent.live import fmp4
 from doorwarden.agent.live.fmp4 import codec_string, is_keyframe_fragment
