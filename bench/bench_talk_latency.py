@@ -34,7 +34,6 @@ import statistics
 import sys
 import tempfile
 import time
-import wave
 from pathlib import Path
 from typing import Any
 
@@ -56,12 +55,12 @@ from bench.bench_live_latency import (  # noqa: E402
     wait_for_line,
     wait_healthy,
 )
+from tests.e2e.microphone import RATE, write_wav  # noqa: E402
 
 from doorwarden.agent.talk.backchannel import Backchannel  # noqa: E402
 from doorwarden.agent.talk.decode import Resampler  # noqa: E402
 
 RIG = ROOT / "tests" / "unit" / "agent" / "onvif_rtsp_server.py"
-RATE = 48_000
 LOUD = 0.05  # RMS (0..1) a burst crosses: the tone is at 0.35, silence at 0
 QUIET_S = 0.3  # this long below LOUD before a new onset counts (bursts are 150 ms)
 PAIR_WINDOW_S = 2.0
@@ -118,15 +117,6 @@ def burst_samples(seconds: float, period_s: float, burst_s: float, hz: float) ->
     ramp = int(0.005 * RATE)
     envelope = np.convolve(on, np.ones(ramp) / ramp)[: t.size]
     return 0.5 * np.sin(2 * np.pi * hz * t) * envelope
-
-
-def write_wav(path: Path, samples: np.ndarray) -> Path:
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((samples * 32767).astype("<i2").tobytes())
-    return path
 
 
 def sink_onsets(buffers: Path) -> list[float]:

@@ -15,7 +15,6 @@ import io
 import json
 import re
 import threading
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,25 +31,10 @@ from websockets.sync.client import ClientConnection, connect
 from doorwarden.crypto.keys import SigningKey, b64e
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, ConsoleLog, Server, serving
 from tests.e2e.helpers import sign_in
+from tests.e2e.microphone import RATE, tone_bursts
 
 TONE_HZ = 880.0
-RATE = 48_000
 CAMERA = "door"
-
-
-def tone_bursts(path: Path) -> Path:
-    """2 s: 0.3 s of a tone, 0.1 s of silence, repeated (chromium loops the file).
-    Bursts rather than one long tone: noise suppression learns a steady sound as noise."""
-    t = np.arange(int(0.3 * RATE)) / RATE
-    burst = 0.5 * np.sin(2 * np.pi * TONE_HZ * t) * np.hanning(t.size) ** 0.1
-    gap = np.zeros(int(0.1 * RATE))
-    samples = np.tile(np.concatenate([burst, gap]), 5)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((samples * 32767).astype("<i2").tobytes())
-    return path
 
 
 @dataclass
@@ -154,7 +138,7 @@ def talk(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[T
 def mic_browser(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
     """Chromium with a fake microphone playing the tone bursts. Whether a page may use it
     is the context's permission (granted, or not: the refusal path)."""
-    wav = tone_bursts(tmp_path_factory.mktemp("talk-audio") / "tone.wav")
+    wav = tone_bursts(tmp_path_factory.mktemp("talk-audio") / "tone.wav", TONE_HZ)
     flags = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]
     instance = browser.browser_type.launch(
         executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + flags

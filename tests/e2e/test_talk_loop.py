@@ -17,7 +17,6 @@ import re
 import subprocess
 import sys
 import time
-import wave
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,10 +27,10 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, DESKTOP, ConsoleLog, Server, serving, stop
 from tests.e2e.helpers import sign_in
+from tests.e2e.microphone import tone_bursts
 from tests.unit.agent.talk.rig import Camera, need_gst_onvif, peak_hz
 
 TONE_HZ = 1000.0
-RATE = 48_000
 AGENT_CONFIG = """\
 spool_dir: {root}/spool
 state_dir: {root}/state
@@ -41,20 +40,6 @@ cameras:
     detect: {{kind: none}}
     talk: {{kind: backchannel}}
 """
-
-
-def tone_bursts(path: Path) -> Path:
-    """2 s of 0.3 s tone, 0.1 s silence (chromium loops it). Bursts, not one steady tone:
-    the microphone's noise suppression would learn a steady tone as noise."""
-    t = np.arange(int(0.3 * RATE)) / RATE
-    burst = 0.5 * np.sin(2 * np.pi * TONE_HZ * t)
-    samples = np.tile(np.concatenate([burst, np.zeros(int(0.1 * RATE))]), 5)
-    with wave.open(str(path), "wb") as out:
-        out.setnchannels(1)
-        out.setsampwidth(2)
-        out.setframerate(RATE)
-        out.writeframes((samples * 32767).astype("<i2").tobytes())
-    return path
 
 
 @dataclass
@@ -117,7 +102,7 @@ def loop(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[L
 
 @pytest.fixture(scope="module")
 def mic_browser(browser: Browser, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
-    wav = tone_bursts(tmp_path_factory.mktemp("talk-loop-audio") / "tone.wav")
+    wav = tone_bursts(tmp_path_factory.mktemp("talk-loop-audio") / "tone.wav", TONE_HZ)
     flags = [
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
