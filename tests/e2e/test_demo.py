@@ -33,10 +33,11 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ConsoleLog, open_page
 from tests.e2e.helpers import sign_in
+from tests.e2e.microphone import tone_bursts
 from tests.e2e.resident_setup import PushDelivery, notifications
 from tests.e2e.test_live_audio import AUDIO_SEEN
 from tests.e2e.test_live_view import FRAMES_SHOWN
-from tests.e2e.test_talk import TONE_HZ, dominant_hz, tone_bursts
+from tests.e2e.test_talk import TONE_HZ, dominant_hz
 from tests.live_server import free_port
 
 pytestmark = pytest.mark.browser
@@ -281,7 +282,7 @@ def test_the_porch_owner_hears_the_camera_and_talks_through_its_speaker(
     assert "the tone reached the Porch camera's speaker" in told, told
     heard = demo.data / "porch-speaker" / "audio.s16"
     before = heard.stat().st_size
-    wav = tone_bursts(tmp_path / "tone.wav")
+    wav = tone_bursts(tmp_path / "tone.wav", TONE_HZ)
     flags = ["--use-fake-device-for-media-stream", f"--use-file-for-fake-audio-capture={wav}"]
     with_mic = browser.browser_type.launch(
         executable_path=str(CHROMIUM), args=CHROMIUM_ARGS + flags
