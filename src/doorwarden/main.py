@@ -165,6 +165,7 @@ def create_app(
             async with scheduler:
                 yield
         finally:
+            app.state.live_hub.close()
             await notify.aclose()
             await engine.dispose()
 

@@ -195,6 +195,16 @@ class LiveHub:
         self.agents: dict[uuid.UUID, AgentLink] = {}
         self.channels: dict[tuple[uuid.UUID, str], Channel] = {}
         self.talks = Talks(self.agents)
+        self.closed = False
+
+    def close(self) -> None:
+        """The server is stopping: no linger timer may start work on a loop that is about
+        to close (its task would be destroyed pending)."""
+        self.closed = True
+        for channel in self.channels.values():
+            if channel.stop_timer is not None:
+                channel.stop_timer.cancel()
+                channel.stop_timer = None
 
     # -- agents ------------------------------------------------------------------------
     async def attach(self, link: AgentLink, cameras: list[str]) -> AgentLink | None:
@@ -307,6 +317,8 @@ class LiveHub:
         viewer.close()
         channel.viewers.discard(viewer)
         if channel.viewers:
+            return
+        if self.closed:
             return
         loop = asyncio.get_running_loop()
         channel.stop_timer = loop.call_later(
