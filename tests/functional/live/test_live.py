@@ -37,6 +37,9 @@ from tests.factories import PASSWORD, Factory
 from tests.live_server import running_server, self_signed_certificate
 
 LINGER_S = 0.4
+# A handshake is quick; under a loaded CI machine (4 workers on PostgreSQL) one took over
+# 5 s. Waiting longer costs nothing when it works.
+OPEN_TIMEOUT_S = 20
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:websockets")
 
 
@@ -85,14 +88,14 @@ class Live:
             self.ws + path,
             additional_headers={"Cookie": self.cookie(who)},
             origin=Origin(origin or self.url),
-            open_timeout=5,
+            open_timeout=OPEN_TIMEOUT_S,
         )
 
     def agent(self, token: str | None = None) -> Any:
         return connect(
             self.ws + "/api/v1/device/live",
             additional_headers={"Authorization": f"Bearer {token or self.token}"},
-            open_timeout=5,
+            open_timeout=OPEN_TIMEOUT_S,
         )
 
 
