@@ -50,6 +50,7 @@ STATUS_FILE = "upload-status.json"  # held, deferred (an older agent: refused)
 ROOM_FILE = "spool-room.json"  # disk_full, evictions (the newest 50)
 _LIST = re.compile(r"\b(?:sequences|clips)=\[([^\]]*)\]")
 _FIELD = re.compile(r"\b(first|last|count)=(\d+|None)\b")
+_AT = re.compile(r"\bat=(\S+)")  # an eviction record's start: the same as it grows
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,7 @@ def read_evictions(log: Path) -> tuple[int, set[int], int, bool]:
         return 0, set(), 0, False
     logged, unsealed = 0, 0
     reported: set[int] = set()
+    episodes: dict[str, int] = {}  # unsealed eviction records by their `at`
     text = log.read_text(errors="replace")
     for line in text.splitlines():
         if "spool.evicted" in line or "spool.plain_evicted" in line:
@@ -132,10 +134,13 @@ def read_evictions(log: Path) -> tuple[int, set[int], int, bool]:
             if first != "None" and last != "None":
                 reported.update(range(int(first), int(last) + 1))
             else:
-                unsealed += int(fields_.get("count", "0"))
-    # Counted apart from the lines above: two threads' log lines can meet on one line
-    # under load, and a discard must still be subtracted when it does.
-    unsealed -= text.count("spool.recording_discarded")
+                # One episode is one record, logged again as it grows (same `at`, the
+                # count so far): its last line holds its whole count.
+                at = _AT.search(line)
+                episodes[at.group(1) if at else line] = int(fields_.get("count", "0"))
+        elif "spool.recording_discarded" in line:
+            unsealed -= 1
+    unsealed += sum(episodes.values())
     return logged, reported, unsealed, "spool.disk_full" in text or "spool.disk_ok" in text
 
 
