@@ -209,8 +209,11 @@ def run(seconds: float, fps: int, work: Path) -> None:
     print(f"target p95 <= 1000 ms: {verdict}; first frame within 2 s: {start}")
 
 
-def pair_agent(url: str, rtsp: str, work: Path, server_env: dict[str, str]) -> tuple[Path, str]:
-    """A household with a camera paired to an agent configuration for the RTSP camera."""
+def pair_agent(
+    url: str, rtsp: str, work: Path, server_env: dict[str, str], camera_extra: str = ""
+) -> tuple[Path, str]:
+    """A household with a camera paired to an agent configuration for the RTSP camera
+    (`camera_extra`: more YAML lines for the camera, indented as its keys)."""
     with httpx.Client(base_url=url, timeout=30) as client:
         login = client.post("/api/v1/session", json={"email": RESIDENT, "password": PASSWORD})
         login.raise_for_status()
@@ -224,7 +227,7 @@ def pair_agent(url: str, rtsp: str, work: Path, server_env: dict[str, str]) -> t
     config.write_text(
         f"spool_dir: {work / 'spool'}\nstate_dir: {work / 'state'}\ncameras:\n"
         f"  - name: door\n    source: {{kind: rtsp, url: '{rtsp}'}}\n"
-        "    detect: {kind: none}\n"
+        "    detect: {kind: none}\n" + camera_extra
     )
     doorwarden(server_env, "agent", "pair", "--server", url, "--code", code.json()["code"],
                "--config", str(config))  # fmt: skip

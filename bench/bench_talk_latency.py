@@ -55,6 +55,7 @@ from bench.bench_live_latency import (  # noqa: E402
     wait_for_line,
     wait_healthy,
 )
+from bench.bench_live_latency import pair_agent as pair_live_agent  # noqa: E402
 from tests.e2e.microphone import RATE, write_wav  # noqa: E402
 
 from doorwarden.agent.talk.backchannel import Backchannel  # noqa: E402
@@ -199,24 +200,7 @@ def direct_reference(rtsp: str, args: argparse.Namespace) -> list[float]:
 
 def pair_agent(url: str, rtsp: str, work: Path, server_env: dict[str, str]) -> tuple[Path, str]:
     """A household whose camera is the ONVIF rig, with talk through its backchannel."""
-    with httpx.Client(base_url=url, timeout=30) as client:
-        login = client.post("/api/v1/session", json={"email": RESIDENT, "password": PASSWORD})
-        login.raise_for_status()
-        client.headers["x-csrf-token"] = login.json()["csrf_token"]
-        home = client.post("/api/v1/households", json={"name": "Bench", "time_zone": "UTC"})
-        home.raise_for_status()
-        household = home.json()["id"]
-        code = client.post(f"/api/v1/households/{household}/pairing-codes")
-        code.raise_for_status()
-    config = work / "agent.yaml"
-    config.write_text(
-        f"spool_dir: {work / 'spool'}\nstate_dir: {work / 'state'}\ncameras:\n"
-        f"  - name: door\n    source: {{kind: rtsp, url: '{rtsp}'}}\n"
-        "    detect: {kind: none}\n    talk: {kind: backchannel}\n"
-    )
-    doorwarden(server_env, "agent", "pair", "--server", url, "--code", code.json()["code"],
-               "--config", str(config))  # fmt: skip
-    return config, str(household)
+    return pair_live_agent(url, rtsp, work, server_env, "    talk: {kind: backchannel}\n")
 
 
 def talk(url: str, household: str, wav: Path, seconds: float) -> dict[str, Any]:
