@@ -42,7 +42,7 @@ from doorwarden.notify.payload import push_payload
 from doorwarden.notify.push import PushSender, PushStatus
 from doorwarden.notify.push_models import PushSubscription
 from doorwarden.notify.vapid import vapid_key
-from doorwarden.scheduler import Job, Scheduler
+from doorwarden.scheduler import Job, Scheduler, Waker
 
 log = structlog.get_logger("doorwarden.notify")
 JOB_NAME = "notify.dispatch"
@@ -52,9 +52,6 @@ BACKOFF_MIN_S = 5.0
 BACKOFF_MAX_S = 3600.0
 GIVE_UP = timedelta(hours=24)
 PARALLEL_SENDS = 64
-# A wake that finds the job's lock taken tries again this often, for about a tick.
-WAKE_RETRY_S = 0.02
-WAKE_RETRIES = 50
 # A ring is worth a minute of the push service's effort (then it is history); the rest
 # may wait for a phone that is off for the night.
 TTL_S = {NotifyKind.ring: 300, NotifyKind.person: 3600, NotifyKind.motion: 3600}
@@ -92,8 +89,6 @@ class Dispatcher:
         self.sessionmaker = sessionmaker
         self.now = now
         self._sender: PushSender | None = None
-        self._waking: asyncio.Task[None] | None = None
-        self._again = False
         self.job: Job[Claimed] = Job(
             JOB_NAME,
             settings.notify_interval_s,
@@ -101,6 +96,7 @@ class Dispatcher:
             after_commit=self.deliver,
             more=lambda claimed: claimed.more,
         )
+        self._wake = Waker(self.job)
 
     # -- the job's transaction ---------------------------------------------------------
 
@@ -281,47 +277,17 @@ class Dispatcher:
                 )
                 row.next_attempt_at, row.done_at = None, now
 
-    # -- waking the job at once --------------------------------------------------------
+    # -- waking the job at once (scheduler.Waker) ---------------------------------------
 
     def waker(self, scheduler: Scheduler) -> Callable[[], None]:
-        """`app.state.notify_wake`: run a turn now (one at a time; a wake during a turn
-        runs one more after it, so an event committed meanwhile is not left to the tick)."""
-
-        def wake() -> None:
-            if self._waking is not None and not self._waking.done():
-                self._again = True
-                return
-            self._waking = asyncio.get_running_loop().create_task(self._turns(scheduler))
-
-        return wake
-
-    async def _turns(self, scheduler: Scheduler) -> None:
-        taken = 0
-        while True:
-            self._again = False
-            try:
-                ran = await scheduler.run_turn(self.job)
-            except Exception:  # the 1 s schedule retries; a wake is best effort
-                log.exception("notify.wake_failed")
-                ran = True
-            if not ran and taken < WAKE_RETRIES:
-                # Another turn holds the job's lock (PostgreSQL: the 1 s tick, or another
-                # instance) and may have claimed before this event committed: try again
-                # shortly, rather than leave the ring to the next tick (up to a second).
-                taken += 1
-                await asyncio.sleep(WAKE_RETRY_S)
-                continue
-            if not self._again:
-                return
+        """Run a turn now: `app.state.notify_wake`, called after a commit."""
+        return self._wake.waker(scheduler)
 
     async def idle(self) -> None:
         """Until a wake's turns are over (tests, the demo)."""
-        while self._waking is not None and not self._waking.done():
-            await asyncio.gather(self._waking, return_exceptions=True)
+        await self._wake.idle()
 
     async def aclose(self) -> None:
-        if self._waking is not None:
-            self._waking.cancel()
-            await asyncio.gather(self._waking, return_exceptions=True)
+        await self._wake.aclose()
         if self._sender is not None:
             await self._sender.aclose()
