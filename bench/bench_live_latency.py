@@ -111,6 +111,28 @@ def doorwarden(env: dict[str, str], *args: str) -> str:
     return result.stdout
 
 
+def prepare_server(work: Path, url: str, **extra: str) -> dict[str, str]:
+    """A development server's environment for a bench (its own data under `work`, SQLite,
+    served at `url`), its database made and a resident created; `extra` adds settings."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DOORWARDEN_")}
+    server_env = {
+        **env,
+        "DOORWARDEN_DEVELOPMENT": "1",
+        "DOORWARDEN_SECRET_KEY": secrets.token_urlsafe(36),
+        "DOORWARDEN_DATA_DIR": str(work / "server"),
+        "DOORWARDEN_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'server.db'}",
+        "DOORWARDEN_PUBLIC_BASE_URL": url,
+        "DOORWARDEN_LOG_JSON": "0",
+        **extra,
+    }
+    doorwarden(server_env, "db", "upgrade")
+    doorwarden(
+        {**server_env, "BENCH_PASSWORD": PASSWORD}, "admin", "create-user", "--email", RESIDENT,
+        "--role", "resident", "--password-env", "BENCH_PASSWORD",
+    )  # fmt: skip
+    return server_env
+
+
 def wait_for_line(log: Path, text: str) -> None:
     deadline = time.monotonic() + 30
     while text not in log.read_text(errors="replace"):
@@ -165,20 +187,7 @@ def run(seconds: float, fps: int, work: Path) -> None:
     camera_port, port = free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     rtsp = f"rtsp://127.0.0.1:{camera_port}/cam"
-    server_env = {
-        **env,
-        "DOORWARDEN_DEVELOPMENT": "1",
-        "DOORWARDEN_SECRET_KEY": secrets.token_urlsafe(36),
-        "DOORWARDEN_DATA_DIR": str(work / "server"),
-        "DOORWARDEN_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'server.db'}",
-        "DOORWARDEN_PUBLIC_BASE_URL": url,
-        "DOORWARDEN_LOG_JSON": "0",
-    }
-    doorwarden(server_env, "db", "upgrade")
-    doorwarden(
-        {**server_env, "BENCH_PASSWORD": PASSWORD}, "admin", "create-user", "--email", RESIDENT,
-        "--role", "resident", "--password-env", "BENCH_PASSWORD",
-    )  # fmt: skip
+    server_env = prepare_server(work, url)
     camera_args = ["/usr/bin/python3", str(ROOT / "bench" / "live_clock_camera.py")]
     serve = [sys.executable, "-m", "doorwarden", "serve", "--port", str(port)]
     with (

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import secrets
 import statistics
 import sys
 import tempfile
@@ -49,8 +48,8 @@ from bench.bench_live_latency import (  # noqa: E402
     PASSWORD,
     RESIDENT,
     ROOT,
-    doorwarden,
     free_port,
+    prepare_server,
     process,
     wait_for_line,
     wait_healthy,
@@ -242,20 +241,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     camera_port, reference_port, port = free_port(), free_port(), free_port()
     url = f"http://127.0.0.1:{port}"
     rtsp = f"rtsp://127.0.0.1:{camera_port}/cam"
-    server_env = {
-        **env,
-        "DOORWARDEN_DEVELOPMENT": "1",
-        "DOORWARDEN_SECRET_KEY": secrets.token_urlsafe(36),
-        "DOORWARDEN_DATA_DIR": str(work / "server"),
-        "DOORWARDEN_DATABASE_URL": f"sqlite+aiosqlite:///{work / 'server.db'}",
-        "DOORWARDEN_PUBLIC_BASE_URL": url,
-        "DOORWARDEN_LOG_JSON": "0",
-    }
-    doorwarden(server_env, "db", "upgrade")
-    doorwarden(
-        {**server_env, "BENCH_PASSWORD": PASSWORD}, "admin", "create-user", "--email", RESIDENT,
-        "--role", "resident", "--password-env", "BENCH_PASSWORD",
-    )  # fmt: skip
+    server_env = prepare_server(work, url)
     wav = write_wav(work / "bursts.wav", burst_samples(args.period, args.period,
                                                        args.burst_ms / 1000, args.hz))  # fmt: skip
     serve = [sys.executable, "-m", "doorwarden", "serve", "--port", str(port)]
