@@ -386,6 +386,51 @@ class Settings(BaseSettings):
         description="How often households' mode schedules are applied (a switch at 07:00 "
         "reaches the cameras by 07:00 plus this). 0: never (a test runs the job).",
     )
+    webhook_interval_s: float = Field(
+        1.0,
+        ge=0,
+        le=60,
+        title="Webhook delivery interval (seconds)",
+        description="How often new household events become webhook deliveries and due ones "
+        "are sent or retried (a ring or a test also wakes it at once). 0: never (a test "
+        "runs the job).",
+    )
+    webhook_timeout_s: float = Field(
+        10.0,
+        gt=0,
+        le=30,
+        title="Webhook timeout",
+        description="Seconds one webhook attempt may take in all (connect, send, answer) "
+        "before it counts as failed and is retried.",
+    )
+    webhook_max_endpoints: int = Field(
+        10,
+        ge=1,
+        le=100,
+        title="Webhook endpoints per household",
+        description="How many webhook endpoints one household may register.",
+    )
+    webhook_disable_after_hours: float = Field(
+        72.0,
+        gt=0,
+        le=24 * 30,
+        title="Disable a failing webhook after (hours)",
+        description="An endpoint whose attempts have all failed for this long is turned off, "
+        "and its owners see why on the Integrations page and in the household's audit trail.",
+    )
+    webhook_ca_file: Path | None = Field(
+        None,
+        title="Webhook CA bundle",
+        description="A PEM file of extra certificate authorities trusted for webhook "
+        "endpoints (a home's private CA), in addition to the public ones.",
+    )
+    webhook_resolve: dict[str, str] = Field(
+        default_factory=dict,
+        title="Webhook host addresses",
+        description="Host name to IP address, used instead of DNS for webhook endpoints "
+        "(as curl --resolve): for split-horizon DNS. The address is still checked like any "
+        "DNS answer (no private address outside development).",
+    )
     log_origin: str | None = Field(
         None,
         title="Audit log origin",

@@ -3,7 +3,7 @@ session factory and the clock live on app.state, made when the app is created.""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -38,6 +38,8 @@ from doorwarden.db import check_schema_current, create_engine, create_sessionmak
 from doorwarden.deps import document_gate
 from doorwarden.devices import router as devices_router
 from doorwarden.devices import views as devices_views
+from doorwarden.devices.settings import router as devices_settings_router
+from doorwarden.devices.settings import views as devices_settings_views
 from doorwarden.events import router as events_router
 from doorwarden.events.clip_events import clip_events_job
 from doorwarden.events.wake import notify_wake
@@ -46,6 +48,9 @@ from doorwarden.health import router as health_router
 from doorwarden.households import router as households_router
 from doorwarden.households import views as households_views
 from doorwarden.http_errors import StorageFaults, document_errors, install_error_handlers
+from doorwarden.integrations.webhooks import router as webhooks_router
+from doorwarden.integrations.webhooks import views as webhooks_views
+from doorwarden.integrations.webhooks.tasks import Deliverer
 from doorwarden.legal.household import router as legal_household_router
 from doorwarden.legal.household import views as legal_household_views
 from doorwarden.legal.requests import detail_views as legal_request_detail_views
@@ -113,6 +118,14 @@ def log_signer(settings: Settings) -> LogSigner:
     return LogSigner(origin, key, private)
 
 
+def _both(first: Callable[[], None], second: Callable[[], None]) -> Callable[[], None]:
+    def wake() -> None:
+        first()
+        second()
+
+    return wake
+
+
 def create_app(
     settings: Settings | None = None,
     *,
@@ -132,6 +145,7 @@ def create_app(
         # Before serving: what a crash left is gone before the first upload may need room.
         await sweep_at_startup(app.state.sessionmaker, sweep)
         notify = Dispatcher(settings, app.state.sessionmaker, app.state.clock.now)
+        webhooks = Deliverer(settings, app.state.sessionmaker, app.state.clock.now)
         scheduler = Scheduler(
             app.state.sessionmaker,
             [
@@ -152,6 +166,7 @@ def create_app(
                     settings.modes_interval_s,
                 ),
                 notify.job,
+                webhooks.job,
                 clip_events_job(
                     app.state.clock.now,
                     settings.events_clip_interval_s,
@@ -161,12 +176,17 @@ def create_app(
         )
         app.state.notify_dispatcher = notify  # tests run its job by hand
         app.state.notify_wake = notify.waker(scheduler)
+        # A new event wakes webhooks too (events/wake.py calls notify_wake only).
+        app.state.webhooks_dispatcher = webhooks  # tests run its job by hand
+        app.state.webhooks_wake = webhooks.waker(scheduler)
+        app.state.notify_wake = _both(app.state.notify_wake, app.state.webhooks_wake)
         try:
             async with scheduler:
                 yield
         finally:
             app.state.live_hub.close()
             await notify.aclose()
+            await webhooks.aclose()
             await engine.dispose()
 
     app = FastAPI(
@@ -209,6 +229,7 @@ def create_app(
         audit_router.router,
         audit_log_router.router,
         devices_router.router,
+        devices_settings_router.router,
         clips_router.router,
         clips_playback_router.router,
         live_router.router,
@@ -228,6 +249,7 @@ def create_app(
         governance_views.router,
         audit_views.router,
         devices_views.router,
+        devices_settings_views.router,
         clips_views.router,
         live_views.router,
         transparency_views.router,
@@ -236,6 +258,8 @@ def create_app(
         modes_router.router,
         modes_views.router,
         events_router.router,
+        webhooks_router.router,
+        webhooks_views.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

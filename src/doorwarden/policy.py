@@ -93,6 +93,9 @@ class Action(StrEnum):
     # door, so it follows live view's rule (members, never staff or agencies).
     talk = "live:talk"
     device_manage = "device:manage"
+    # A camera's settings from the web (zones, sensitivity, clip lengths, notify labels)
+    # and the fresh snapshot the zone editor draws over: its owner's, never staff's.
+    camera_settings = "camera:settings"
     integrity_alert_read = "integrity-alert:read"
     # Cameras: pairing with a one-time code, then acting as themselves.
     device_pair = "device:pair"
@@ -106,6 +109,9 @@ class Action(StrEnum):
     event_report = "event:report"  # a camera's doorbell ring (its own, never another's)
     # Rings, people and motion: a household's timeline. Members only, never staff.
     event_read = "event:read"
+    # A household's webhooks: a standing feed of its events to an address outside, so
+    # its owners' alone (never shared users, never staff).
+    webhooks_manage = "integration:webhooks"
     # Agencies.
     agency_create = "agency:create"
     agency_list = "agency:list"
@@ -139,6 +145,7 @@ FOOTAGE_ACTIONS = frozenset(
         Action.clip_delete,
         Action.clip_share,
         Action.live_view,
+        Action.camera_settings,  # its snapshot is a fresh image from the camera
     }
 )
 
@@ -367,6 +374,7 @@ RULES: Mapping[Action, Rule] = {
     Action.live_view: _household(*MEMBERS),
     Action.talk: _household(*MEMBERS),  # a resident rule: staff are refused by role too
     Action.device_manage: _household(*OWNER),
+    Action.camera_settings: _household(*OWNER),
     Action.integrity_alert_read: _household(*OWNER),
     Action.device_pair: _anyone,  # the one-time code is the credential; checked by the service
     Action.device_self: _device_itself,
@@ -376,6 +384,7 @@ RULES: Mapping[Action, Rule] = {
     Action.snooze_own: _household(*MEMBERS),
     Action.event_report: _device_itself,
     Action.event_read: _household(*MEMBERS),
+    Action.webhooks_manage: _household(*OWNER),
     Action.agency_create: _roles(Role.operator_admin),
     Action.agency_list: _roles(Role.operator_admin, Role.legal_reviewer),
     Action.agency_read: _agency_staff_or_own_officer,

@@ -86,6 +86,7 @@ def test_household_members_talk_through_their_own_households_cameras_only() -> N
         Action.household_update,
         Action.household_member_add,
         Action.device_manage,
+        Action.camera_settings,
         Action.household_audit_read,
     ],
 )

@@ -9,13 +9,20 @@ What `from_config` builds, in this order (nothing runs until `start`):
   its room keeper, which evicts the oldest clips when the spool's disk fills;
 * the delivery (sealing and upload) when the agent is paired; otherwise clips stay in
   the spool, and `identity` is None so the caller can say how to pair;
+* the settings set from the web (agent/settings/), loaded from the state directory and
+  laid over each camera's YAML, so a restart starts with them before the link is up;
 * one `CameraJob` per camera (this loads each detector model, the slow part);
 * the live-view link, for a paired agent that runs until stopped (not `once`); when the
   server's address would carry the device token in clear it is left off, `live_off`
-  saying why;
+  saying why; the settings handler answers its `settings` and `snapshot` messages;
+* `observers` (agent/observe.py): what the cameras, the doorbell, the mode and the
+  settings tell listeners on the box (the MQTT bridge adds itself);
 * the doorbell (agent/ring/), for an agent that runs until stopped: its sources, the
   `agent ring` socket and the sender of queued rings (over the link, or HTTP when paired
   without one); a press makes its camera record a clip labelled "ring";
+* the ONVIF event triggers (agent/onvif/events.py) of the cameras with `onvif:`, for an
+  agent that runs until stopped: the camera's motion and tamper events record clips,
+  its presses (when `onvif.events.doorbell`) ring the doorbell;
 * the camera threads (`CameraRunner`): each camera's samples go to the live link first
   (a viewer should not wait for detection), then to its job; without `once` a camera
   whose source fails is restarted with backoff.
@@ -43,6 +50,10 @@ from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityError, Id
 from doorwarden.agent.delivery.worker import Delivery
 from doorwarden.agent.live.link import LiveLink, LiveLinkError
 from doorwarden.agent.live.mode import ModeState
+from doorwarden.agent.mqtt.bridge import MqttBridge
+from doorwarden.agent.mqtt.setup import MqttSetupError
+from doorwarden.agent.observe import Observers
+from doorwarden.agent.onvif.events import CameraEvents, camera_events, start_all
 from doorwarden.agent.pipeline import CameraJob
 from doorwarden.agent.recording.recorder import FinishedClip
 from doorwarden.agent.recording.room import SpoolRoom
@@ -50,6 +61,8 @@ from doorwarden.agent.recording.spool import Spool
 from doorwarden.agent.ring.doorbell import Doorbell
 from doorwarden.agent.ring.queue import EventQueue
 from doorwarden.agent.ring.sender import EventSender
+from doorwarden.agent.settings.handler import SettingsHandler
+from doorwarden.agent.settings.wiring import load_settings
 from doorwarden.agent.talk.control import TALK_AUDIO, TalkControl
 
 CAMERAS_STOP_S = 60.0  # flushing a re-encoded clip in progress takes a moment
@@ -100,8 +113,16 @@ class AgentApp:
         live_off: str | None,
         doorbell: Doorbell | None = None,
         talk: TalkControl | None = None,
+        observers: Observers | None = None,
+        settings: SettingsHandler | None = None,
+        onvif: list[CameraEvents] | None = None,
+        mqtt: MqttBridge | None = None,
     ) -> None:
+        self.mqtt = mqtt  # the home broker's bridge (agent/mqtt/), when `mqtt:` is set
+        self.onvif = onvif or []  # ONVIF event subscriptions (not with `once`)
         self.config = config
+        self.observers = observers if observers is not None else Observers()
+        self.settings = settings  # applies the web's camera settings (None: none kept)
         self.doorbell = doorbell  # None with `once`
         self.talk = talk  # None without the live link (talk comes over it)
         self.delivery = delivery
@@ -136,24 +157,50 @@ class AgentApp:
                 else None
             )
             on_clip = delivery.notify if delivery is not None else None
+            observers = Observers()
             # The household's mode as last heard (agent/live/mode.py); not for `once` runs.
-            mode = ModeState(None if once else config.state_dir, [c.name for c in config.cameras])
+            mode = ModeState(
+                None if once else config.state_dir, [c.name for c in config.cameras],
+                observers=observers,
+            )  # fmt: skip
+            loaded = load_settings(config, identity, store)  # before any camera is built
+            cameras = [loaded.camera(cam.name) for cam in config.cameras]
             jobs = {
-                cam.name: CameraJob(cam, spool, on_clip=on_clip, switches=mode.for_camera(cam.name))
-                for cam in config.cameras
+                cam.name: CameraJob(
+                    cam,
+                    spool,
+                    on_clip=on_clip,
+                    switches=mode.for_camera(cam.name),
+                    observers=observers,
+                    detection_enabled=loaded.detection_enabled(cam.name),
+                )
+                for cam in cameras
             }
-        except (OSError, DetectorError, IdentityError) as exc:
+            settings = SettingsHandler(loaded.state, loaded.key.get, jobs, observers=observers)
+            # The home broker (agent/mqtt/): a listener like any other, not for `once` runs.
+            mqtt = None
+            if config.mqtt is not None and not once:
+                mqtt = MqttBridge.build(
+                    config.mqtt, cameras=[c.name for c in config.cameras], identity=identity,
+                    mode=mode.mode,
+                    detection={c.name: loaded.detection_enabled(c.name) for c in config.cameras},
+                )  # fmt: skip
+                observers.add(mqtt)
+        except (OSError, DetectorError, IdentityError, MqttSetupError) as exc:
             if delivery is not None:
                 delivery.stop()  # not started: this only closes its HTTP client
             raise BuildError(str(exc)) from exc
         link, live_off = None, None
         if identity is not None and not once:  # live view needs a pairing and a live agent
             try:
-                link = _live_link(config.cameras, identity)
+                link = _live_link(cameras, identity)  # masks: the web's zones included
                 link.handlers["mode"] = mode.on_message  # the server's `mode` message
+                settings.attach(link)  # `settings` and `snapshot`
             except LiveLinkError as exc:
                 live_off = str(exc)
-        doorbell = None if once else _doorbell(config, jobs, link, identity)
+        doorbell = None if once else _doorbell(config, jobs, link, identity, observers)
+        press = doorbell.press if doorbell is not None else None
+        onvif = [] if once else camera_events(config.cameras, jobs, press)
         talk = _talk(config, link) if link is not None else None
         runner = CameraRunner(
             [(cam.name, cam.source, _handler(jobs[cam.name], link)) for cam in config.cameras],
@@ -164,7 +211,8 @@ class AgentApp:
         )
         return cls(
             config, jobs=jobs, runner=runner, delivery=delivery, link=link, live_off=live_off,
-            doorbell=doorbell, talk=talk,
+            doorbell=doorbell, talk=talk, observers=observers, settings=settings, onvif=onvif,
+            mqtt=mqtt,
         )  # fmt: skip
 
     @property
@@ -176,12 +224,15 @@ class AgentApp:
 
     def start(self) -> None:
         """Start delivering, the live link, then the cameras (each on its own thread)."""
+        if self.mqtt is not None:
+            self.mqtt.start()  # first: the cameras' first states go out as they happen
         if self.delivery is not None:
             self.delivery.start()
         if self._link is not None:
             self._link.start()
         if self.doorbell is not None:
             self.doorbell.start()
+        self.onvif = start_all(self.onvif)  # one without its package is logged, left out
         self._runner.start()
 
     def run_until(self, stop: threading.Event, tick: Callable[[], None] | None = None) -> None:
@@ -208,10 +259,16 @@ class AgentApp:
         self.stop_cameras()
         if self.doorbell is not None:
             self.doorbell.stop()  # what is not acknowledged stays queued for the next start
+        for events in self.onvif:
+            events.stop()  # unsubscribes when the camera still answers
         if self.talk is not None:
             self.talk.stop()  # each camera's backchannel torn down, not left to time out
         if self._link is not None:
             self._link.stop(timeout_s=LIVE_STOP_S)
+        if self.settings is not None:
+            self.settings.close()
+        if self.mqtt is not None:
+            self.mqtt.stop()  # "offline", retained: the cameras are not watching any more
         delivery = self.delivery
         if delivery is None:
             return Stopped(0, 0)
@@ -282,6 +339,7 @@ def _doorbell(
     jobs: dict[str, CameraJob],
     link: LiveLink | None,
     identity: DeviceIdentity | None,
+    observers: Observers | None = None,
 ) -> Doorbell:
     sender = (
         EventSender(EventQueue(config.state_dir), link=link, identity=identity)
@@ -295,6 +353,7 @@ def _doorbell(
         config.state_dir,
         sender=sender,
         trigger=lambda camera, reason: jobs[camera].trigger(reason),
+        observers=observers,
     )
 
 

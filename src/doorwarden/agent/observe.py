@@ -76,4 +76,4 @@ class Observers:
             try:
                 getattr(listener, name)(*args)
             except Exception:  # a listener's bug must not cost the camera its recording
-                log.exception("observe.listener_failed", event=name)
+                log.exception("observe.listener_failed", kind=name)

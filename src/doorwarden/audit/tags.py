@@ -85,3 +85,15 @@ class Tag(StrEnum):
     push_subscription_create = "push:subscription:create"
     push_subscription_delete = "push:subscription:delete"
     push_subscription_expire = "push:subscription:expire"
+    # Household webhooks (integrations/webhooks/): an endpoint registered, changed (URL,
+    # kinds, enabled, secret rotated; or turned off by the system: 410 Gone, failing for
+    # days), removed.
+    webhook_create = "webhook:create"
+    webhook_update = "webhook:update"
+    webhook_delete = "webhook:delete"
+    # Camera settings from the web (devices/settings/): a change (the fields changed), a
+    # privacy zone removed or shrunk (every member is told), a snapshot fetched for the
+    # zone editor (never stored).
+    camera_settings_update = "camera:settings:update"
+    camera_privacy_reduce = "camera:privacy:reduce"
+    camera_snapshot = "camera:snapshot"

@@ -26,6 +26,8 @@ from doorwarden.agent.delivery.identity import IdentityError, IdentityStore
 from doorwarden.agent.delivery.pairing import PairingError
 from doorwarden.agent.delivery.pairing import pair as pair_device
 from doorwarden.agent.delivery.upload_status import UploadStatus, request_retry
+from doorwarden.agent.settings.report import settings_lines
+from doorwarden.cli.agent_discover import discover
 
 if TYPE_CHECKING:
     # Video, numpy and model runtimes load only when `run` runs (agent/app.py): every
@@ -77,6 +79,9 @@ def agent_main(
     if ctx.invoked_subcommand is None:
         print(ctx.get_help())
         raise typer.Exit(2)
+
+
+agent_app.command("discover")(discover)
 
 
 @agent_app.command("check-config")
@@ -180,7 +185,8 @@ def status(
         ),
     ] = None,
 ) -> None:
-    """Show the pairing (never the token), the state of uploads and the spool backlog."""
+    """Show the pairing (never the token), the state of uploads, the spool backlog and
+    where each camera's settings come from (the web or the file)."""
     agent = load_or_exit(config) if config is not None else None
     store = IdentityStore(_state_dir(state, agent))
     spool_dir = spool or (agent.spool_dir if agent is not None else Path("spool"))
@@ -199,6 +205,9 @@ def status(
         print(report.identity_summary(identity, store))
         print(f"  uploads:    {report.uploads_line(upload)}")
     print(report.backlog(spool_dir, upload, store.state_dir))
+    # Each camera's web-settable fields: value, and "web (vN)" or "file".
+    print("camera settings:")
+    print("\n".join(settings_lines(agent, store.state_dir)))
 
 
 @agent_app.command()

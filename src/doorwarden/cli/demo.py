@@ -47,6 +47,16 @@ def demo(
             "of a CPU core more).",
         ),
     ] = False,
+    mqtt: Annotated[
+        str | None,
+        typer.Option(
+            "--mqtt",
+            metavar="URL",
+            help="Also publish the cameras' motion, rings, clips and availability to this MQTT "
+            "broker (mqtt://host:1883), with Home Assistant discovery; the select and switches "
+            "act as each home's owner (docs/mqtt.md).",
+        ),
+    ] = None,
     footage: Annotated[
         Path | None,
         typer.Option(
@@ -63,5 +73,17 @@ def demo(
     """
     from doorwarden.demo.runner import Options, run  # noqa: PLC0415 - server and video stack
 
-    options = Options(data_dir=data_dir, port=port, scenario=scenario, fresh=fresh, footage=footage)
+    if mqtt is not None:
+        from pydantic import ValidationError  # noqa: PLC0415
+
+        from doorwarden.agent.config.mqtt import MqttConfig  # noqa: PLC0415
+
+        try:
+            MqttConfig(url=mqtt)
+        except ValidationError as exc:
+            raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--mqtt") from None
+
+    options = Options(
+        data_dir=data_dir, port=port, scenario=scenario, fresh=fresh, footage=footage, mqtt=mqtt
+    )
     raise typer.Exit(run(options))

@@ -39,6 +39,7 @@ from doorwarden.agent.config.models import (
     RecordConfig,
     SyntheticSource,
 )
+from doorwarden.agent.config.mqtt import MqttConfig
 from doorwarden.agent.config.talk import BackchannelTalk
 from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityStore
 from doorwarden.agent.delivery.pairing import pair
@@ -130,6 +131,7 @@ class DemoAgent:
         self._lock = threading.Lock()
         self._stopping = False
         self.error: str | None = None
+        self.mqtt: MqttConfig | None = None
 
     @property
     def device_id(self) -> str | None:
@@ -171,10 +173,13 @@ class DemoAgent:
         *,
         people: bool = False,
         talk: Callable[[], BackchannelTalk | None] | None = None,
+        mqtt: MqttConfig | None = None,
     ) -> None:
         """Start in the background: render the synthetic footage first if it is needed
         (`footage` None, `render_into` its folder), then the camera; `talk()` gives its
-        talk output (it may wait for the speaker to start: in this thread, not the demo's)."""
+        talk output (it may wait for the speaker to start: in this thread, not the demo's);
+        `mqtt`: the broker it also publishes to (--mqtt)."""
+        self.mqtt = mqtt
 
         def starting() -> None:
             try:
@@ -205,8 +210,9 @@ class DemoAgent:
         if identity is None:
             raise RuntimeError("start() before pairing")
         config = AgentConfig(
-            spool_dir=self.spool_dir, state_dir=self.store.state_dir, cameras=[camera]
-        )
+            spool_dir=self.spool_dir, state_dir=self.store.state_dir, cameras=[camera],
+            mqtt=self.mqtt,
+        )  # fmt: skip
         # The pairing just checked against this run's server (whose address may be new).
         app = AgentApp.from_config(config, identity=identity)
         if app.live_off is not None:

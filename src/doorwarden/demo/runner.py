@@ -28,6 +28,7 @@ import structlog
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource
 from structlog.types import EventDict, WrappedLogger
 
+from doorwarden.agent.config.mqtt import MqttConfig
 from doorwarden.agent.delivery.identity import IDENTITY_FILE
 from doorwarden.config import Settings, SignupMode
 from doorwarden.demo.api import Api, ApiError
@@ -71,6 +72,7 @@ class Options:
     fresh: bool = False
     footage: Path | None = None  # vtest.avi, if not in the usual places
     people: bool = False  # run the people detector on the Front door camera
+    mqtt: str | None = None  # --mqtt URL: the cameras also publish to this broker
     clip_timeout_s: float = 240.0
 
 
@@ -263,7 +265,23 @@ class Demo:
                 render_into=self.data.footage,
                 people=self.options.people,
                 talk=speaker.talk_config if speaker is not None else None,
+                mqtt=self._mqtt(home, self.data.agents / home.slug),
             )
+
+    def _mqtt(self, home: DemoHome, root: Path) -> MqttConfig | None:
+        """--mqtt: the home's camera publishes to the broker. Its owner's API token, made
+        once and kept in the camera's folder, lets Home Assistant's select and switch act
+        as the owner (each change audited as theirs)."""
+        if self.options.mqtt is None:
+            return None
+        token = root / "mqtt-owner-token"
+        if not token.is_file():
+            with Api(self.base_url, home.owner) as owner:
+                made = owner.post("/api/v1/account/tokens", {"name": f"MQTT ({home.slug})"})
+            root.mkdir(parents=True, exist_ok=True)
+            token.touch(mode=0o600)
+            token.write_text(str(made["token"]) + "\n")
+        return MqttConfig(url=self.options.mqtt, server_token_file=token)
 
     def _pairing_code(self, home: DemoHome) -> str:
         """A one-time code, made by the owner on the Cameras page's API."""
@@ -311,6 +329,11 @@ class Demo:
             )
         if self.speaker is not None:
             self.say(f"  {self.speaker.words()}")
+        if self.options.mqtt is not None:
+            self.say(
+                f"MQTT: the cameras publish to {self.options.mqtt} under doorwarden/<device id>/, "
+                "with Home Assistant discovery under homeassistant/ (docs/mqtt.md)"
+            )
         timeline = f"{self.base_url}/households/{self.seeded.households[HOMES[0].slug]}/clips"
         self.say(f"The first clips reach {timeline} within about a minute.")
         self.say(f"Logs: {self.data.log}")

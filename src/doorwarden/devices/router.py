@@ -10,6 +10,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Request, status
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from doorwarden.audit.log import LogSigner
 from doorwarden.clips.alerts import raise_health_alerts
 from doorwarden.config import Settings
 from doorwarden.deps import (
@@ -19,6 +20,7 @@ from doorwarden.deps import (
     LiveHubDep,
     SessionDep,
     SettingsDep,
+    SignerDep,
     UserDep,
     authorize,
     household_resource,
@@ -44,6 +46,7 @@ from doorwarden.devices.schemas import (
     PlanOut,
     RecipientOut,
 )
+from doorwarden.devices.settings import push as settings_push
 from doorwarden.errors import NotFound
 from doorwarden.policy import Action, HouseholdResource, Principal, can
 
@@ -51,7 +54,7 @@ router = APIRouter(tags=["cameras"])
 
 
 async def _state(
-    db: AsyncSession, settings: Settings, device: Device, now: datetime
+    db: AsyncSession, settings: Settings, device: Device, now: datetime, signer: LogSigner
 ) -> DeviceStateOut:
     mode, keys = await recipients(
         db, settings.secret_key.get_secret_value(), device.household_id, now
@@ -65,6 +68,7 @@ async def _state(
         recipients=[RecipientOut(**recipient_json(public)) for public in keys],
         plan=PlanOut.model_validate(plan),
         last_sequence=device.last_sequence,
+        settings_key=settings_push.settings_key(signer),
     )
 
 
@@ -136,12 +140,13 @@ async def pair_device(
     settings: SettingsDep,
     ctx: ContextDep,
     clock: ClockDep,
+    signer: SignerDep,
 ) -> PairOut:
     """Called by `doorwarden agent pair`: redeem a pairing code with the camera's key."""
     device, token = await service.pair(
         db, code=body.code, name=body.name, public_key=body.public_key, ctx=ctx, now=clock.now()
     )
-    state = await _state(db, settings, device, clock.now())
+    state = await _state(db, settings, device, clock.now(), signer)
     return PairOut(**state.model_dump(), token=token)
 
 
@@ -152,9 +157,11 @@ async def device_state(
     db: SessionDep,
     settings: SettingsDep,
     clock: ClockDep,
+    signer: SignerDep,
 ) -> DeviceStateOut:
-    """The calling camera's household key, plan and chain head."""
-    return await _state(db, settings, device, clock.now())
+    """The calling camera's household key, plan and chain head, and the key its settings
+    are signed with."""
+    return await _state(db, settings, device, clock.now(), signer)
 
 
 def _inline(schema: dict[str, Any]) -> dict[str, Any]:

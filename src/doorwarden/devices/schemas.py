@@ -58,6 +58,10 @@ class DeviceStateOut(BaseModel):
     recipients: list[RecipientOut]
     plan: PlanOut
     last_sequence: int | None
+    settings_key: str = Field(
+        description="The server's Ed25519 public key (base64url, raw 32 bytes): the camera "
+        "applies only settings signed with it (docs/camera-settings.md)."
+    )
 
 
 class PairOut(DeviceStateOut):

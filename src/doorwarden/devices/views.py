@@ -179,6 +179,8 @@ async def _cameras_page(
             else []
         ),
         "can_manage": can(principal, Action.device_manage, resource),
+        # A link per camera to its settings page (devices/settings/views.py): owners only.
+        "can_settings": can(principal, Action.camera_settings, resource),
         "can_update": can(principal, Action.household_update, resource),
         "programmes": await governance.programme_choices(db),
         "programme_of": await governance.programme_marks(db, [d.id for d in paired]),

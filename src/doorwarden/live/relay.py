@@ -26,6 +26,7 @@ from typing import Literal
 
 import structlog
 
+from doorwarden.live.snapshots import SNAPSHOT, Snapshots
 from doorwarden.live.talk import Talks
 
 log = structlog.get_logger("doorwarden.live")
@@ -195,6 +196,7 @@ class LiveHub:
         self.agents: dict[uuid.UUID, AgentLink] = {}
         self.channels: dict[tuple[uuid.UUID, str], Channel] = {}
         self.talks = Talks(self.agents)
+        self.snapshots = Snapshots()  # for the zone editor (devices/settings/snapshot.py)
         self.closed = False
 
     def close(self) -> None:
@@ -237,6 +239,7 @@ class LiveHub:
             return  # already replaced by a newer connection of the same agent
         del self.agents[link.device_id]
         self.talks.agent_gone(link.device_id, ended_by=ended_by, message=message)
+        self.snapshots.agent_gone(link.device_id, message)
         for channel in self._channels_of(link.device_id):
             channel.reset("offline", message)
             self._forget_if_idle(channel)
@@ -274,10 +277,17 @@ class LiveHub:
                 channel.reset("error", text)
         elif kind == "talk_state":
             self.talks.agent_state(link, message)
+        elif kind == "snapshot_error":
+            self.snapshots.agent_error(link.device_id, message)
         else:
             raise ValueError(f"unknown message type {kind!r}")
 
     def agent_binary(self, link: AgentLink, data: bytes) -> None:
+        if len(data) >= 2 and data[0] == SNAPSHOT:
+            if data[1] >= len(link.cameras):
+                raise ValueError(f"unknown camera index {data[1]}")
+            self.snapshots.agent_reply(link.device_id, link.cameras[data[1]], data[2:])
+            return
         if len(data) < 2 or data[0] not in (INIT, KEYFRAME, FRAGMENT):
             raise ValueError("a media message starts with its kind and camera index")
         if data[1] >= len(link.cameras):

@@ -33,6 +33,8 @@ from doorwarden.crypto import strict_json
 from doorwarden.crypto.errors import MalformedError
 from doorwarden.deps import client_address, principal_of
 from doorwarden.devices.models import Device
+from doorwarden.devices.settings import link as settings_link
+from doorwarden.devices.settings import push as settings_push
 from doorwarden.errors import DomainError
 from doorwarden.events import link as events_link
 from doorwarden.events.wake import notify_wake
@@ -49,6 +51,9 @@ HELLO_TIMEOUT_S = 10.0
 MAX_CAMERAS = 64  # as the agent allows (agent/live_link.py)
 MAX_CAMERA_NAME = 100
 MAX_TEXT = 4096
+# An agent's `settings_applied` carries every field as applied (polygons too): up to
+# 16 KiB from the agent, taken up to this much, and only that message.
+MAX_SETTINGS_TEXT = 64 * 1024
 # Close codes (4000-4999 are the application's own).
 CLOSE_POLICY = 1008  # a malformed message from an agent
 CLOSE_REPLACED = 4000  # the same camera connected again
@@ -111,8 +116,21 @@ async def agent_live(ws: WebSocket) -> None:
         cameras = _hello(await asyncio.wait_for(ws.receive_text(), HELLO_TIMEOUT_S))
         # The household's mode comes first; a change committed meanwhile waits on the lock
         # and then finds this agent attached (modes/push.py).
-        async with modes_push.household_lock(device.household_id):
+        async with (
+            modes_push.household_lock(device.household_id),
+            settings_push.device_lock(device.id),
+        ):
+            # Then its cameras' settings (devices/settings/push.py): a change committed
+            # meanwhile waits on the device's lock and then finds this agent attached.
+            # Read before the mode is sent, so that nothing but sends stands between the
+            # mode (which an agent may take as "connected") and the attach.
+            state = ws.app.state
+            settings_messages = await settings_link.on_connect(
+                state.sessionmaker, state.log_signer, device.id, state.clock.now()
+            )
             await _send_mode(ws, device, cameras)
+            for body in settings_messages:
+                await ws.send_text(json.dumps(body))
             previous = await hub.attach(link, cameras)
         log.info("live.agent_connected", device=str(device.id), cameras=cameras)
         if previous is not None:
@@ -168,15 +186,17 @@ def _hello(text: str) -> list[str]:
 
 
 def _json(text: str) -> dict[str, Any]:
-    if len(text) > MAX_TEXT:
+    if len(text) > MAX_SETTINGS_TEXT:
         raise ValueError("text message too long")
     try:
         # Bounded in nesting before parsing: a camera's "[[[[..." must not crash the link.
-        message = strict_json.loads(text, max_bytes=MAX_TEXT)
+        message = strict_json.loads(text, max_bytes=MAX_SETTINGS_TEXT)
     except MalformedError as exc:
         raise ValueError("a text message must be JSON") from exc
     if not isinstance(message, dict):
         raise ValueError("a text message must be a JSON object")
+    if len(text) > MAX_TEXT and message.get("type") != "settings_applied":
+        raise ValueError("text message too long")
     return message
 
 
@@ -191,6 +211,12 @@ async def _pump_agent(ws: WebSocket, hub: LiveHub, link: AgentLink) -> None:
             text = _json(message["text"])
             if text.get("type") == "event":
                 await _agent_event(ws, link, text)
+            elif text.get("type") == "settings_applied":
+                state = ws.app.state
+                await settings_link.applied(
+                    state.sessionmaker, device_id=link.device_id, cameras=link.cameras,
+                    message=text, now=state.clock.now(),
+                )  # fmt: skip
             else:
                 hub.agent_text(link, text)
         # Received messages may already be queued, and then `receive` does not yield:

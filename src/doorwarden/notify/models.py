@@ -25,12 +25,16 @@ class NotifyKind(StrEnum):
     motion = "motion"
     integrity_alert = "integrity_alert"
     legal_notice = "legal_notice"
+    # A privacy zone removed or shrunk from the web (devices/settings/): a safeguard for
+    # whoever it hid, so every member is told, whatever their rules say.
+    privacy_zone = "privacy_zone"
 
 
 class SourceKind(StrEnum):
     event = "event"
     integrity_alert = "integrity_alert"
     legal_notice = "legal_notice"
+    privacy_zone = "privacy_zone"  # its camera:privacy:reduce audit event
 
 
 class NotificationStatus(StrEnum):

@@ -6,6 +6,11 @@ for whom. Runs inside the dispatch job's transaction (dispatch.py), never on a r
   motion, whose household mode and snoozes let it through (modes.service.notifies).
   Rings always pass the mode; so do legal notices and integrity alerts.
 - An integrity alert -> its household's owners (the only ones who may read alerts).
+- A privacy zone removed or shrunk from the web (audit camera:privacy:reduce) -> every
+  member, whatever their rules and quiet hours: it is a safeguard for whoever the zone
+  hid, and the household's audit trail is its owners' alone.
+- A camera whose web settings set `notify.labels` notifies only for events whose labels
+  meet them (a ring is labelled "ring"; a person or motion event its clip's labels).
 - A delivered legal notice -> its household's owners (the only ones who may read
   notices); one still held back by a court's non-disclosure order is not yet delivered,
   so nobody is told of it until it is.
@@ -27,8 +32,11 @@ from sqlalchemy import and_, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from doorwarden.accounts.models import User
+from doorwarden.audit.models import AuditEvent
+from doorwarden.audit.tags import Tag
 from doorwarden.clips.models import Clip, IntegrityAlert
 from doorwarden.devices.models import Device, Encryption, HouseholdPlan
+from doorwarden.devices.settings import service as camera_settings
 from doorwarden.events.models import Event
 from doorwarden.households.models import Household, HouseholdMember
 from doorwarden.households.service import zone_of
@@ -175,6 +183,8 @@ async def _event(db: AsyncSession, run: OutboxRun, event: Event) -> None:
     if home is None:
         return
     kind = NotifyKind(str(event.kind))
+    if not await _camera_wants(db, event):
+        return
     camera = home.cameras.get(event.device_id) or event.camera
     text: payload.Text | None = None
     for user_id, _role in home.members:
@@ -221,6 +231,38 @@ async def _event(db: AsyncSession, run: OutboxRun, event: Event) -> None:
             occurred_at=event.occurred_at,
             text=text,
         )
+
+
+async def _camera_wants(db: AsyncSession, event: Event) -> bool:
+    """The camera's `notify.labels` (set from the web), if any, meet the event's labels."""
+    wanted = await camera_settings.notify_labels(db, event.device_id, event.camera)
+    if wanted is None:
+        return True
+    labels = {str(event.kind)}
+    if event.clip_id is not None:
+        clip = await db.get(Clip, event.clip_id)
+        labels |= {str(label) for label in (clip.labels or [])} if clip is not None else set()
+    return bool(labels & wanted)
+
+
+async def _privacy(db: AsyncSession, run: OutboxRun, audit: AuditEvent) -> None:
+    db.add(NotifySource(source=SourceKind.privacy_zone, source_id=audit.id, noted_at=run.now))
+    home = await _household(db, run, audit.household_id) if audit.household_id else None
+    if home is None:
+        return
+    try:
+        device_id: uuid.UUID | None = uuid.UUID(audit.target_id or "")
+    except ValueError:
+        device_id = None
+    name = home.cameras.get(device_id) if device_id is not None else None
+    camera = str((audit.extra or {}).get("camera") or "")
+    text = payload.privacy_text(home.household.id, f"{name} ({camera})" if name else camera)
+    for user_id, _role in home.members:  # every member, past rules and quiet hours
+        _add(
+            db, run, home, home.rules[user_id], kind=NotifyKind.privacy_zone,
+            source=SourceKind.privacy_zone, source_id=audit.id, device_id=device_id,
+            occurred_at=audit.occurred_at, text=text,
+        )  # fmt: skip
 
 
 def _owners(home: _Household) -> list[Rule]:
@@ -320,5 +362,19 @@ async def fill(db: AsyncSession, *, now: datetime) -> OutboxRun:
     ).all()
     for notice in notices:
         await _notice(db, run, notice)
-    run.found = max(len(events), len(alerts), len(notices))
+    privacy = (
+        await db.scalars(
+            select(AuditEvent)
+            .where(
+                AuditEvent.tag == str(Tag.camera_privacy_reduce),
+                AuditEvent.occurred_at >= now - HORIZON,
+                _unmarked(SourceKind.privacy_zone, AuditEvent.id),
+            )
+            .order_by(AuditEvent.occurred_at)
+            .limit(BATCH)
+        )
+    ).all()
+    for audit in privacy:
+        await _privacy(db, run, audit)
+    run.found = max(len(events), len(alerts), len(notices), len(privacy))
     return run

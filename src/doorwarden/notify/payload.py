@@ -94,6 +94,15 @@ def notice_text(household_id: uuid.UUID) -> Text:
     )
 
 
+def privacy_text(household_id: uuid.UUID, camera: str) -> Text:
+    return Text(
+        "A privacy zone was reduced",
+        f"{camera[:64]}: a privacy zone was removed or made smaller. Open to see the camera.",
+        f"/households/{household_id}/cameras",
+        None,
+    )
+
+
 def push_payload(notification: Notification) -> dict[str, Any]:
     return {
         "v": PAYLOAD_VERSION,

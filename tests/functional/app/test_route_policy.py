@@ -170,6 +170,7 @@ EXPECTED |= {
     Action.clip_delete: members("owner"),
     Action.clip_share: members("owner"),
     Action.device_manage: members("owner"),
+    Action.camera_settings: members("owner"),  # settings and snapshots (issue 19)
     Action.integrity_alert_read: members("owner"),
 }
 # Cameras: pairing is open (the one-time code is the credential, checked by the service);
@@ -185,6 +186,8 @@ EXPECTED |= {Action.event_read: members("owner", "shared")}
 # Modes: owners set them (and snooze the household, decided again by the service); any
 # member snoozes their own notifications. Never staff.
 EXPECTED |= {Action.mode_set: members("owner"), Action.snooze_own: members("owner", "shared")}
+# Webhooks: a standing feed of the household's events to an outside address: its owners'.
+EXPECTED |= {Action.webhooks_manage: members("owner")}
 STAFF = (Role.operator_admin, Role.legal_reviewer, Role.auditor, Role.agency_officer)
 
 
@@ -329,6 +332,8 @@ def _fill(path: str, binding: Binding) -> str:
         "invite_id": uuid.uuid4(),
         "snooze_id": uuid.uuid4(),
         "subscription_id": uuid.uuid4(),
+        "camera": "front",  # a camera of a device, as its agent names it
+        "webhook_id": uuid.uuid4(),
         "kind": "warrant",  # a request kind (the officer's new-request form)
     }
 

@@ -90,8 +90,9 @@ def _type_name(t: Any) -> str:
     if origin is tuple:
         return "(" + ", ".join(_type_name(a) for a in args) + ")"
     if origin in (typing.Union, types.UnionType):
-        names = list(dict.fromkeys(_type_name(a) for a in args if a is not type(None)))
-        if names == ["table"]:
+        members = [a for a in args if a is not type(None)]
+        names = list(dict.fromkeys(_type_name(a) for a in members))
+        if names == ["table"] and len(members) > 1:  # a choice of tables told apart by `kind`
             return "table, by `kind`"
         return " \\| ".join(names) + (" or null" if type(None) in args else "")
     if isinstance(t, type) and issubclass(t, BaseModel):
@@ -148,6 +149,7 @@ def describe_config() -> str:
                 f"| `{name}` | {_type_name(field.annotation)} | {_default(field)} | {meaning} |"
             )
     out += ["", *DELIVERY_NOTES, "", *RING_NOTES]
+    out += ["", *WEB_SETTINGS_NOTES]
     return "\n".join(out) + "\n"
 
 
@@ -195,4 +197,21 @@ RING_NOTES = [
     "directory for the next start. The GPIO, MQTT and ONVIF sources need the",
     "`agent-ring` extra (`pip install 'doorwarden[agent-ring]'`); each is imported",
     "only when configured.",
+]
+
+
+# Settings an owner changes on the web (agent/settings/; docs/camera-settings.md).
+WEB_SETTINGS_NOTES = [
+    "## Settings from the web",
+    "",
+    "This file is the base. An owner may change some fields of a camera on its web page",
+    "(`motion.zones`, `motion.ignore`, `privacy_zones`, `motion.sensitivity`,",
+    "`motion.min_area`, `motion.analysis_fps`, `record.pre_roll_s`, `record.post_roll_s`,",
+    "`record.min_clip_s`, `record.max_clip_s`, and `detection.enabled`, `detect.person`,",
+    "`notify.labels`, which have no key here); a field set on the web wins over this",
+    "file until it is reset there. The agent applies them without a restart, keeps them",
+    "in `<state_dir>/settings.json` and starts with them. A change to this file still",
+    "needs a restart, and web fields keep winning over it: `doorwarden agent status",
+    "--config FILE` shows each field's value and whether it came from the web (`web",
+    "(vN)`) or the file. See docs/camera-settings.md.",
 ]

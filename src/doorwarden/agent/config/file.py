@@ -312,5 +312,6 @@ def load_agent_config(path: Path) -> AgentConfig:
             "spool_dir": _resolve(config.spool_dir, base),
             "state_dir": _resolve(config.state_dir, base),
             "cameras": [_resolve_camera(c, base) for c in config.cameras],
+            "mqtt": config.mqtt.resolved(base) if config.mqtt is not None else None,
         }
     )

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from doorwarden.agent.config.mqtt import MqttConfig
+from doorwarden.agent.config.onvif import OnvifConfig
 from doorwarden.agent.config.ring import RingConfig
 from doorwarden.agent.config.talk import TalkConfig
 
@@ -286,6 +288,13 @@ class CameraConfig(Strict):
         "ONVIF audio backchannel or a speaker on this machine (docs/backchannel.md); "
         "null: talk is off for this camera.",
     )
+    onvif: OnvifConfig | None = Field(
+        None,
+        title="ONVIF",
+        description="The camera's ONVIF service: its motion, tamper (and doorbell) events "
+        "trigger recordings beside the agent's own motion detection (docs/onvif.md; "
+        "needs `onvif-zeep-async`). null: no ONVIF.",
+    )
 
 
 GIB = 1024**3
@@ -375,6 +384,13 @@ class AgentConfig(Strict):
     )
     cameras: list[CameraConfig] = Field(
         min_length=1, title="Cameras", description="The cameras this agent runs."
+    )
+    mqtt: MqttConfig | None = Field(
+        None,
+        title="MQTT",
+        description="Publish motion, person, rings, finished clips and availability to the "
+        "home's MQTT broker, with Home Assistant discovery, and take its commands "
+        "(docs/mqtt.md; needs `aiomqtt`: the agent-mqtt extra). null: no MQTT.",
     )
 
     @field_validator("cameras")

@@ -23,6 +23,8 @@ key is deleted first: a crash half-way leaves a pairing without a key, which
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import json
 import os
 import secrets
@@ -64,6 +66,9 @@ class DeviceIdentity:
     mode: Mode
     recipients: list[tuple[str, bytes]]  # (key id, X25519 public key)
     plan: Plan
+    # The server's Ed25519 key for camera settings (docs/camera-settings.md): learnt at
+    # pairing, or once from GET /api/v1/device by an older pairing, then kept (pinned).
+    settings_key: bytes | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,7 +79,7 @@ class DeviceIdentity:
             "mode": self.mode,
             "recipients": [{"key_id": k, "public_key": b64e(p)} for k, p in self.recipients],
             "plan": {"kind": self.plan.kind, "retention_days": self.plan.retention_days},
-        }
+        } | ({"settings_key": b64e(self.settings_key)} if self.settings_key else {})
 
     @classmethod
     def from_json(cls, data: object) -> DeviceIdentity:
@@ -101,6 +106,14 @@ class DeviceIdentity:
         days = plan.get("retention_days")
         if days is not None and (not isinstance(days, int) or isinstance(days, bool) or days < 0):
             raise ValueError("plan.retention_days: must be a non-negative integer or null")
+        settings_key = None
+        if body.get("settings_key") is not None:
+            try:
+                settings_key = b64d(
+                    _str(body, "settings_key"), what="settings_key", length=KEY_BYTES
+                )
+            except MalformedError as exc:
+                raise ValueError(f"settings_key: {exc}") from None
         return cls(
             server=_str(body, "server"),
             device_id=_str(body, "device_id"),
@@ -109,6 +122,7 @@ class DeviceIdentity:
             mode=cast(Mode, mode),
             recipients=recipients,
             plan=Plan(cast(PlanKind, kind), days),
+            settings_key=settings_key,
         )
 
 
@@ -162,7 +176,15 @@ class IdentityStore:
             ) from None
 
     def save(self, identity: DeviceIdentity) -> None:
+        """Written whole. The settings key is pinned: a save without one (the uploader
+        refreshing the plan from an identity loaded before the key was learnt) keeps the
+        one on disk; `forget` (unpairing) is what drops it."""
         self._ensure_dir()
+        if identity.settings_key is None:
+            with contextlib.suppress(FileNotFoundError, IdentityError):
+                kept = self.load()
+                if kept is not None and kept.device_id == identity.device_id:
+                    identity = dataclasses.replace(identity, settings_key=kept.settings_key)
         body = json.dumps(identity.to_json(), sort_keys=True, indent=1).encode()
         write_atomic(self.identity_path, body)
 

@@ -143,6 +143,8 @@ def pair(
                 "mode": body.get("mode", "standard"),
                 "recipients": body["recipients"],
                 "plan": body["plan"],
+                # The server's key for camera settings (kept: docs/camera-settings.md).
+                "settings_key": body.get("settings_key"),
             }
         )
     except (ValueError, KeyError, TypeError) as exc:

@@ -174,6 +174,19 @@ class LiveLink:
             return False
         return True
 
+    def send_binary(self, data: bytes) -> bool:
+        """Send a binary message now, as `send_text` (a snapshot, 0x20): not queued behind
+        video, False when there is no connection."""
+        with self._lock:
+            ws = self._greeted if self._ws is not None else None
+        if ws is None:
+            return False
+        try:
+            ws.send(data)
+        except (ConnectionClosed, OSError):
+            return False
+        return True
+
     def opened(self, camera: str, source: HasInfo) -> None:
         """A camera's source is open (CameraRunner's on_open)."""
         self._sources[camera] = source
@@ -251,7 +264,9 @@ class LiveLink:
             ping_interval=self.ping_interval_s,
             ping_timeout=self.ping_interval_s * 2,
             close_timeout=2,
-            max_size=64 * 1024,  # the server sends small JSON only
+            # The server sends JSON only, the largest a camera's signed settings document
+            # (at most 96 KiB, crypto/settings_sig.py) inside its `settings` message.
+            max_size=256 * 1024,
             ssl=self.ssl_context,
         ) as ws:
             started = time.monotonic()

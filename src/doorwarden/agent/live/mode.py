@@ -23,6 +23,7 @@ from typing import Any
 import structlog
 
 from doorwarden.agent.delivery.identity import write_atomic
+from doorwarden.agent.observe import Observers
 
 log = structlog.get_logger("doorwarden.agent.live.mode")
 
@@ -45,8 +46,11 @@ class CameraSwitches:
 class ModeState:
     """The agent's mode: loaded from `state_dir` at start, replaced by `apply`."""
 
-    def __init__(self, state_dir: Path | None, cameras: Sequence[str]) -> None:
+    def __init__(
+        self, state_dir: Path | None, cameras: Sequence[str], *, observers: Observers | None = None
+    ) -> None:
         self.path = state_dir / MODE_FILE if state_dir is not None else None
+        self.observers = observers  # told each mode the server sends (MQTT's select)
         self.switches = {name: CameraSwitches() for name in cameras}
         self.mode: str | None = None
         self._lock = threading.Lock()  # one apply at a time (file and switches agree)
@@ -80,6 +84,8 @@ class ModeState:
                     saved = False
             self._set(mode, cameras)
         log.info("mode.applied", mode=mode, cameras=cameras)
+        if self.observers is not None:
+            self.observers.mode(mode)
         return saved
 
     def _set(self, mode: str, cameras: Mapping[str, Mapping[str, bool]]) -> None:

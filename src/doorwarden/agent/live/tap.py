@@ -346,6 +346,21 @@ class LiveTap:
             self._gop.clear()
             self._info, self._template = None, None
 
+    def set_mask(self, mask: PrivacyMask) -> None:
+        """New privacy zones (settings from the web), any thread. A viewer's stream
+        restarts with the camera's next sample (a new init segment, then a keyframe):
+        re-encoded with the new zones, or copied again when none are left. The stream is
+        taken up again on the camera's thread, which holds the source open: copying its
+        parameters from here could meet a source that just closed."""
+        with self._lock:
+            if mask.polygons == self.mask.polygons:
+                return
+            self.mask = mask
+            self._close()
+            # The cached GOP holds camera packets: no viewer may start from them now.
+            self._gop.clear()
+            self._info, self._template = None, None  # `feed` switches to the stream again
+
     # -- with the lock held --------------------------------------------------------------
 
     def _switch(self, info: StreamInfo) -> None:

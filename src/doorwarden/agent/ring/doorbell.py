@@ -23,6 +23,7 @@ from typing import Any, Protocol
 import structlog
 
 from doorwarden.agent.config.models import CameraConfig
+from doorwarden.agent.observe import Observers
 from doorwarden.agent.ring.control import ControlError, ControlServer
 from doorwarden.agent.ring.debounce import Debouncer
 from doorwarden.agent.ring.queue import EventQueue, RingEvent
@@ -63,8 +64,10 @@ class Doorbell:
         sender: EventSender | None = None,
         trigger: Trigger | None = None,
         debouncer: Debouncer | None = None,
+        observers: Observers | None = None,
     ) -> None:
         self.cameras = {c.name: c for c in cameras}
+        self.observers = observers  # told of each accepted press (MQTT's doorbell event)
         self.queue = EventQueue(state_dir)
         self.sender = sender
         self.trigger = trigger
@@ -97,6 +100,8 @@ class Doorbell:
             log.error("ring.queue_failed", camera=camera, error=str(exc),
                       effect="sent from memory; lost if the agent stops first")  # fmt: skip
         log.info("ring.pressed", camera=camera, source=source, id=event.id)
+        if self.observers is not None:
+            self.observers.ring(camera, event.at)
         if self.sender is not None:
             self.sender.wake(None if durable else event)
         return Pressed("queued", event, durable)
