@@ -1,0 +1,2 @@
+"""What a household's home talks to: webhooks (server-side; MQTT and ONVIF run on the
+agent)."""
