@@ -67,9 +67,13 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         # The log appender runs when a test says so (tests/functional/audit/test_audit_log.py),
         # not in the background of tests that count or read audit events.
         log_interval_s=0,
-        # Likewise the frequent jobs (notifications every second, events from clips, the
-        # mode schedule): a test that is about them runs them, or sets an interval.
+        # Likewise the frequent jobs (notifications and webhooks every second, events from
+        # clips, the mode schedule): a test that is about them runs them, or sets an
+        # interval. They must not run in the test's own event loop beside a server in a
+        # thread: on SQLite a job's transaction holds the write lock, and a test blocked
+        # in a synchronous request to that server would never let the job finish.
         notify_interval_s=0,
+        webhook_interval_s=0,
         events_clip_interval_s=0,
         modes_interval_s=0,
         **CHEAP_PASSWORDS,

@@ -4,8 +4,10 @@ resident's timeline has clips, the live page plays, the officer's page shows the
 narrowed warrant and the resident's page the notice; with the resident's page open, a
 ring through the demo's agent (`doorwarden agent ring`) makes a notification, whose push
 (handed to the service worker through DevTools, as the browser's push service would:
-none is reachable offline) chimes on the page and opens the live page. Ctrl-C then
-stops it cleanly.
+none is reachable offline) chimes on the page and opens the live page. With `--mqtt`
+(a private Mosquitto), Home Assistant's discovery topics appear on the broker, and a
+privacy zone the resident draws in chromium is black in the next live frames, nothing
+restarted. Ctrl-C then stops it cleanly.
 
 The demo does everything itself (server, three cameras on real footage, the story); the
 test only waits for it, with a deadline, and reads its scenario.json for ids and URLs.
@@ -13,6 +15,7 @@ test only waits for it, with a deadline, and reads its scenario.json for ids and
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import json
 import os
@@ -35,10 +38,12 @@ from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ConsoleLog, open_page
 from tests.e2e.helpers import sign_in
 from tests.e2e.microphone import tone_bursts
 from tests.e2e.resident_setup import PushDelivery, notifications
+from tests.e2e.test_camera_settings import DARK, LIT, LUMA, draw
 from tests.e2e.test_live_audio import AUDIO_SEEN
 from tests.e2e.test_live_view import FRAMES_SHOWN
 from tests.e2e.test_talk import TONE_HZ, dominant_hz
 from tests.live_server import free_port
+from tests.mosquitto import Mosquitto, private_broker, retained
 
 pytestmark = pytest.mark.browser
 
@@ -58,6 +63,7 @@ class DemoRun:
     url: str
     outcome: dict[str, Any]
     data: Path
+    broker: Mosquitto
 
     def log(self) -> str:
         return self.output.read_text(errors="replace")
@@ -82,10 +88,13 @@ def _as_at_a_terminal() -> None:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[DemoRun]:
     root = tmp_path_factory.mktemp("demo-e2e")
+    stack = contextlib.ExitStack()
     data, output, port = root / "data", root / "demo.out", free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOORWARDEN_")}
+    broker = stack.enter_context(private_broker(root / "mqtt"))  # its own: no other test's topics
     command = [sys.executable, "-m", "doorwarden", "demo", "--scenario"]
     command += ["--data-dir", str(data), "--port", str(port)]
+    command += ["--mqtt", f"mqtt://{broker.host}:{broker.port}"]
     with output.open("wb") as out:
         process = subprocess.Popen(
             command, env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_as_at_a_terminal
@@ -100,9 +109,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory, chromium: Path) -> Iterator[D
                 pytest.fail(f"no scenario.json in {SCENARIO_DEADLINE_S} s:\n{output.read_text()}")
             time.sleep(0.5)
         outcome = json.loads(scenario.read_text())
-        yield DemoRun(process, output, f"http://127.0.0.1:{port}", outcome, data)
+        yield DemoRun(process, output, f"http://127.0.0.1:{port}", outcome, data, broker)
     finally:
         _stop(process)
+        stack.close()
 
 
 @dataclass
@@ -323,6 +333,73 @@ def test_the_porch_owner_hears_the_camera_and_talks_through_its_speaker(
 
 
 SIGINT_BIT = 1 << (signal.SIGINT - 1)
+
+
+def test_home_assistant_discovers_every_camera_on_the_broker(demo: DemoRun) -> None:
+    """`--mqtt`: each camera's motion, person and doorbell entities, retained with their
+    availability, and the owner's commands (a detection switch, the mode select)."""
+    configs = retained(demo.broker.host, demo.broker.port, "homeassistant/#", settle_s=1.0)
+    entities: dict[str, set[str]] = {}
+    for topic, payload in configs.items():
+        if not payload:
+            continue  # an entity the agent removed (read-only where commands are off)
+        body = json.loads(payload)
+        component = topic.split("/")[1]
+        kind = body.get("device_class") or component
+        entities.setdefault(component, set()).add(f"{kind}:{body['state_topic']}")
+        assert body["availability_topic"] and body["unique_id"], body
+        assert "image" not in json.dumps(body).lower(), body  # snapshots are off
+    motion = {e for e in entities.get("binary_sensor", set()) if e.startswith("motion:")}
+    person = {e for e in entities.get("binary_sensor", set()) if e.startswith("occupancy:")}
+    doorbells = {e for e in entities.get("event", set()) if e.startswith("doorbell:")}
+    assert len(motion) == len(person) == len(doorbells) == 3, entities  # the demo's 3 cameras
+    assert len(entities.get("switch", set())) == 3 and entities.get("select"), entities
+    online = retained(demo.broker.host, demo.broker.port, "doorwarden/#")
+    assert [t for t, v in online.items() if t.endswith("availability") and v == b"online"]
+
+
+def test_a_privacy_zone_drawn_in_the_browser_is_black_in_the_next_live_frames(
+    demo: DemoRun, signed_in: dict[str, SignedIn]
+) -> None:
+    """The issue's whole loop in the demo: the resident draws over a snapshot, saves, the
+    agent applies it, and the live page (open on its one connection throughout) goes
+    black there, with nothing restarted."""
+    home, device = demo.outcome["households"]["demo-house"], demo.outcome["devices"]["demo-house"]
+    page, console = as_(signed_in, RESIDENT)
+    live = page.context.new_page()
+    try:
+        live.goto(f"{demo.url}/households/{home}/cameras/{device}/live")
+        expect(live.locator("#live")).to_have_attribute("data-state", "streaming", timeout=30_000)
+        live.wait_for_function(
+            "() => { const v = document.getElementById('live-video'); "
+            "return v.videoWidth > 0 && v.currentTime > 0.5; }",
+            timeout=15_000,
+        )
+        before = live.locator("#live-video").evaluate(LUMA)
+        assert before is not None and before["left"] > LIT, before
+
+        page.goto(f"{demo.url}/households/{home}/cameras/{device}/settings")
+        expect(page.locator("#camera-settings")).to_have_attribute("data-ready", "true")
+        page.get_by_role("button", name="Take a snapshot").click()
+        expect(page.locator("#camera-settings")).to_have_attribute(
+            "data-snapshot", re.compile(r"^\d+x\d+$"), timeout=15_000
+        )
+        page.get_by_role("radio", name="Privacy zones").check()
+        draw(page, [(0, 0), (0.5, 0), (0.5, 1), (0, 1)])
+        page.get_by_role("button", name="Save", exact=True).click()
+        expect(page.locator("#applied-status")).to_have_text("Applied", timeout=15_000)
+
+        deadline = time.monotonic() + 15
+        while True:
+            now = live.locator("#live-video").evaluate(LUMA)
+            if now is not None and now["left"] < DARK:
+                break
+            assert time.monotonic() < deadline, f"the left half never went black: {now}"
+            live.wait_for_timeout(100)
+        assert now["right"] > DARK, now  # the rest of the scene is still shown
+    finally:
+        live.close()
+    assert console.errors == []
 
 
 def interrupt_another_thread(pid: int) -> int:

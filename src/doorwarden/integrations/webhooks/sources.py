@@ -122,7 +122,12 @@ async def fill(db: AsyncSession, *, now: datetime) -> Filled:
     """Turn up to BATCH new events and BATCH new audit entries into deliveries."""
     filled = Filled()
     since = now - HORIZON
-    await db.execute(delete(WebhookSource).where(WebhookSource.noted_at < since - HORIZON))
+    # Reads first, and a write only when there is something to write: this runs every
+    # second on every instance, and on SQLite any write statement (even a DELETE of no
+    # rows) takes the database's one write lock, which requests would then queue behind.
+    stale = WebhookSource.noted_at < since - HORIZON
+    if await db.scalar(select(exists().where(stale))):
+        await db.execute(delete(WebhookSource).where(stale))
     hooks = await _endpoints(db)
     if not hooks:
         return filled
