@@ -84,6 +84,7 @@ def demo(
             raise typer.BadParameter(exc.errors()[0]["msg"], param_hint="--mqtt") from None
 
     options = Options(
-        data_dir=data_dir, port=port, scenario=scenario, fresh=fresh, footage=footage, mqtt=mqtt
-    )
+        data_dir=data_dir, port=port, scenario=scenario, fresh=fresh, footage=footage,
+        people=people, mqtt=mqtt,
+    )  # fmt: skip
     raise typer.Exit(run(options))
