@@ -170,9 +170,8 @@ def camera_reference(rtsp: str, seconds: float) -> list[float]:
 
 def summary(name: str, values: list[float]) -> str:
     ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return (
-        f"{name:<34} p50 {statistics.median(ordered):6.0f} ms  p95 {p95:6.0f} ms  "
+        f"{name:<34} p50 {statistics.median(ordered):6.0f} ms  p95 {p95(ordered):6.0f} ms  "
         f"max {ordered[-1]:6.0f} ms  ({len(ordered)} frames)"
     )
 

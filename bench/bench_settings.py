@@ -42,6 +42,7 @@ from bench.bench_live_latency import (  # noqa: E402
     PASSWORD,
     RESIDENT,
     free_port,
+    p95,
     prepare_server,
     process,
     wait_healthy,
@@ -91,16 +92,10 @@ class Stamps:
 
 def summary(name: str, values: list[float]) -> str:
     ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return (
         f"{name:<44} p50 {1000 * statistics.median(ordered):6.1f} ms  "
-        f"p95 {1000 * p95:6.1f} ms  max {1000 * ordered[-1]:6.1f} ms  (n={len(ordered)})"
+        f"p95 {1000 * p95(ordered):6.1f} ms  max {1000 * ordered[-1]:6.1f} ms  (n={len(ordered)})"
     )
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def agent_config(work: Path) -> AgentConfig:

@@ -49,6 +49,7 @@ from bench.bench_live_latency import (  # noqa: E402
     RESIDENT,
     ROOT,
     free_port,
+    p95,
     prepare_server,
     process,
     wait_for_line,
@@ -151,16 +152,10 @@ def summary(name: str, values: list[float], lost: int) -> str:
     if not values:
         return f"{name:<40} no burst arrived ({lost} sent)"
     ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return (
-        f"{name:<40} p50 {statistics.median(ordered):5.0f} ms  p95 {p95:5.0f} ms  "
+        f"{name:<40} p50 {statistics.median(ordered):5.0f} ms  p95 {p95(ordered):5.0f} ms  "
         f"max {ordered[-1]:5.0f} ms  ({len(ordered)} bursts, {lost} not heard)"
     )
-
-
-def p95(values: list[float]) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
 
 
 def rig(port: int, outdir: Path, args: argparse.Namespace) -> list[str]:
