@@ -55,6 +55,19 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
+# Every job that runs more often than once a minute (the log appender, notifications,
+# webhooks, events from clips, the mode schedule, and any added later) is off: a test that
+# is about one runs it, or sets an interval. Off by rule rather than by name, because such
+# a job must never run in a test's own event loop beside a server in a thread: on SQLite
+# its transaction holds the write lock, and a test blocked in a synchronous request to
+# that server would never let the job finish (it timed out live tests once, in CI).
+FREQUENT_JOBS_OFF: dict[str, float] = {
+    name: 0
+    for name, field in Settings.model_fields.items()
+    if name.endswith("_interval_s") and 0 < float(field.default) < 60
+}
+
+
 @pytest.fixture
 def settings(db_url: str, tmp_path: Path) -> Settings:
     return Settings(
@@ -64,18 +77,7 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
         data_dir=tmp_path,
         signup_mode=SignupMode.open,
         public_base_url=BASE_URL,
-        # The log appender runs when a test says so (tests/functional/audit/test_audit_log.py),
-        # not in the background of tests that count or read audit events.
-        log_interval_s=0,
-        # Likewise the frequent jobs (notifications and webhooks every second, events from
-        # clips, the mode schedule): a test that is about them runs them, or sets an
-        # interval. They must not run in the test's own event loop beside a server in a
-        # thread: on SQLite a job's transaction holds the write lock, and a test blocked
-        # in a synchronous request to that server would never let the job finish.
-        notify_interval_s=0,
-        webhook_interval_s=0,
-        events_clip_interval_s=0,
-        modes_interval_s=0,
+        **FREQUENT_JOBS_OFF,
         **CHEAP_PASSWORDS,
     )
 
