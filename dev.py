@@ -75,6 +75,7 @@ SYSTEM_PACKAGES = [
     "gstreamer1.0-libav",
     "libportaudio2",  # talk's speaker output (sounddevice) loads it
     "mosquitto",  # the MQTT tests' broker (a private one is started where none runs)
+    "nats-server",  # between server instances (tests/nats.py starts a private one)
 ]
 
 

@@ -4,11 +4,12 @@ Runs the real app in-process (httpx ASGI transport) on a fresh SQLite database a
 local clip store in a temp directory on this disk, pairs a camera through the real
 pairing flow, seals N clips with the real crypto, and times their upload through the
 whole protocol: manifest (signature, chain), data parts of 8 MiB (Content-Range,
-fsynced staging), thumbnail, complete (ciphertext hash, every chunk decrypted and the
-plaintext hash checked in standard mode, then the store's atomic put). The baseline, in
-the same run and on the same disk: writing the same sealed bytes to files with one fsync
-each (what storing them costs without any checking). Rounds alternate; the fastest of
-each is reported. Target: ingest >= 50% of the plain copy's throughput.
+staging, each part verified as it arrives: ciphertext hash, every chunk decrypted and
+the plaintext hash in standard mode; the last part fsyncs the staged file), thumbnail,
+complete (the verifier's verdict, then the store adopts the staged file by hard link).
+The baseline, in the same run and on the same disk: writing the same sealed bytes to
+files with one fsync each (what storing them costs without any checking). Rounds
+alternate; the fastest of each is reported. Target: ingest >= 50% of the plain copy's throughput.
 
     .venv/bin/python bench/bench_ingest.py [--clips 20] [--mib 2] [--rounds 3]
 """
@@ -44,10 +45,11 @@ PART = 8 * 1024 * 1024  # the server's default max_upload_part_bytes
 
 
 async def _pair(app: object, client: httpx.AsyncClient) -> tuple[str, SigningKey, list[bytes]]:
+    settings: Settings = app.state.settings  # type: ignore[attr-defined]
     async with app.state.sessionmaker.begin() as db:  # type: ignore[attr-defined]
         user = await service.create_user(
             db, email="bench@example.org", display_name="Bench", password="bench password x",
-            role=Role.resident,
+            role=Role.resident, password_cost=settings.password_cost,
         )  # fmt: skip
         home = await households.create_household(
             db, owner=user, name="Bench", address="", latitude=None, longitude=None,

@@ -24,6 +24,7 @@ import av
 from doorwarden.agent.analysis.motion import MotionDetector, luma
 from doorwarden.agent.capture.synthetic import encode_h264
 from doorwarden.agent.config.models import MotionConfig, SyntheticSource
+from doorwarden.agent.pipeline import one_opencv_thread
 
 VTEST = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "vtest.avi"
 
@@ -64,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    one_opencv_thread()  # as the agent runs motion (pipeline.py)
     print(f"{'stream':<26} {'frames':>6} {'decode fps':>11} {'+motion fps':>13} {'cost':>10}")
     if VTEST.exists():
         bench("vtest.avi 768x576 mpeg4", VTEST, args.rounds)

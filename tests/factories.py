@@ -3,6 +3,7 @@ and the objects they own. Factories call the real services; nothing is mocked.""
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -86,6 +87,10 @@ def settings(db_url: str, tmp_path: Path) -> Settings:
 async def app(settings: Settings, clock: ManualClock) -> AsyncIterator[FastAPI]:
     application = create_app(settings, clock=clock)
     async with application.router.lifespan_context(application):
+        # The jobs' first turns (those of a minute or more still run once at start) end
+        # before the test may block this loop in a synchronous call to a server in a
+        # thread: a turn stalled half-way would hold rows that server waits for.
+        await asyncio.wait_for(application.state.scheduler.settled(), 30)
         yield application
 
 

@@ -14,7 +14,6 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -23,12 +22,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.live_server import free_port
-from tests.tmpfs import IN_CI
+from tests.services import need, reachable
 
 HOST, PORT = "127.0.0.1", 1883
 BINARY = shutil.which("mosquitto") or (
@@ -37,18 +35,7 @@ BINARY = shutil.which("mosquitto") or (
 
 
 def _need(reason: str) -> None:
-    if IN_CI:
-        pytest.fail(f"CI must run the MQTT tests: {reason}")
-    print(f"skipping: {reason}")  # noqa: T201 - said in the output, not only in -rs
-    pytest.skip(reason)
-
-
-def reachable(host: str, port: int) -> bool:
-    try:
-        socket.create_connection((host, port), timeout=1).close()
-    except OSError:
-        return False
-    return True
+    need("MQTT", reason)
 
 
 class Mosquitto:

@@ -271,6 +271,22 @@ class Settings(BaseSettings):
     s3_secret_access_key: SecretStr | None = Field(
         None, title="S3 secret access key", description="Credentials for the bucket."
     )
+    nats_url: str | None = Field(
+        None,
+        title="NATS server",
+        description="nats://host:4222 (several separated by commas) joining this server "
+        "instance to the others of one deployment: live view of a camera connected to "
+        "another instance, messages to agents, cache invalidation. Empty: one instance, "
+        "everything in-process. On PostgreSQL an unreachable NATS stops the server at start; "
+        "on SQLite (one instance by nature) it falls back to in-process with a warning.",
+    )
+    nats_subject_prefix: str = Field(
+        "doorwarden",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        title="NATS subject prefix",
+        description="The first token of every subject this deployment uses, so several "
+        "deployments (or test runs) can share one NATS server without hearing each other.",
+    )
     s3_allow_http: bool = Field(
         False,
         title="S3 over plain HTTP",

@@ -29,7 +29,7 @@ from doorwarden.agencies.service import officer_agency
 from doorwarden.agencies.standing import standing_of
 from doorwarden.audit.log import LogSigner
 from doorwarden.audit.service import RequestContext
-from doorwarden.clips.staging import Staging
+from doorwarden.clips.completion import AnyStaging
 from doorwarden.clock import Clock
 from doorwarden.config import Settings
 from doorwarden.crypto.errors import MalformedError
@@ -88,9 +88,10 @@ def get_signer(request: Request) -> LogSigner:
     return signer
 
 
-def get_staging(request: Request) -> Staging:
-    """Where a camera's upload waits until it is verified."""
-    staging: Staging = request.app.state.staging
+def get_staging(request: Request) -> AnyStaging:
+    """Where a camera's upload waits until it is verified (local, or the S3 bucket's
+    `staging/` when the clip store is S3: clips/stagings.py)."""
+    staging: AnyStaging = request.app.state.staging
     return staging
 
 
@@ -100,7 +101,7 @@ ClockDep = Annotated[Clock, Depends(get_clock)]
 SessionDep = Annotated[AsyncSession, Depends(get_db, scope="function")]
 StoreDep = Annotated[ClipStore, Depends(get_store)]
 SignerDep = Annotated[LogSigner, Depends(get_signer)]
-StagingDep = Annotated[Staging, Depends(get_staging)]
+StagingDep = Annotated[AnyStaging, Depends(get_staging)]
 
 
 def client_address(request: HTTPConnection, settings: Settings) -> str:

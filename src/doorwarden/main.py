@@ -25,10 +25,12 @@ from doorwarden.audit import router as audit_router
 from doorwarden.audit import views as audit_views
 from doorwarden.audit.log import LogSigner
 from doorwarden.audit.tasks import log_job
+from doorwarden.bus import connect_bus
 from doorwarden.clips import playback_router as clips_playback_router
 from doorwarden.clips import router as clips_router
 from doorwarden.clips import views as clips_views
-from doorwarden.clips.staging import Staging
+from doorwarden.clips.e2e import router as clips_e2e_router
+from doorwarden.clips.stagings import make_staging
 from doorwarden.clips.sweep import sweep_at_startup, sweep_job
 from doorwarden.clips.tasks import retention_job
 from doorwarden.clock import Clock
@@ -51,6 +53,8 @@ from doorwarden.http_errors import StorageFaults, document_errors, install_error
 from doorwarden.integrations.webhooks import router as webhooks_router
 from doorwarden.integrations.webhooks import views as webhooks_views
 from doorwarden.integrations.webhooks.tasks import Deliverer
+from doorwarden.keyring import router as keyring_router
+from doorwarden.keyring import views as keyring_views
 from doorwarden.legal.household import router as legal_household_router
 from doorwarden.legal.household import views as legal_household_views
 from doorwarden.legal.requests import detail_views as legal_request_detail_views
@@ -141,6 +145,11 @@ def create_app(
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if check_schema:
             await check_schema_current(engine)  # refuses to serve an un-migrated database
+        # The other instances (NATS), or this process alone; on PostgreSQL an unreachable
+        # NATS refuses to start (bus/connect.py).
+        bus = await connect_bus(settings, database_is_sqlite=engine.dialect.name == "sqlite")
+        app.state.bus = bus
+        await app.state.live_hub.use_bus(bus)
         sweep = sweep_job(settings, app.state.staging, app.state.clip_store)
         # Before serving: what a crash left is gone before the first upload may need room.
         await sweep_at_startup(app.state.sessionmaker, sweep)
@@ -174,6 +183,7 @@ def create_app(
                 ),
             ],
         )
+        app.state.scheduler = scheduler  # its jobs' names and leaderships, for tests
         app.state.notify_dispatcher = notify  # tests run its job by hand
         app.state.notify_wake = notify.waker(scheduler)
         # A new event wakes webhooks too (events/wake.py calls notify_wake only).
@@ -184,7 +194,8 @@ def create_app(
             async with scheduler:
                 yield
         finally:
-            app.state.live_hub.close()
+            await app.state.live_hub.aclose()
+            await bus.close()
             await notify.aclose()
             await webhooks.aclose()
             await engine.dispose()
@@ -203,8 +214,9 @@ def create_app(
     app.state.engine = engine
     app.state.sessionmaker = create_sessionmaker(engine)
     app.state.clock = clock or Clock()
-    app.state.staging = Staging(settings.data_dir / "staging")
     app.state.clip_store = clip_store(settings)
+    # On S3 the staging is the bucket's, shared by every instance (clips/stagings.py).
+    app.state.staging = make_staging(settings.data_dir / "staging", app.state.clip_store)
     app.state.log_signer = log_signer(settings)
     app.state.live_hub = LiveHub(
         linger_s=settings.live_linger_s, max_viewer_fragments=settings.live_viewer_queue
@@ -232,6 +244,7 @@ def create_app(
         devices_settings_router.router,
         clips_router.router,
         clips_playback_router.router,
+        clips_e2e_router.router,
         live_router.router,
         notify_push_router.router,
         notify_router.router,
@@ -260,6 +273,8 @@ def create_app(
         events_router.router,
         webhooks_router.router,
         webhooks_views.router,
+        keyring_router.router,
+        keyring_views.router,
     ):
         app.include_router(router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")

@@ -4,12 +4,22 @@ A job is a name, an interval and a body. Each run of the body gets a fresh sessi
 is one transaction, committed here, at the job's boundary (services never commit, rule
 3), or rolled back if the body raised. A failed run is logged and the next one comes at
 its time. On PostgreSQL a run first takes a transaction-level advisory lock named after
-its job, so that across server instances one runs each job at a time: an instance that
-finds the lock taken skips its turn. SQLite serves one server process, and BEGIN
-IMMEDIATE (db.py) serialises a CLI run beside it.
+its job, so that one runs each job at a time: a turn that finds the lock taken is skipped.
+SQLite serves one server process, and BEGIN IMMEDIATE (db.py) serialises a CLI run beside it.
 
-`run_now` is the same boundary for one run from the CLI or a test; it waits for the lock
-instead of skipping the turn.
+On PostgreSQL each job also has one *leader* across server instances (DESIGN.md rule 4):
+only the instance holding the job's session-level advisory lock runs its periodic turns.
+Without it, N instances would each tick: N turns per interval, N-1 of them skipped or
+re-doing the same scan. A Scheduler holds its leaderships on one dedicated connection
+(`Leadership`); a non-leader tries for the lock at each of its ticks, and a leader checks
+that it still holds it before each turn. PostgreSQL frees a session's locks when its
+connection drops, so a leader that dies is replaced within one interval.
+
+Wake-ups (`Waker`) are not periodic: they follow a commit on whichever instance made it,
+and run there, under the run's transaction lock only (their work is claimed row by row).
+
+`run_now` is the same boundary for one run from the CLI or a test; it waits for the run's
+lock instead of skipping the turn, and needs no leadership.
 """
 
 from __future__ import annotations
@@ -17,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -24,7 +35,8 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, AsyncSession, async_sessionmaker
 
 from doorwarden.db import forget_cleanups, run_rollback_cleanups
 from doorwarden.http_errors import database_fault
@@ -56,6 +68,119 @@ def lock_key(name: str) -> int:
     in every process and every release (Python's own hash() is salted per process)."""
     digest = hashlib.sha256(f"doorwarden.job:{name}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def leader_key(name: str) -> int:
+    """The job's leadership lock, held by one instance for as long as it lives: another
+    key than `lock_key`, which each run takes for its transaction (so that `run_now` from
+    the CLI still excludes a run of the leader's)."""
+    digest = hashlib.sha256(f"doorwarden.job-leader:{name}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+# The session-level advisory locks this connection holds, as the bigint keys they were
+# taken with: PostgreSQL splits a key into classid (the high half) and objid, and the
+# shift wraps, so the sign comes back as it went in.
+_HELD_KEYS = text(
+    "SELECT ((classid::bigint << 32) | objid::bigint) FROM pg_locks"
+    " WHERE locktype = 'advisory' AND objsubid = 1 AND granted AND pid = pg_backend_pid()"
+)
+
+
+# scheduler_models.JobRun's table, read and written on the leadership connection.
+_SINCE_LAST = text(
+    "SELECT EXTRACT(EPOCH FROM clock_timestamp() - started_at) "
+    "FROM scheduler_job_runs WHERE job = :job"
+)
+_MARK_RUN = text(
+    "INSERT INTO scheduler_job_runs (job, started_at) VALUES (:job, clock_timestamp()) "
+    "ON CONFLICT (job) DO UPDATE SET started_at = excluded.started_at"
+)
+
+
+class Leadership:
+    """Which jobs this instance leads, held as session-level advisory locks on one
+    dedicated connection (not one per job: a server runs about ten jobs, and a connection
+    per job per instance would eat the database's connection limit). Its uses are
+    serialised by an asyncio.Lock: one connection runs one statement at a time.
+
+    On SQLite there is one server process: it leads every job."""
+
+    def __init__(self, engine: AsyncEngine | None) -> None:
+        postgres = engine is not None and engine.dialect.name == "postgresql"
+        self._engine = engine if postgres else None
+        self._connection: AsyncConnection | None = None
+        self._use = asyncio.Lock()
+        self.held: set[str] = set()
+
+    async def lead(self, name: str) -> bool:
+        """True if this instance leads the job now: it held the lock and still does (its
+        connection alive), or it has just taken it. A connection found dead is replaced
+        and the lock tried again on the new one; a database that cannot be reached raises,
+        as a run would."""
+        if self._engine is None:
+            return True
+        async with self._use:
+            try:
+                return await self._lead(self._engine, name)
+            except (SQLAlchemyError, OSError):
+                # The connection dropped (the database restarted, or a proxy cut it): every
+                # lock went with it, and another instance may lead by now. Start afresh.
+                await self._drop()
+            return await self._lead(self._engine, name)
+
+    async def due_in(self, name: str, interval_s: float) -> float:
+        """Seconds until the job's interval since its last turn (any instance's) is over;
+        0 when it is, or on SQLite."""
+        if self._engine is None:
+            return 0.0
+        async with self._use:
+            connection = await self._connect(self._engine)
+            since = await connection.scalar(_SINCE_LAST, {"job": name})
+        return 0.0 if since is None else max(0.0, interval_s - float(since))
+
+    async def mark_run(self, name: str) -> None:
+        """This turn starts now (read by the next leader's `due_in`)."""
+        if self._engine is None:
+            return
+        async with self._use:
+            connection = await self._connect(self._engine)
+            await connection.execute(_MARK_RUN, {"job": name})
+
+    async def _lead(self, engine: AsyncEngine, name: str) -> bool:
+        connection = await self._connect(engine)
+        key = leader_key(name)
+        if name in self.held:
+            if key in (await connection.scalars(_HELD_KEYS)).all():
+                return True
+            self.held.discard(name)  # released behind our back (pg_advisory_unlock_all)
+        if await connection.scalar(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}):
+            self.held.add(name)
+            return True
+        return False
+
+    async def _connect(self, engine: AsyncEngine) -> AsyncConnection:
+        if self._connection is None:
+            # Autocommit: session locks outlive transactions, and a connection left idle in
+            # an open transaction would hold back vacuum (and may be cut by the server).
+            connection = await engine.connect()
+            self._connection = await connection.execution_options(isolation_level="AUTOCOMMIT")
+        return self._connection
+
+    async def _drop(self) -> None:
+        connection, self._connection = self._connection, None
+        self.held.clear()
+        if connection is not None:
+            with contextlib.suppress(Exception):  # already dead: nothing to give back
+                await connection.invalidate()
+                await connection.close()
+
+    async def close(self) -> None:
+        """Give up every leadership: closing the connection releases its session locks
+        (the next instance to tick takes them), and invalidating it keeps the pool from
+        handing out a connection that still holds them."""
+        async with self._use:
+            await self._drop()
 
 
 class _Taken(Exception):
@@ -102,15 +227,40 @@ class Scheduler:
     `stop`; used as `async with Scheduler(...)` by the server's lifespan."""
 
     def __init__(
-        self, sessionmaker: async_sessionmaker[AsyncSession], jobs: Sequence[Job[Any]]
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        jobs: Sequence[Job[Any]],
+        *,
+        instance: str | None = None,
     ) -> None:
         names = [job.name for job in jobs]
         if len(set(names)) != len(names):
             raise ValueError(f"two jobs share a name (and so a lock): {names}")
         self._sessionmaker = sessionmaker
+        # Every job's name, with or without an interval: whose locks exist (tests check
+        # that no two keys collide).
+        self.names = names
         self.jobs = [job for job in jobs if job.interval_s > 0]
+        # Names this process in the log lines, so that runs can be counted per instance.
+        self.instance = instance or uuid.uuid4().hex
+        bind = sessionmaker.kw.get("bind")
+        self.leadership = Leadership(bind if isinstance(bind, AsyncEngine) else None)
         self._stopping = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        # Set once every job has had its first turn (or found another instance leading).
+        self._first_turns = asyncio.Event()
+        self._awaiting_first = len(self.jobs)
+
+    async def settled(self) -> None:
+        """Until every job's first turn is over. A test that then blocks its own event loop
+        (a synchronous request to a server in a thread) cannot stall a job's transaction
+        half-way, holding rows that server needs."""
+        await self._first_turns.wait()
+
+    def _first_turn_over(self) -> None:
+        self._awaiting_first -= 1
+        if self._awaiting_first <= 0:
+            self._first_turns.set()
 
     async def run_turn(self, job: Job[Any]) -> bool:
         """The job's turn: every batch it has, unless another instance holds its lock
@@ -126,19 +276,34 @@ class Scheduler:
             return ran
 
     async def _loop(self, job: Job[Any]) -> None:
+        first = True
         while not self._stopping.is_set():
             try:
-                await self.run_turn(job)
+                if await self.leadership.lead(job.name):
+                    wait = await self.leadership.due_in(job.name, job.interval_s)
+                    if wait > 0:  # newly leader, the old one ran less than an interval ago
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._stopping.wait(), wait)
+                        continue
+                    await self.leadership.mark_run(job.name)
+                    log.info("job.run", job=job.name, instance=self.instance)
+                    await self.run_turn(job)
             except Exception as exc:  # a failed run must not end the loop: the next one retries
                 if database_fault(exc) is None:
                     log.exception("job.failed", job=job.name)
                 else:  # the database is down or full: expected now and then, not a bug
                     log.warning("job.database_unavailable", job=job.name, error=type(exc).__name__)
+            finally:
+                if first:
+                    first = False
+                    self._first_turn_over()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), job.interval_s)
 
     def start(self) -> None:
         self._stopping.clear()
+        if not self.jobs:
+            self._first_turns.set()
         self._tasks = [
             asyncio.create_task(self._loop(job), name=f"doorwarden job {job.name}")
             for job in self.jobs
@@ -149,12 +314,12 @@ class Scheduler:
         (its transaction rolled back)."""
         self._stopping.set()
         tasks, self._tasks = self._tasks, []
-        if not tasks:
-            return
-        _done, running = await asyncio.wait(tasks, timeout=grace_s)
-        for task in running:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        if tasks:
+            _done, running = await asyncio.wait(tasks, timeout=grace_s)
+            for task in running:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        await self.leadership.close()  # after the runs: a leader's turn ends before it hands over
 
     async def __aenter__(self) -> Scheduler:
         self.start()
@@ -200,6 +365,7 @@ class Waker:
         while True:
             self._again = False
             try:
+                log.info("job.woken", job=self.job.name, instance=scheduler.instance)
                 ran = await scheduler.run_turn(self.job)
             except Exception:  # the job's schedule retries; a wake is best effort
                 log.exception("scheduler.wake_failed", job=self.job.name)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import io
 import json
 import os
 import re
@@ -24,6 +25,7 @@ import signal
 import subprocess
 import sys
 import time
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +36,10 @@ import numpy as np
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from doorwarden.crypto.keys import RecipientKey, b64d, key_id
+from doorwarden.crypto.manifest import SignedManifest
+from doorwarden.crypto.member_backup import open_passphrase_backup
+from doorwarden.crypto.seal import open_clip
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, ConsoleLog, open_page
 from tests.e2e.helpers import sign_in
 from tests.e2e.microphone import tone_bursts
@@ -51,6 +57,8 @@ DEMO_PASSWORD = "doorwarden-demo"
 RESIDENT = "resident@demo.doorwarden"
 OFFICER = "officer@demo.doorwarden"
 ACROSS = "across@demo.doorwarden"  # owns the Porch: the camera with sound and a speaker
+PRIVATE = "private@demo.doorwarden"  # owns Quiet House, the end-to-end home
+E2E_PASSPHRASE = "quiet house demo key"  # printed by the demo (demo/cast.py)
 # Startup (about 20 s on a loaded 2-core machine), the first clips (20 s of footage and
 # their upload) and the story: 3 minutes is the deadline, not the expectation.
 SCENARIO_DEADLINE_S = 180
@@ -420,6 +428,96 @@ def interrupt_another_thread(pid: int) -> int:
                 raise OSError(ctypes.get_errno(), "tgkill failed")
             return tid
     raise AssertionError("no thread but the main one takes SIGINT")
+
+
+def _windows(plaintext: bytes, count: int = 6) -> list[bytes]:
+    """64-byte windows spread over a clip's plaintext, past its first kilobyte (headers
+    that any MP4 shares)."""
+    span = len(plaintext) - 1024 - 64
+    return [plaintext[1024 + i * span // count :][:64] for i in range(count)]
+
+
+def test_the_end_to_end_home_records_clips_only_its_resident_opens(
+    demo: DemoRun, browser: Browser
+) -> None:
+    """Quiet House (demo/e2e_home.py): its camera's clips are sealed end to end -- mode e2e,
+    wrapped to the resident's key only, refused by the server's player -- and the key the
+    printed passphrase unlocks opens them; the server's files hold none of the plaintext.
+    In chromium, the resident unlocks the key with that passphrase."""
+    home = demo.outcome["households"]["quiet-house"]
+    api = httpx.Client(base_url=demo.url, timeout=30)
+    try:
+        login = api.post("/api/v1/session", json={"email": PRIVATE, "password": DEMO_PASSWORD})
+        assert login.status_code == 200, login.text
+        api.headers["x-csrf-token"] = login.json()["csrf_token"]
+        deadline = time.monotonic() + SCENARIO_DEADLINE_S
+        while not (clips := api.get(f"/api/v1/households/{home}/clips").json()):
+            assert time.monotonic() < deadline, "Quiet House's camera delivered no clip"
+            time.sleep(1)
+        clip = clips[0]["id"]
+        for path in ("video", "thumbnail"):
+            refused = api.get(f"/api/v1/households/{home}/clips/{clip}/{path}")
+            assert refused.status_code == 409, refused.text
+            assert refused.json()["error"]["code"] == "end_to_end"
+        export = api.get(f"/api/v1/households/{home}/clips/{clip}/sealed")
+        assert export.status_code == 200, export.text
+        backup = api.post("/api/v1/account/keyring/backups/passphrase/fetch")
+        assert backup.status_code == 200, backup.text
+        me = api.get("/api/v1/account").json()["id"]
+    finally:
+        api.close()
+    with zipfile.ZipFile(io.BytesIO(export.content)) as archive:
+        files = {name.split(".", 1)[1]: archive.read(name) for name in archive.namelist()
+                 if name[0].isdigit()}  # fmt: skip
+        device = json.loads(archive.read("devices.json"))
+    signed = SignedManifest.loads(files["manifest.json"])
+    key = RecipientKey.from_bytes(
+        open_passphrase_backup(backup.json(), user_id=me, passphrase=E2E_PASSPHRASE)
+    )
+    assert signed.manifest.mode == "e2e"
+    assert [w.recipient for w in signed.manifest.recipients] == [key_id(key.public)]
+    [public] = [b64d(d["public_key"], what="k", length=32) for d in device]
+    plaintext = b"".join(open_clip(signed, public, [files["clip.dws"]], key))
+    assert plaintext[4:8] == b"ftyp"  # an MP4, opened with the resident's key only
+    server_files = [
+        p for p in demo.data.rglob("*")
+        if p.is_file() and not p.is_relative_to(demo.data / "agents")
+        and not p.is_relative_to(demo.data / "footage")
+    ]  # fmt: skip
+    needles = _windows(plaintext)
+    leaked = [str(p) for p in server_files if any(n in p.read_bytes() for n in needles)]
+    assert leaked == []
+
+    context_page = open_page(browser, ConsoleLog())
+    try:
+        sign_in(context_page, demo.url, PRIVATE, DEMO_PASSWORD)
+        context_page.goto(f"{demo.url}/account/keyring")
+        context_page.locator("#unlock-passphrase").fill(E2E_PASSPHRASE)
+        context_page.get_by_role("button", name="Unlock with my passphrase").click()
+        expect(context_page.locator("#key-ready")).to_be_visible(timeout=60_000)
+        expect(context_page.locator("#ready-key-id")).to_contain_text(key_id(key.public))
+
+        # With no command line: the clip plays verified, decrypted in the page...
+        context_page.goto(f"{demo.url}/households/{home}/clips/{clip}")
+        status = context_page.locator("#e2e-status")
+        expect(status).to_have_attribute("data-state", re.compile("verified|warning"),
+                                         timeout=60_000)  # fmt: skip
+        expect(status).to_contain_text(re.compile("decrypted on this device", re.IGNORECASE))
+        context_page.wait_for_function(
+            "() => { const v = document.getElementById('clip-video');"
+            " return v && v.readyState >= 2 && v.duration > 0; }",
+            timeout=30_000,
+        )
+        # ... and the camera streams live, sealed to the resident, opened here.
+        device = demo.outcome["devices"]["quiet-house"]
+        context_page.goto(f"{demo.url}/households/{home}/cameras/{device}/live")
+        live = context_page.locator("#live")
+        expect(live).to_have_attribute("data-state", "streaming", timeout=30_000)
+        expect(live).to_have_attribute("data-e2e", "verified", timeout=30_000)
+        shown = context_page.locator("#live-video").evaluate(FRAMES_SHOWN)
+        assert shown["frames"] >= 3 and shown["advanced"] > 0, shown
+    finally:
+        context_page.context.close()
 
 
 def test_ctrl_c_stops_everything_cleanly(demo: DemoRun) -> None:

@@ -140,9 +140,13 @@ def test_api_token_is_shown_once_and_revoked_in_place(
     page.get_by_role("link", name="Back to your account").click()
     row = page.get_by_role("row", name=re.compile("backup script"))
     expect(row).to_be_visible()
-    # htmx posts the form (with its CSRF field) and removes the row without a reload.
+    # htmx posts the form (with its CSRF field) and removes the row without a reload, once
+    # it has taken the page over (the row shows before that). CI's loaded machine once
+    # kept the row past 5 s: the wait is a hang detector, not a speed target.
+    page.wait_for_load_state("load")
+    page.wait_for_function("() => window.htmx !== undefined && document.readyState === 'complete'")
     page.get_by_role("button", name="Revoke token backup script").click()
-    expect(row).to_have_count(0)
+    expect(row).to_have_count(0, timeout=20_000)
     expect(page).to_have_url(f"{server.url}/account#tokens")
     page.reload()
     expect(page.get_by_text("No API tokens.")).to_be_visible()

@@ -40,7 +40,7 @@ from pathlib import Path
 
 import av
 
-from doorwarden.agent.analysis.detect import DetectorError
+from doorwarden.agent.analysis.detection import DetectorError
 from doorwarden.agent.analysis.privacy import PrivacyMask
 from doorwarden.agent.cameras import CameraRunner, CameraState, CameraStatus, Handler
 from doorwarden.agent.capture.media import Sample
@@ -91,11 +91,14 @@ def file_config(source: Path, *, spool_dir: Path, state_dir: Path) -> AgentConfi
 
 
 def unpaced(camera: CameraConfig) -> CameraConfig:
-    """File and synthetic sources at full speed rather than at their frame rate."""
-    src = camera.source
-    if src.kind in ("file", "synthetic"):
-        return camera.model_copy(update={"source": src.model_copy(update={"pace": False})})
-    return camera
+    """File and synthetic sources at full speed rather than at their frame rate (the
+    sub-stream too: it must keep pace with the main stream, config/substream.py)."""
+    update = {}
+    for field in ("source", "substream"):
+        src = getattr(camera, field)
+        if src is not None and src.kind in ("file", "synthetic"):
+            update[field] = src.model_copy(update={"pace": False})
+    return camera.model_copy(update=update) if update else camera
 
 
 class AgentApp:
@@ -194,6 +197,14 @@ class AgentApp:
         if identity is not None and not once:  # live view needs a pairing and a live agent
             try:
                 link = _live_link(cameras, identity)  # masks: the web's zones included
+                # End-to-end households: each stream is sealed to the members' keys as the
+                # delivery last heard them, and signed by this device (agent/live/seal_live.py).
+                link.seals.signing_key = store.signing_key()
+                if delivery is not None:
+                    current = delivery
+                    link.seals.identity_of = lambda: current.identity
+                    # The server's nudge: fetch the signed member set now (docs/e2e.md).
+                    link.handlers["member_set"] = current.members_changed
                 link.handlers["mode"] = mode.on_message  # the server's `mode` message
                 settings.attach(link)  # `settings` and `snapshot`
             except LiveLinkError as exc:
@@ -208,6 +219,7 @@ class AgentApp:
             on_open=lambda name, source: _opened(jobs[name], link, name, source),
             on_close=lambda name: _closed(jobs[name], link, name),
             audio=frozenset(cam.name for cam in config.cameras if cam.audio),
+            decode={cam.name: cam.decode for cam in config.cameras},
         )
         return cls(
             config, jobs=jobs, runner=runner, delivery=delivery, link=link, live_off=live_off,

@@ -34,17 +34,19 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import structlog
 
 from doorwarden.agent.capture.media import Sample, SourceError
+from doorwarden.agent.capture.read_ahead import samples_of
 from doorwarden.agent.capture.rtsp import Backoff
 from doorwarden.agent.capture.source import VideoSource
 from doorwarden.agent.capture.sources import open_source
-from doorwarden.agent.config.models import FileSource, SourceConfig
+from doorwarden.agent.config.models import DecodeConfig, FileSource, SourceConfig
 
 log = structlog.get_logger("doorwarden.agent.cameras")
 
@@ -88,7 +90,11 @@ class _Camera:
 
 
 class CameraRunner:
-    """Runs each (name, source config, handler) on its own thread until `stop()`."""
+    """Runs each (name, source config, handler) on its own thread until `stop()`.
+
+    `audio`: the cameras whose sound is captured; `decode`: each camera's `decode`
+    setting for its source (hardware decode, capture/hwaccel.py; absent: software).
+    """
 
     def __init__(
         self,
@@ -100,6 +106,7 @@ class CameraRunner:
         on_open: OnOpen | None = None,
         on_close: OnClose | None = None,
         audio: frozenset[str] = frozenset(),
+        decode: Mapping[str, DecodeConfig] | None = None,
     ) -> None:
         names = [name for name, _, _ in cameras]
         if len(names) != len(set(names)):
@@ -109,6 +116,7 @@ class CameraRunner:
         self._restart_enabled = restart
         self._on_open, self._on_close = on_open, on_close
         self._audio = audio  # the cameras whose `audio` is on
+        self._decode = dict(decode or {})  # each camera's `decode` (absent: software)
         self._stop = threading.Event()
 
     def start(self) -> None:
@@ -187,7 +195,12 @@ class CameraRunner:
 
     def _deliver(self, camera: _Camera, backoff: Backoff) -> bool:
         """Open and pump one source; True when it ended by itself."""
-        source = open_source(camera.cfg, camera=camera.name, audio=camera.name in self._audio)
+        source = open_source(
+            camera.cfg,
+            camera=camera.name,
+            audio=camera.name in self._audio,
+            decode=self._decode.get(camera.name),
+        )
         opened = False  # on_close pairs with on_open: never one without the other
         try:
             with camera.lock:
@@ -198,10 +211,11 @@ class CameraRunner:
             if self._on_open is not None:
                 self._on_open(camera.name, source)
             camera.update(state=CameraState.running)
-            for sample in source.samples():
-                camera.handler(camera.name, sample)
-                camera.update(samples=camera.status.samples + 1)
-                backoff.reset()
+            with closing(samples_of(source)) as samples:  # closed before the source is
+                for sample in samples:
+                    camera.handler(camera.name, sample)
+                    camera.update(samples=camera.status.samples + 1)
+                    backoff.reset()
             return not self._stop.is_set()
         finally:
             with camera.lock:

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import av
+import cv2
 import numpy as np
 
-from doorwarden.agent.analysis.detect import Detection, Detector, make_detector
+from doorwarden.agent.analysis.detect import detect_regions, make_detector
+from doorwarden.agent.analysis.detection import Detection, Detector
 from doorwarden.agent.analysis.motion import MotionDetector, luma
 from doorwarden.agent.analysis.privacy import PrivacyMask
 from doorwarden.agent.capture.media import Sample, StreamInfo
@@ -32,8 +34,10 @@ from doorwarden.agent.capture.source import VideoSource
 from doorwarden.agent.config.models import CameraConfig
 from doorwarden.agent.live.mode import CameraSwitches
 from doorwarden.agent.observe import ClipFinished, Observers
+from doorwarden.agent.recording.clip_writer import can_stream_copy
 from doorwarden.agent.recording.recorder import EventRecorder, FinishedClip, LabelledBox
 from doorwarden.agent.recording.spool import Spool
+from doorwarden.agent.substream import Frames, SubstreamFeed
 
 FORCED_LABEL = "ring"  # a clip a doorbell press asked for: never dropped by person_only
 TRIGGER_TTL_S = 10.0  # a press older than this when the stream returns records nothing
@@ -47,6 +51,18 @@ class _State:
     person: bool = False  # a person seen since this motion began
     score: float = 0.0
     next_detect: float = float("-inf")
+
+
+def one_opencv_thread() -> None:
+    """Run OpenCV's functions on the calling thread alone (process-wide).
+
+    The agent already runs a thread per camera, and the images motion works on are small
+    (320 px wide): OpenCV's own worker pool gained no wall time on them and its workers'
+    hand-offs cost CPU. Measured on 1080p frames, 2 cores: 1.3 ms of CPU per analysis
+    with the pool, 0.78 ms without, the same result. Called when a camera's job is made.
+    """
+    if cv2.getNumThreads() != 1:
+        cv2.setNumThreads(1)
 
 
 class CameraPipeline:
@@ -77,19 +93,36 @@ class CameraPipeline:
         self.switches = switches if switches is not None else CameraSwitches()
         self.spool = spool
         self.mask = _mask(camera, info)
+        # Motion and detection run on the frames analysed (the main stream's, or the
+        # sub-stream's: substream.py), sized as those; the recorder on the main stream.
+        self._analysed_size = (info.width, info.height)
+        self._detect_mask = self.mask
+        self._copyable = can_stream_copy(info.stream, info.codec)  # as the recorder decides
         self.motion = MotionDetector(camera.motion, info.width, info.height)
         self.recorder = EventRecorder(camera.name, info, camera.record, self.mask, spool)
         self.detector = detector if detector is not None else make_detector(camera.detect)
         self.detect_interval_s = detect_interval_s
         self._state = _State()
 
-    def push(self, sample: Sample) -> FinishedClip | None:
+    @property
+    def main_frames_needed(self) -> bool:
+        """Whether the recorder needs the main stream's decoded frames: it re-encodes
+        (privacy zones, or a stream it cannot copy). A copy needs its packets only.
+        The recorder's own mask counts too: zones just removed leave it re-encoding the
+        clip in progress to its end (`reconfigure`)."""
+        return bool(self.mask) or bool(self.recorder.mask) or not self._copyable
+
+    def push(self, sample: Sample, analysis: Frames | None = None) -> FinishedClip | None:
+        """Feed the next main-stream sample. `analysis`: the frames to detect on with it,
+        each with its time on the main stream's clock (a sub-stream's); None: the
+        sample's own frames."""
         state = self._state
         labels: list[str] = []
         boxes: list[LabelledBox] = []
-        for frame in sample.frames:
-            t = sample.time
-            if not self.detection_enabled or not self.motion.should_analyse(t):
+        if analysis is None:
+            analysis = [(sample.time, frame) for frame in sample.frames]
+        for t, frame in analysis:
+            if not self.detection_enabled or not self._motion_for(frame).should_analyse(t):
                 continue
             result = self.motion.update(luma(frame), t)
             self._set_motion(result.motion)
@@ -98,8 +131,8 @@ class CameraPipeline:
             if state.motion and detect and self.detector is not None and t >= state.next_detect:
                 state.next_detect = t + self.detect_interval_s
                 rgb = np.asarray(frame.to_ndarray(format="rgb24"), dtype=np.uint8)
-                rgb = self.mask.apply_rgb(rgb)
-                found = self.detector.detect(rgb)
+                rgb = self._detect_mask.apply_rgb(rgb)
+                found = detect_regions(self.detector, rgb, result.boxes)
                 labels += [d.label for d in found]
                 boxes += [LabelledBox(d.label, d.confidence, _corners(d)) for d in found]
                 if "person" in labels:
@@ -112,10 +145,25 @@ class CameraPipeline:
         record = state.motion and self.switches.recording_enabled
         if sample.packet is not None and sample.packet.pts is not None:
             self._recent_pts.append(sample.packet.pts)
+        sample = self._unwritten(sample)
+        if not sample.frames and analysis and not self.main_frames_needed:
+            # A copy ignores frames but for the thumbnail: the analysed frame stands in
+            # (a sub-stream's, already thumbnail-sized; the main stream is not decoded).
+            sample = dataclasses.replace(sample, frames=[analysis[-1][1]], frame_times=[])
         finished = self.recorder.push(
-            self._unwritten(sample), motion=record, labels=labels, boxes=boxes, score=state.score
+            sample, motion=record, labels=labels, boxes=boxes, score=state.score
         )
         return self._keep(finished)
+
+    def _motion_for(self, frame: av.VideoFrame) -> MotionDetector:
+        """The motion detector for frames of this size: made afresh when the analysed
+        stream changes (sub-stream down or back), as a new background is needed."""
+        size = (frame.width, frame.height)
+        if size != self._analysed_size:
+            self._analysed_size = size
+            self.motion = MotionDetector(self.camera.motion, *size)
+            self._detect_mask = _mask_sized(self.camera, *size)
+        return self.motion
 
     def flush(self) -> FinishedClip | None:
         self._set_motion(False)  # the stream ended: nothing is known to move any more
@@ -139,7 +187,7 @@ class CameraPipeline:
         """
         old, self.camera, self.detector = self.camera, camera, detector
         if camera.motion != old.motion or (detection_enabled and not self.detection_enabled):
-            self.motion = MotionDetector(camera.motion, self.info.width, self.info.height)
+            self.motion = MotionDetector(camera.motion, *self._analysed_size)
         self.detection_enabled = detection_enabled
         if not detection_enabled:
             self._set_motion(False)
@@ -147,6 +195,7 @@ class CameraPipeline:
         if camera.privacy_zones == old.privacy_zones:
             return None
         self.mask = _mask(camera, self.info)
+        self._detect_mask = _mask_sized(camera, *self._analysed_size)
         kept = set(self.recorder.mask.polygons)
         if self.recorder.recording and all(p in kept for p in self.mask.polygons):
             self._rebuild_when_idle = True
@@ -244,6 +293,7 @@ class CameraJob:
         observers: Observers | None = None,
         detection_enabled: bool = True,
     ) -> None:
+        one_opencv_thread()  # see there: CPU, not wall time, is what a camera box lacks
         self.camera = camera
         self.spool = spool
         self.on_clip = on_clip
@@ -264,11 +314,22 @@ class CameraJob:
         self._lock = threading.Lock()  # on_close may come from another thread than samples
         self._trigger: tuple[str, float] | None = None  # (reason, monotonic time)
         self._trigger_lock = threading.Lock()  # never held while a sample is processed
+        # The sub-stream (substream.py), read from the main stream's open to its close.
+        self.feed: SubstreamFeed | None = None
 
     def opened(self, source: VideoSource) -> None:
         with self._lock:
             self._source = source
             self._take_settings()
+            if self.camera.substream is not None:
+                # The main stream's decoder is switched as the sub-stream comes and goes:
+                # samples decoded ahead would carry the old choice (read_ahead.py).
+                source.reads_ahead = False
+            if self.camera.substream is not None and self.feed is None:
+                self.feed = SubstreamFeed(
+                    self.camera.substream, camera=self.camera.name, decode=self.camera.decode
+                )
+                self.feed.start()
             self._rebuild(source.info)
 
     def reconfigure(self, camera: CameraConfig, *, detection_enabled: bool = True) -> None:
@@ -302,9 +363,15 @@ class CameraJob:
                 pending, self._trigger = self._trigger, None
             if pending is not None and time.monotonic() - pending[1] <= TRIGGER_TTL_S:
                 self._pipeline.trigger(pending[0])
-            self._keep(self._pipeline.push(sample))
+            analysis = None
+            if self.feed is not None:
+                self.feed.need_main_frames(self._pipeline.main_frames_needed)
+                analysis = self.feed.analysis(sample)
+            self._keep(self._pipeline.push(sample, analysis))
             if sample.frames:
                 self.latest_frame = sample.frames[-1]
+            elif analysis:
+                self.latest_frame = analysis[-1][1]  # the main stream is not decoded
             self.media_time = sample.time
 
     def trigger(self, reason: str) -> None:
@@ -319,6 +386,9 @@ class CameraJob:
             if self._pipeline is not None:
                 pipeline, self._pipeline = self._pipeline, None
                 self._keep(pipeline.flush())
+            if self.feed is not None:
+                feed, self.feed = self.feed, None
+                feed.stop()
             self._source = None
             self.latest_frame = None  # a snapshot of a camera that is down is refused
 
@@ -343,6 +413,8 @@ class CameraJob:
             self.camera, info, self.spool, detector=self.detector, switches=self.switches,
             observers=self.observers, detection_enabled=self.detection_enabled,
         )  # fmt: skip
+        if self.feed is not None:  # a new decoder: off unless its frames are needed
+            self.feed.attach(info, main_frames_needed=self._pipeline.main_frames_needed)
 
     def _keep(self, clip: FinishedClip | None) -> None:
         if clip is None:
@@ -370,9 +442,13 @@ def _finished(clip: FinishedClip) -> ClipFinished:
 
 
 def _mask(camera: CameraConfig, info: StreamInfo) -> PrivacyMask:
+    return _mask_sized(camera, info.width, info.height)
+
+
+def _mask_sized(camera: CameraConfig, width: int, height: int) -> PrivacyMask:
     if not camera.privacy_zones:
         return PrivacyMask.none()
-    return PrivacyMask(camera.privacy_zones, info.width, info.height)
+    return PrivacyMask(camera.privacy_zones, width, height)
 
 
 def _corners(d: Detection) -> tuple[float, float, float, float]:

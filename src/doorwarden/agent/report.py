@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from doorwarden.agent.config.models import AgentConfig, CameraConfig
+from doorwarden.agent.config.models import AgentConfig, CameraConfig, SourceConfig
 from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityStore
 from doorwarden.agent.delivery.upload_status import UploadStatus
 from doorwarden.agent.delivery.uploader import pending_bytes
@@ -30,6 +30,12 @@ def summarise(config: AgentConfig) -> str:
         lines += [
             f"  {cam.name}",
             f"    source:   {_source(cam)}",
+            *(
+                [f"    detect on: {_describe(cam.substream)} (sub-stream; clips from source)"]
+                if cam.substream is not None
+                else []
+            ),
+            f"    decode:   {_decode(cam)}",
             f"    motion:   {cam.motion.analysis_fps:g} fps at {cam.motion.analysis_width} px, "
             f"threshold {cam.motion.threshold}, {len(cam.motion.zones)} zone(s), "
             f"{len(cam.motion.ignore)} ignore area(s)",
@@ -41,8 +47,24 @@ def summarise(config: AgentConfig) -> str:
     return "\n".join(lines)
 
 
+def _decode(camera: CameraConfig) -> str:
+    """The decode a camera asks for (hardware falls back to software when it fails). Read
+    from the configuration only: whether an accelerator opens is known when a stream is
+    decoded on it, and the agent logs `capture.hwaccel_fallback` then."""
+    accel = camera.decode.hwaccel
+    if accel == "off":
+        return "software"
+    if accel == "auto":
+        return "auto: first of vaapi, v4l2m2m, videotoolbox, cuda, qsv that opens, else software"
+    where = f" on {camera.decode.device}" if camera.decode.device else ""
+    return f"{accel}{where} (software if it cannot be opened or fails)"
+
+
 def _source(camera: CameraConfig) -> str:
-    src = camera.source
+    return _describe(camera.source)
+
+
+def _describe(src: SourceConfig) -> str:
     if src.kind == "file":
         return f"file {src.path}" + (" (looped)" if src.loop else "")
     if src.kind == "rtsp":

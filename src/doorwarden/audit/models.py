@@ -13,7 +13,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index
+from sqlalchemy import JSON, BigInteger, Index, SmallInteger
 from sqlalchemy.orm import Mapped, mapped_column
 
 from doorwarden.db import Base, SafeString, UUIDPrimaryKey, utcnow
@@ -40,3 +40,17 @@ class AuditEvent(UUIDPrimaryKey, Base):
     request_id: Mapped[str | None] = mapped_column(SafeString(64))
     extra: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     log_index: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+
+
+class DeploymentIdentity(Base):
+    """One row (id 1): which secret key this database belongs to, as an HMAC fingerprint
+    (audit/deployment.py), never the key, and the log's origin. Every server instance must
+    share both, or log checkpoints (signed with a key made from the two), sessions and
+    push keys would split; `doorwarden serve` checks them."""
+
+    __tablename__ = "deployment_identity"
+
+    id: Mapped[int] = mapped_column(SmallInteger, primary_key=True, autoincrement=False)
+    secret_fingerprint: Mapped[str] = mapped_column(SafeString(64))
+    log_origin: Mapped[str] = mapped_column(SafeString(300))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -60,6 +60,48 @@ def require_current_schema(settings: Settings) -> None:
         raise typer.Exit(1) from exc
 
 
+def require_same_deployment(settings: Settings) -> None:
+    """Exit 1 with why, when the database was first served with another secret key or
+    log origin (audit/deployment.py); record this instance's when it is the first. Here
+    and not in the app's lifespan: an app made by a test is not a deployment."""
+    from doorwarden.audit.deployment import DeploymentMismatch, claim  # noqa: PLC0415
+    from doorwarden.db import create_engine, create_sessionmaker  # noqa: PLC0415
+
+    async def _claim() -> bool:
+        engine = create_engine(settings.effective_database_url)
+        try:
+            return await claim(
+                create_sessionmaker(engine),
+                settings.secret_key.get_secret_value(),
+                settings.effective_log_origin,
+            )
+        finally:
+            await engine.dispose()
+
+    try:
+        if asyncio.run(_claim()):
+            print("Recorded this deployment's secret key and log origin.", file=sys.stderr)
+    except DeploymentMismatch as exc:
+        print(str(exc), file=sys.stderr)
+        raise typer.Exit(1) from exc
+
+
+def require_bus(settings: Settings) -> None:
+    """Exit 1 with why, when DOORWARDEN_NATS_URL names a NATS that does not answer and the
+    database is PostgreSQL (several instances may share it: one that cannot hear the
+    others would serve a partial live view). Said here, as a message, rather than as a
+    traceback from the app's lifespan; on SQLite the lifespan warns and runs alone."""
+    from doorwarden.bus import BusUnavailable, check_bus  # noqa: PLC0415
+    from doorwarden.db import is_sqlite  # noqa: PLC0415
+
+    sqlite = is_sqlite(settings.effective_database_url)
+    try:
+        asyncio.run(check_bus(settings, database_is_sqlite=sqlite))
+    except BusUnavailable as exc:
+        print(f"Refusing to start: {exc}", file=sys.stderr)
+        raise typer.Exit(1) from exc
+
+
 @needs("server")
 def serve(
     host: Annotated[
@@ -69,7 +111,9 @@ def serve(
         int | None, typer.Option(help="Bind port (default: DOORWARDEN_BIND_PORT).")
     ] = None,
 ) -> None:
-    """Run the web server. Refuses to start on an un-migrated database."""
+    """Run the web server. Refuses to start on an un-migrated database, or on one first
+    served with another DOORWARDEN_SECRET_KEY or log origin (every instance must share
+    them), or, on PostgreSQL, when DOORWARDEN_NATS_URL does not answer."""
     import uvicorn  # noqa: PLC0415 - only this command serves
 
     from doorwarden.main import create_app  # noqa: PLC0415
@@ -78,6 +122,8 @@ def serve(
     settings.data_dir.mkdir(parents=True, exist_ok=True)
 
     require_current_schema(settings)
+    require_same_deployment(settings)
+    require_bus(settings)
     uvicorn.run(
         create_app(settings),
         host=host or settings.bind_host,

@@ -15,40 +15,28 @@ alert, and the clip stays `receiving` so the camera's retry completes it.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
-from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-import anyio
 import structlog
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from doorwarden.audit.service import Actor, RequestContext, record
-from doorwarden.audit.tags import Tag
+from doorwarden.audit.service import RequestContext
 from doorwarden.clips.alerts import raise_alert
+from doorwarden.clips.completion import AnyStaging
 from doorwarden.clips.models import AlertKind, Clip, ClipStatus
-from doorwarden.clips.staged_check import StagedDamaged, verify_staged
-from doorwarden.clips.staging import Staging, WrongOffset, storage_failure
 from doorwarden.crypto import errors as seal_errors
-from doorwarden.crypto.keys import RecipientKey, b64d, key_id
+from doorwarden.crypto.keys import b64d, key_id
 from doorwarden.crypto.manifest import GENESIS, Manifest, SignedManifest
+from doorwarden.devices.delivered_sets import held_between
+from doorwarden.devices.keys import PERIOD_GRACE, member_key_ids_since
 from doorwarden.devices.models import Device, PlanKind
 from doorwarden.devices.service import plan_of
 from doorwarden.errors import (
-    Conflict,
     DomainError,
     Forbidden,
-    InvalidInput,
-    NotFound,
-    StorageUnavailable,
 )
-from doorwarden.formats.clip_files import READ_BLOCK
-from doorwarden.storage.base import ClipStore, StorageError
 from doorwarden.storage.keys import object_key
 
 # A camera's clock may be wrong, but not by centuries: such times would break every
@@ -139,7 +127,7 @@ async def offer_manifest(
     body: bytes,
     household_key: bytes,
     member_keys: list[bytes],
-    staging: Staging,
+    staging: AnyStaging,
     ctx: RequestContext,
     now: datetime,
     ring_clips_per_hour: int = 0,
@@ -169,13 +157,8 @@ async def offer_manifest(
             "missing_recipient",
             "The clip key is not wrapped to this household's key; fetch GET /api/v1/device.",
         )
-    if manifest.mode == "e2e" and not wrapped_to & {key_id(k) for k in member_keys}:
-        raise _refusal(
-            ManifestRefused,
-            "missing_recipient",
-            "The clip key is wrapped to none of this household's members; fetch "
-            "GET /api/v1/device.",
-        )
+    if manifest.mode == "e2e":
+        await _check_members(db, device, manifest, wrapped_to, member_keys)
     if (await plan_of(db, device.household_id)).kind is PlanKind.live_only:
         await _ring_on_live_only(db, device, manifest, now=now, per_hour=ring_clips_per_hour)
 
@@ -197,7 +180,7 @@ async def offer_manifest(
                 "it is not accepted again.",
             )
         received = existing.ciphertext_size if existing.status is ClipStatus.verified else (
-            staging.received(device.id, sequence)
+            await staging.offset(device.id, sequence)
         )  # fmt: skip
         return Offer(existing, False, received)
 
@@ -225,8 +208,55 @@ async def offer_manifest(
     )
     db.add(clip)
     await db.flush()
-    staging.discard(device.id, sequence)  # debris of an earlier, refused attempt
+    await staging.remove(device.id, sequence)  # debris of an earlier, refused attempt
     return Offer(clip, True, 0)
+
+
+async def _check_members(
+    db: AsyncSession,
+    device: Device,
+    manifest: Manifest,
+    wrapped_to: set[str],
+    member_keys: list[bytes],
+) -> None:
+    """An end-to-end clip is wrapped only to keys that were a member's of this household
+    while it could have been sealed (devices.keys.member_key_ids_since): a clip recorded
+    before a member left and uploaded after is accepted; one wrapped to anybody else --
+    a stranger, or a member removed before the clip began -- is refused, since every
+    recipient can open it (docs/e2e.md, "Rotation")."""
+    members = await member_key_ids_since(
+        db,
+        device.household_id,
+        wrapped_to,
+        start=_utc(manifest.start_utc),
+        current={key_id(k) for k in member_keys},
+    )
+    if not members:
+        raise _refusal(
+            ManifestRefused,
+            "missing_recipient",
+            "The clip key is wrapped to none of this household's members; fetch "
+            "GET /api/v1/device.",
+        )
+    strangers = sorted(wrapped_to - members)
+    if strangers:
+        # A camera offline across a removal sealed to the set it last heard of: accepted
+        # while it had been given no newer set by the time the clip ended (a member who
+        # left cannot fetch it; refusing it would lose the clip for good).
+        end = _utc(manifest.end_utc)
+        held = await held_between(db, device.id, end - PERIOD_GRACE, end + PERIOD_GRACE)
+        if set(strangers) <= held:
+            log.warning("clips.sealed_to_an_older_set", device=str(device.id), keys=strangers)
+            return
+        log.warning("clips.not_a_member", device=str(device.id), keys=strangers)
+        raise _refusal(
+            ManifestRefused,
+            "not_a_member",
+            "The clip key is also wrapped to keys that were no member's of this household "
+            "when the clip was recorded; fetch the current member set (GET /api/v1/device) "
+            "and seal again.",
+            key_ids=strangers,
+        )
 
 
 async def _ring_on_live_only(
@@ -309,187 +339,3 @@ async def _check_link(
         ctx=ctx,
         extra={"missing_from": first_missing, "missing_to": sequence - 1},
     )
-
-
-async def _receiving(db: AsyncSession, device: Device, sequence: int) -> Clip:
-    clip = await clip_at(db, device, sequence)
-    if clip is None:
-        raise NotFound(f"Send the manifest of clip {sequence} first.")
-    return clip
-
-
-_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+)$")
-
-
-async def receive_data(
-    db: AsyncSession,
-    *,
-    device: Device,
-    sequence: int,
-    content_range: str | None,
-    body: bytes,
-    staging: Staging,
-) -> tuple[Clip, int]:
-    clip = await _receiving(db, device, sequence)
-    if clip.status is ClipStatus.verified:
-        return clip, clip.ciphertext_size
-    match = _RANGE.match(content_range or "")
-    if match is None:
-        raise InvalidInput("Send Content-Range: bytes START-END/TOTAL with each part.")
-    start, end, total = (int(g) for g in match.groups())
-    if total != clip.ciphertext_size or end < start or end >= total or end - start + 1 != len(body):
-        raise InvalidInput(
-            "The range does not fit the body or the clip's size.",
-            details={"ciphertext_size": clip.ciphertext_size, "body_bytes": len(body)},
-        )
-    async with staging.lock(device.id, sequence):
-        try:
-            return clip, await staging.append(device.id, sequence, start, body)
-        except WrongOffset as wrong:
-            error = Conflict(
-                f"Expected bytes from offset {wrong.received}.",
-                details={"received": wrong.received},
-            )
-            error.code = "wrong_offset"
-            raise error from None
-
-
-async def receive_thumbnail(
-    db: AsyncSession, *, device: Device, sequence: int, body: bytes, staging: Staging
-) -> None:
-    clip = await _receiving(db, device, sequence)
-    if clip.status is ClipStatus.verified:
-        return
-    signed = SignedManifest.parse(json.loads(clip.manifest))
-    if (
-        len(body) != signed.manifest.thumbnail_size
-        or hashlib.sha256(body).hexdigest() != signed.manifest.thumbnail_sha256
-    ):
-        raise _refusal(DataRefused, "hash_mismatch", "The thumbnail does not match the manifest.")
-    await staging.write_thumbnail(device.id, sequence, body)
-
-
-_FAILURES = {
-    seal_errors.HashMismatchError: AlertKind.hash_mismatch,
-    seal_errors.ChunkError: AlertKind.chunk_tampered,
-    seal_errors.TruncatedError: AlertKind.truncated,
-    seal_errors.MalformedError: AlertKind.chunk_tampered,
-}
-
-
-async def complete(
-    db: AsyncSession,
-    *,
-    device: Device,
-    sequence: int,
-    household: RecipientKey | None,
-    staging: Staging,
-    store: ClipStore,
-    ctx: RequestContext,
-    now: datetime,
-) -> Clip:
-    """Verifies and stores the clip and marks it verified. The caller commits, then
-    discards the staged copy (`staging.discard`): a crash in between leaves a verified
-    clip and a stray file, never a clip that is neither staged nor stored.
-
-    The verification holds the clip's lock, and reads the row afresh and locked (FOR
-    UPDATE, where the database has it): a concurrent completion of the same clip, a
-    retried request or another server process, waits until this one's transaction ends
-    and then finds it verified, rather than verifying staged files already discarded."""
-    async with staging.lock(device.id, sequence):
-        clip = await db.scalar(
-            select(Clip)
-            .where(Clip.device_id == device.id, Clip.sequence == sequence)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        if clip is None:
-            raise NotFound(f"Send the manifest of clip {sequence} first.")
-        if clip.status is ClipStatus.verified:
-            return clip
-        await _verify_and_store(
-            db,
-            clip=clip,
-            device=device,
-            household=household,
-            staging=staging,
-            store=store,
-            ctx=ctx,
-        )
-        clip.status = ClipStatus.verified
-        clip.verified_at = now
-        if device.last_sequence is None or sequence > device.last_sequence:
-            device.last_sequence, device.last_digest = sequence, clip.digest
-        record(
-            db,
-            tag=Tag.clip_receive,
-            actor=Actor(user_id=None, role="device"),
-            ctx=ctx,
-            household_id=device.household_id,
-            target_type="clip",
-            target_id=clip.id,
-            extra={"device": str(device.id), "sequence": sequence, "bytes": clip.ciphertext_size},
-        )
-    return clip
-
-
-async def _verify_and_store(
-    db: AsyncSession,
-    *,
-    clip: Clip,
-    device: Device,
-    household: RecipientKey | None,
-    staging: Staging,
-    store: ClipStore,
-    ctx: RequestContext,
-) -> None:
-    sequence = clip.sequence
-    received = staging.received(device.id, sequence)
-    thumb = staging.thumb_path(device.id, sequence)
-    if received != clip.ciphertext_size or (clip.thumbnail_size and not thumb.exists()):
-        error = Conflict(
-            "The clip is not complete yet.",
-            details={"received": received, "ciphertext_size": clip.ciphertext_size},
-        )
-        error.code = "incomplete"
-        raise error
-    signed = SignedManifest.parse(json.loads(clip.manifest))
-    device_public = b64d(device.public_key, what="device key", length=32)
-    if signed.manifest.mode == "e2e":
-        household = None  # the server cannot open it, by design: the ciphertext is checked
-    try:
-        await anyio.to_thread.run_sync(
-            verify_staged, signed, device_public, household, staging, device.id
-        )
-    except StagedDamaged as exc:
-        # The server's disk lost or changed what the camera sent: not the camera's fault.
-        log.warning(
-            "clips.staged_damaged", device=str(device.id), sequence=sequence, reason=str(exc)
-        )
-        staging.discard(device.id, sequence)  # the camera sends it again from the start
-        raise StorageUnavailable(
-            f"The server's staged copy of clip {sequence} was damaged; send it again.",
-            details={"received": 0},
-        ) from None
-    except OSError as exc:
-        raise storage_failure(exc, "read the staged clip", sequence=sequence) from None
-    except seal_errors.SealError as exc:
-        staging.discard(device.id, sequence)  # the camera sends it again from the start
-        kind = _FAILURES.get(type(exc), AlertKind.hash_mismatch)
-        refused = _refusal(DataRefused, str(kind), f"Clip {sequence} was refused: {exc}")
-        raise _alert_and_refuse(db, device, sequence, kind, refused, ctx) from None
-    # The staging stays until the clip is verified and committed: if the store fails
-    # (507/503), the camera's retry completes the clip from it.
-    try:
-        await store.put(clip.object_key, _async_blocks(staging.clip_path(device.id, sequence)))
-        if clip.thumbnail_key:
-            await store.put(clip.thumbnail_key, await anyio.to_thread.run_sync(thumb.read_bytes))
-    except (StorageError, OSError) as exc:
-        raise storage_failure(exc, "store the clip", sequence=sequence) from None
-
-
-async def _async_blocks(path: Path) -> AsyncIterator[bytes]:
-    """The staged file in blocks, read in a worker thread (the event loop never blocks)."""
-    with path.open("rb") as f:
-        while block := await anyio.to_thread.run_sync(f.read, READ_BLOCK):
-            yield block

@@ -8,9 +8,15 @@ import json
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import anyio
+from sqlalchemy.ext.asyncio import AsyncSession
 
+from doorwarden.accounts.models import User
+from doorwarden.accounts.service import actor_of
+from doorwarden.audit.service import RequestContext, record
+from doorwarden.audit.tags import Tag
 from doorwarden.clips.models import Clip
 from doorwarden.crypto import stream
 from doorwarden.crypto.errors import NotARecipientError
@@ -19,6 +25,9 @@ from doorwarden.crypto.manifest import SignedManifest
 from doorwarden.crypto.seal import clip_key
 from doorwarden.errors import DomainError, NotFound
 from doorwarden.storage.base import ClipStore, ObjectNotFound
+
+# Footage is never cached by a proxy or the browser's disk cache, nor sniffed as HTML.
+PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
 
 
 class NotReadableHere(DomainError):
@@ -129,3 +138,26 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
             headers={"Content-Range": f"bytes */{size}"},
         )
     return start, end
+
+
+def audit_clip_access(
+    db: AsyncSession,
+    tag: Tag,
+    user: User,
+    clip: Clip,
+    ctx: RequestContext,
+    occurred_at: datetime | None = None,
+    **extra: object,
+) -> None:
+    """One footage access in the log (a view, a thumbnail, a download), however served."""
+    record(
+        db,
+        tag=tag,
+        actor=actor_of(user),
+        ctx=ctx,
+        household_id=clip.household_id,
+        target_type="clip",
+        target_id=clip.id,
+        extra={"device": str(clip.device_id), "sequence": clip.sequence, **extra},
+        occurred_at=occurred_at,
+    )

@@ -4,21 +4,21 @@ audit event; the policy keeps every staff and agency role out (policy.FOOTAGE_AC
 from __future__ import annotations
 
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Annotated
 
 from fastapi import APIRouter, Request, Response, status
 from fastapi.responses import StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from doorwarden.accounts.models import User
 from doorwarden.accounts.service import actor_of
-from doorwarden.audit.service import RequestContext, record
 from doorwarden.audit.tags import Tag
 from doorwarden.clips import export, service
 from doorwarden.clips.models import Clip
 from doorwarden.clips.playback import (
+    PRIVATE,
     OpenedClip,
+    audit_clip_access,
     open_clip_for_playback,
     parse_range,
     thumbnail_jpeg,
@@ -42,8 +42,6 @@ from doorwarden.policy import Action, Principal
 from doorwarden.storage.base import ClipStore
 
 router = APIRouter(prefix="/api/v1/households/{household_id}/clips", tags=["clips"])
-# Footage is never cached by a proxy or the browser's disk cache, nor sniffed as HTML.
-PRIVATE = {"Cache-Control": "private, no-store", "X-Content-Type-Options": "nosniff"}
 
 
 async def _device_key(db: AsyncSession, clip: Clip) -> str:
@@ -73,28 +71,6 @@ async def _open(
     return clip, opened
 
 
-def _audit(
-    db: AsyncSession,
-    tag: Tag,
-    user: User,
-    clip: Clip,
-    ctx: RequestContext,
-    occurred_at: datetime | None = None,
-    **extra: object,
-) -> None:
-    record(
-        db,
-        tag=tag,
-        actor=actor_of(user),
-        ctx=ctx,
-        household_id=clip.household_id,
-        target_type="clip",
-        target_id=clip.id,
-        extra={"device": str(clip.device_id), "sequence": clip.sequence, **extra},
-        occurred_at=occurred_at,
-    )
-
-
 @router.get("/{clip_id}/video", response_class=StreamingResponse)
 async def watch_clip(
     household_id: uuid.UUID,
@@ -121,7 +97,7 @@ async def watch_clip(
         db, clip=clip, user_id=user.id, client_address=ctx.client_address, since=now - window
     ):
         # Committed with the request's session before the response starts (deps.get_db).
-        _audit(db, Tag.clip_view, user, clip, ctx, occurred_at=now)
+        audit_clip_access(db, Tag.clip_view, user, clip, ctx, occurred_at=now)
     headers = {
         **PRIVATE,
         "Accept-Ranges": "bytes",
@@ -153,7 +129,7 @@ async def download_clip(
 ) -> Response:
     """The original MP4 as recorded by the camera (decrypted, byte for byte), as a file."""
     clip, opened = await _open(store, db, settings, household_id, clip_id)
-    _audit(db, Tag.clip_download, user, clip, ctx)
+    audit_clip_access(db, Tag.clip_download, user, clip, ctx)
     name = f"clip-{clip.start_at:%Y%m%dT%H%M%SZ}-{clip.sequence}.mp4"
     headers = {
         **PRIVATE,
@@ -183,7 +159,7 @@ async def clip_thumbnail(
     )
     if jpeg is None:
         raise NotFound("This clip has no thumbnail.")
-    _audit(db, Tag.clip_thumbnail_view, user, clip, ctx)
+    audit_clip_access(db, Tag.clip_thumbnail_view, user, clip, ctx)
     return Response(jpeg, media_type="image/jpeg", headers=PRIVATE)
 
 
@@ -202,7 +178,7 @@ async def export_sealed_clip(
     (docs/clip-pipeline.md layout; `doorwarden verify DIR` reads it)."""
     clip = await service.verified_clip(db, household_id, clip_id)
     archive = await export.sealed_zip(clip, await _device_key(db, clip), store)
-    _audit(db, Tag.clip_download, user, clip, ctx, form="sealed")
+    audit_clip_access(db, Tag.clip_download, user, clip, ctx, form="sealed")
     name = f"clip-{clip.start_at:%Y%m%dT%H%M%SZ}-{clip.sequence}-sealed.zip"
     headers = {**PRIVATE, "Content-Disposition": f'attachment; filename="{name}"'}
     return Response(archive, media_type="application/zip", headers=headers)

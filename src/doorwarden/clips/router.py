@@ -13,9 +13,10 @@ from fastapi import APIRouter, Path, Query, Request, Response, status
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from doorwarden.clips import ingest
+from doorwarden.clips import ingest, upload
 from doorwarden.clips.models import Clip, ClipStatus, IntegrityAlert
 from doorwarden.clips.schemas import AlertOut, ClipOut, UploadState
+from doorwarden.crypto.keys import RecipientKey
 from doorwarden.deps import (
     ClockDep,
     ContextDep,
@@ -98,15 +99,23 @@ async def upload_data(
     device: DeviceDep,
     db: SessionDep,
     staging: StagingDep,
+    settings: SettingsDep,
 ) -> UploadState:
     """Body: bytes START..END of the sealed clip (header Content-Range), in order."""
-    clip, received = await ingest.receive_data(
+
+    async def household() -> RecipientKey | None:
+        # Read once per upload (its first part), to check the parts as they arrive.
+        secret = settings.secret_key.get_secret_value()
+        return await household_private_key(db, secret, device.household_id)
+
+    clip, received = await upload.receive_data(
         db,
         device=device,
         sequence=sequence,
         content_range=request.headers.get("content-range"),
         body=await request.body(),
         staging=staging,
+        household=household,
     )
     return _state(clip, received)
 
@@ -121,7 +130,7 @@ async def upload_thumbnail(
     staging: StagingDep,
 ) -> None:
     """Body: the whole sealed thumbnail."""
-    await ingest.receive_thumbnail(
+    await upload.receive_thumbnail(
         db, device=device, sequence=sequence, body=await request.body(), staging=staging
     )
 
@@ -146,7 +155,7 @@ async def complete_upload(
         db, settings.secret_key.get_secret_value(), device.household_id
     )
     async with _alerts_kept(db):
-        clip = await ingest.complete(
+        clip = await upload.complete(
             db,
             device=device,
             sequence=sequence,
@@ -160,7 +169,7 @@ async def complete_upload(
     # and a stray file, never a clip that is neither staged nor stored. The clip is safe
     # now, so a staging that cannot be removed is logged and left to the sweep.
     await db.commit()
-    staging.discard_quietly(device.id, sequence)
+    await staging.remove_quietly(device.id, sequence)
     return _state(clip, clip.ciphertext_size)
 
 

@@ -35,7 +35,7 @@ import os
 import struct
 import uuid
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ParamSpec, TypeVar
@@ -43,8 +43,11 @@ from typing import ParamSpec, TypeVar
 import structlog
 
 from doorwarden import errors, fileio
-from doorwarden.storage.base import StorageError
+from doorwarden.clips.verifiers import Verifiers
+from doorwarden.formats.clip_files import READ_BLOCK
+from doorwarden.storage.base import ClipStore, StorageError
 from doorwarden.storage.base import StorageFull as BackendFull
+from doorwarden.storage.local import LocalClipStore
 
 log = structlog.get_logger("doorwarden.clips.staging")
 
@@ -60,6 +63,16 @@ class Part:
     offset: int
     length: int
     sha256: bytes
+
+
+@dataclass(frozen=True)
+class Appended:
+    """A part staged: the new resume offset, the part's SHA-256, and (local staging) the
+    data file's identity after it (`verifiers.Tracked.fingerprint`)."""
+
+    end: int
+    sha256: bytes
+    fingerprint: tuple[int, ...] | None = None
 
 
 class WrongOffset(Exception):
@@ -88,8 +101,14 @@ def storage_failure(
 
 
 class Staging:
-    def __init__(self, root: Path) -> None:
+    """Upload staging in a local directory: one machine (`staging_s3.S3Staging` is the
+    one instances share)."""
+
+    shared = False
+
+    def __init__(self, root: Path, verifiers: Verifiers | None = None) -> None:
         self.root = root
+        self.verifiers = verifiers or Verifiers()
         # Weak: a lock lives while a request holds or waits for it, and no longer. Removing
         # it by hand (at discard) let a waiter and a newcomer hold two locks for one clip.
         self._locks: weakref.WeakValueDictionary[tuple[uuid.UUID, int], asyncio.Lock] = (
@@ -126,6 +145,14 @@ class Staging:
     async def append(self, device_id: uuid.UUID, sequence: int, start: int, data: bytes) -> int:
         """Append the part that starts at `start`; the new resume offset. `WrongOffset`
         if the received bytes end elsewhere."""
+        return (await self.append_part(device_id, sequence, start, data)).end
+
+    async def append_part(
+        self, device_id: uuid.UUID, sequence: int, start: int, data: bytes, *, last: bool = False
+    ) -> Appended:
+        """As `append`; `last`: the part completes the clip, so the data file is fsynced
+        now, in the worker thread beside the part's verification, rather than at
+        completion (the store adopts this very file: its durability is paid once)."""
         return await self._io(
             "stage the clip's data",
             sequence,
@@ -134,7 +161,54 @@ class Staging:
             self.journal_path(device_id, sequence),
             start,
             data,
+            last,
         )
+
+    # The interface the upload services use (shared with staging_s3.S3Staging).
+
+    async def offset(self, device_id: uuid.UUID, sequence: int) -> int:
+        return await asyncio.to_thread(self.received, device_id, sequence)
+
+    async def records(self, device_id: uuid.UUID, sequence: int) -> list[Part]:
+        return await self._io("read the staged clip", sequence, self.parts, device_id, sequence)
+
+    async def thumbnail(self, device_id: uuid.UUID, sequence: int) -> bytes | None:
+        path = self.thumb_path(device_id, sequence)
+        return await self._io("read the staged thumbnail", sequence, _read_or_none, path)
+
+    async def unchanged(
+        self, device_id: uuid.UUID, sequence: int, fingerprint: tuple[int, ...] | None
+    ) -> bool:
+        """Whether the data file is still the one the verifier saw written."""
+        path = self.clip_path(device_id, sequence)
+        return await asyncio.to_thread(_fingerprint_of, path) == fingerprint
+
+    async def store_data(
+        self, store: ClipStore, key: str, device_id: uuid.UUID, sequence: int
+    ) -> None:
+        """Store the staged data (verified) under `key`: a local store adopts the file
+        (fsync + link, no second copy); any other store gets a copy."""
+        path = self.clip_path(device_id, sequence)
+        if isinstance(store, LocalClipStore):
+            await store.adopt(key, path)
+        else:
+            await store.put(key, _async_blocks(path))
+
+    async def store_thumbnail(
+        self, store: ClipStore, key: str, device_id: uuid.UUID, sequence: int, data: bytes
+    ) -> None:
+        if isinstance(store, LocalClipStore):
+            await store.adopt(key, self.thumb_path(device_id, sequence))
+        else:
+            await store.put(key, data)
+
+    async def remove(self, device_id: uuid.UUID, sequence: int) -> None:
+        self.verifiers.drop(device_id, sequence)
+        await asyncio.to_thread(self.discard, device_id, sequence)
+
+    async def remove_quietly(self, device_id: uuid.UUID, sequence: int) -> bool:
+        self.verifiers.drop(device_id, sequence)
+        return await asyncio.to_thread(self.discard_quietly, device_id, sequence)
 
     async def write_thumbnail(self, device_id: uuid.UUID, sequence: int, data: bytes) -> None:
         await self._io(
@@ -188,6 +262,31 @@ def _read_or_empty(path: Path) -> bytes:
         return b""
 
 
+def _read_or_none(path: Path) -> bytes | None:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        return None
+
+
+def _fingerprint(info: os.stat_result) -> tuple[int, ...]:
+    return (info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def _fingerprint_of(path: Path) -> tuple[int, ...] | None:
+    try:
+        return _fingerprint(path.stat())
+    except FileNotFoundError:
+        return None
+
+
+async def _async_blocks(path: Path) -> AsyncIterator[bytes]:
+    """The staged file in blocks, read in a worker thread (the event loop never blocks)."""
+    with path.open("rb") as f:
+        while block := await asyncio.to_thread(f.read, READ_BLOCK):
+            yield block
+
+
 def _size_or_zero(path: Path) -> int:
     try:
         return path.stat().st_size
@@ -214,12 +313,22 @@ def _mkdir(path: Path) -> None:
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
 
 
-def _append(data_path: Path, journal_path: Path, start: int, data: bytes) -> int:
+def _append(
+    data_path: Path, journal_path: Path, start: int, data: bytes, last: bool = False
+) -> Appended:
     _mkdir(data_path)
+    digest = hashlib.sha256(data).digest()
     jfd = os.open(journal_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(jfd, fcntl.LOCK_EX)  # released when jfd is closed
         dfd = os.open(data_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if os.fstat(dfd).st_nlink > 1:
+            # The file was adopted by the clip store (a completion whose commit did not
+            # happen): never change the stored object in place. Start the clip afresh.
+            os.close(dfd)
+            os.unlink(data_path)
+            os.ftruncate(jfd, 0)
+            dfd = os.open(data_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             journal = os.pread(jfd, os.fstat(jfd).st_size, 0)
             parts = _recorded(journal, os.fstat(dfd).st_size)
@@ -237,16 +346,16 @@ def _append(data_path: Path, journal_path: Path, start: int, data: bytes) -> int
                 os.lseek(dfd, received, os.SEEK_SET)
                 fileio.write_all(dfd, data)
                 os.lseek(jfd, recorded, os.SEEK_SET)
-                fileio.write_all(
-                    jfd, RECORD.pack(received, len(data), hashlib.sha256(data).digest())
-                )
+                fileio.write_all(jfd, RECORD.pack(received, len(data), digest))
+                if last:
+                    os.fsync(dfd)
             except OSError:
                 # Back to the part boundary: the space is freed and the offset stays right
                 # (the journal would ignore the tail anyway; this keeps the disk clean).
                 _truncate_quietly(jfd, recorded)
                 _truncate_quietly(dfd, received)
                 raise
-            return received + len(data)
+            return Appended(received + len(data), digest, _fingerprint(os.fstat(dfd)))
         finally:
             os.close(dfd)
     finally:

@@ -9,9 +9,13 @@ the scheduler every `sweep_interval_s`:
   the camera keeps its copy until the clip is verified and sends it again from 0;
 - a journal without data older than `sweep_temp_age_s` (nothing it records is held).
 
-Ages are file modification times against the wall clock (what the files carry), not the
-app's clock. A staged clip is removed under its staging lock, and an abandoned one is
-re-checked under it, so an upload in this process is never swept mid-write; across
+With S3 staging (the bucket's `staging/`, clips/staging_s3.py) the same rules hold for
+its objects: staging of verified, deleted or row-less clips goes at once, that of uploads
+idle for `staging_abandon_days` goes too (parts have no temporary files to sweep).
+
+Ages are file (object) modification times against the wall clock (what the files
+carry), not the app's clock. A staged clip is removed under its staging lock, and an
+abandoned one is re-checked under it, so an upload in this process is never swept mid-write; across
 processes the ages are far longer than any request.
 """
 
@@ -30,8 +34,10 @@ import structlog
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from doorwarden.clips.completion import AnyStaging
 from doorwarden.clips.models import Clip, ClipStatus
 from doorwarden.clips.staging import Staging
+from doorwarden.clips.staging_s3 import S3Staging
 from doorwarden.config import Settings
 from doorwarden.errors import DomainError
 from doorwarden.scheduler import Job, run_now
@@ -125,7 +131,7 @@ async def _statuses(
 async def sweep(
     db: AsyncSession,
     *,
-    staging: Staging,
+    staging: AnyStaging,
     store: ClipStore,
     temp_age_s: float,
     abandon_s: float,
@@ -133,6 +139,45 @@ async def sweep(
     result = SweepResult()
     if isinstance(store, LocalClipStore):
         result.store_temps = await store.cleanup_partial(older_than_s=temp_age_s)
+    if isinstance(staging, S3Staging):
+        await _sweep_s3(db, staging, abandon_s, result)
+    else:
+        await _sweep_local(db, staging, temp_age_s, abandon_s, result)
+    return result
+
+
+async def _sweep_s3(
+    db: AsyncSession, staging: S3Staging, abandon_s: float, result: SweepResult
+) -> None:
+    now = time.time()
+    try:
+        newest = await staging.staged()
+    except StorageError as exc:
+        log.warning("clips.sweep_unavailable", reason=str(exc))
+        result.failed += 1
+        return
+    # Read after the listing, as for local files: a staged part exists only once its
+    # clip's row is committed.
+    statuses = await _statuses(db, newest)
+    for (device_id, sequence), written in newest.items():
+        status = statuses.get((device_id, sequence))
+        abandoned = written.timestamp() <= now - abandon_s
+        if status is ClipStatus.receiving and not abandoned:
+            continue
+        async with staging.lock(device_id, sequence):
+            if not await staging.remove_quietly(device_id, sequence):
+                result.failed += 1
+            elif status is None:
+                result.orphaned += 1
+            elif status is ClipStatus.receiving:
+                result.abandoned += 1
+            else:
+                result.verified += 1
+
+
+async def _sweep_local(
+    db: AsyncSession, staging: Staging, temp_age_s: float, abandon_s: float, result: SweepResult
+) -> None:
     now = time.time()
     found = await asyncio.to_thread(_scan, staging.root)
     result.staging_temps = await asyncio.to_thread(_remove_older, found.temps, now - temp_age_s)
@@ -161,10 +206,9 @@ async def sweep(
                     result.journals += await asyncio.to_thread(_remove_older, journal, cutoff)
             except (DomainError, OSError):
                 result.failed += 1  # logged by staging; the next sweep tries again
-    return result
 
 
-def sweep_job(settings: Settings, staging: Staging, store: ClipStore) -> Job[SweepResult]:
+def sweep_job(settings: Settings, staging: AnyStaging, store: ClipStore) -> Job[SweepResult]:
     async def body(db: AsyncSession) -> SweepResult:
         return await sweep(
             db,

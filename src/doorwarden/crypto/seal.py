@@ -23,6 +23,7 @@ from doorwarden.crypto.errors import (
     MalformedError,
     NotARecipientError,
     NotFoundInClipError,
+    SealError,
 )
 from doorwarden.crypto.keys import KEY_BYTES, RecipientKey, key_id
 from doorwarden.crypto.manifest import Manifest, Mode, SignedManifest
@@ -223,3 +224,59 @@ def _open_clip(manifest: Manifest, blocks: Iterable[bytes], key: bytes) -> Itera
         raise HashMismatchError("the ciphertext is not the one the manifest describes")
     if plain_size != manifest.size or plain.hexdigest() != manifest.sha256:
         raise HashMismatchError("the decrypted clip is not the one the manifest describes")
+
+
+class ClipVerifier:
+    """`open_clip`'s checks pushed rather than pulled, for a clip that arrives in parts:
+    feed the ciphertext in order (`update`), then `finish` raises what `open_clip` (with
+    `key`) or `check_ciphertext` (without: end-to-end mode) would have raised. The
+    signature and the key are the caller's to check first (`clip_key`).
+
+    `update` never raises: the first failure is kept and raised by `finish`, so a caller
+    feeding parts as they arrive refuses the clip at its completion, as before."""
+
+    def __init__(self, manifest: Manifest, key: bytes | None) -> None:
+        self._manifest = manifest
+        self._cipher, self._cipher_size = hashlib.sha256(), 0
+        self._plain, self._plain_size = hashlib.sha256(), 0
+        self._decryptor = stream.Decryptor(_check_key(key)) if key is not None else None
+        self.error: SealError | None = None
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held back (at most one sealed chunk)."""
+        return self._decryptor.buffered if self._decryptor is not None else 0
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        if self.error is not None:
+            return
+        self._cipher.update(data)
+        self._cipher_size += len(data)
+        if self._cipher_size > self._manifest.ciphertext_size:
+            self.error = HashMismatchError("the ciphertext is not the one the manifest describes")
+            return
+        if self._decryptor is not None:
+            try:
+                for chunk in self._decryptor.update(data):
+                    self._plain.update(chunk)
+                    self._plain_size += len(chunk)
+            except SealError as exc:
+                self.error = exc
+
+    def finish(self) -> None:
+        if self.error is not None:
+            raise self.error
+        manifest = self._manifest
+        if self._decryptor is not None:
+            last = self._decryptor.finish()
+            self._plain.update(last)
+            self._plain_size += len(last)
+        if (
+            self._cipher_size != manifest.ciphertext_size
+            or self._cipher.hexdigest() != manifest.ciphertext_sha256
+        ):
+            raise HashMismatchError("the ciphertext is not the one the manifest describes")
+        if self._decryptor is not None and (
+            self._plain_size != manifest.size or self._plain.hexdigest() != manifest.sha256
+        ):
+            raise HashMismatchError("the decrypted clip is not the one the manifest describes")

@@ -181,3 +181,74 @@ def decrypt_chunk(key: bytes, header: bytes, index: int, last: bool, sealed: byt
         return AESGCM(key).decrypt(_nonce(header[8:], index, last), sealed, header)
     except InvalidTag:
         raise ChunkError(f"chunk {index} failed authentication") from None
+
+
+class Decryptor:
+    """`decrypt` pushed rather than pulled: feed the sealed stream in pieces of any size
+    (`update`, the plaintext of every chunk it completes), then `finish` (the last chunk).
+    The same checks as `decrypt`. A chunk is held back until a byte after it arrives,
+    since only the end of the stream tells the last chunk: at most one sealed chunk
+    (`buffered`) is held."""
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+        self._buf = bytearray()
+        self._header = b""
+        self._sealed = 0  # sealed chunk size, once the header is read
+        self._index = 0
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def _open(self, chunk: bytes | bytearray | memoryview, last: bool) -> bytes:
+        nonce = _nonce(self._header[8:], self._index, last)
+        try:
+            plain = self._aead.decrypt(nonce, chunk, self._header)
+        except InvalidTag:
+            raise ChunkError(f"chunk {self._index} failed authentication") from None
+        self._index += 1
+        return plain
+
+    def update(self, data: bytes | bytearray | memoryview) -> list[bytes]:
+        view = memoryview(data)
+        out: list[bytes] = []
+        if not self._header:
+            need = HEADER_BYTES - len(self._buf)
+            self._buf += view[:need]
+            view = view[need:]
+            if len(self._buf) < HEADER_BYTES:
+                return out
+            self._header = bytes(self._buf)
+            self._sealed = read_header(self._header) + TAG_BYTES
+            self._buf.clear()
+        sealed = self._sealed
+        if self._buf:  # top up the held chunk; open it only if more bytes follow it
+            take = min(sealed - len(self._buf), len(view))
+            self._buf += view[:take]
+            view = view[take:]
+            if len(self._buf) < sealed or not view:
+                return out
+            out.append(self._open(self._buf, False))
+            self._buf.clear()
+        # Straight from the caller's bytes: every whole chunk followed by at least a byte.
+        whole = (len(view) - 1) // sealed if view else 0
+        for at in range(0, whole * sealed, sealed):
+            out.append(self._open(view[at : at + sealed], False))
+        self._buf += view[whole * sealed :]
+        return out
+
+    def finish(self) -> bytes:
+        """The last chunk's plaintext; `TruncatedError` or `ChunkError` if the stream
+        does not end as a sealed stream ends."""
+        if not self._header:
+            raise TruncatedError("the sealed clip ends inside its header")
+        chunk = bytes(self._buf)
+        self._buf.clear()
+        if len(chunk) < TAG_BYTES:
+            raise TruncatedError("the sealed clip ends inside a chunk")
+        if len(chunk) == self._sealed:
+            if _authentic_as_middle(self._aead, self._header[8:], self._index, chunk, self._header):
+                raise TruncatedError(f"the sealed clip was cut after chunk {self._index}")
+            raise ChunkError(f"chunk {self._index} failed authentication")
+        return self._open(chunk, True)

@@ -102,7 +102,7 @@ def camera_config(
         # so the first clip reaches the timeline within half a minute.
         record=RecordConfig(pre_roll_s=2.0, post_roll_s=4.0, max_clip_s=20.0, cooldown_s=3.0),
         detect=DetectConfig(
-            kind=DetectorKind.hog if people and camera.people_detection else DetectorKind.none
+            kind=DetectorKind.nanodet if people and camera.people_detection else DetectorKind.none
         ),
         privacy_zones=[list(zone) for zone in camera.privacy_zones],
         audio=synthetic,  # the synthetic porch camera records its tone track

@@ -67,6 +67,15 @@ ACROSS = DemoAccount(
     "Ravi Across",
     "owns Across the Road, 9 Elm Street",
 )
+# The end-to-end household's resident unlocks their key in the browser with this (a
+# passphrase backup made at seed time: demo/e2e_home.py). A demo secret, printed.
+E2E_PASSPHRASE = "quiet house demo key"
+PRIVATE = DemoAccount(
+    "private@demo.doorwarden",
+    Role.resident,
+    "Kai Private",
+    f"owns Quiet House, 16 Elm Street, end to end: key passphrase '{E2E_PASSPHRASE}'",
+)
 OFFICER = DemoAccount(
     "officer@demo.doorwarden",
     Role.agency_officer,
@@ -92,6 +101,7 @@ ACCOUNTS = [
     PARTNER,
     NEIGHBOUR,
     ACROSS,
+    PRIVATE,
     OFFICER,
     REVIEWER,
     AUDITOR,
@@ -105,9 +115,9 @@ class DemoCamera:
     name: str  # the agent's camera name (a slug)
     label: str  # the device's name in the household
     footage: Footage
-    # Which camera labels people when the demo runs with --people. HOG is the costly
-    # stage: about a third of a second of CPU per look, once a second while there is
-    # motion, which on vtest.avi is nearly always (a third of a small core).
+    # Which camera labels people when the demo runs with --people. The detector is the
+    # costly stage: the bundled NanoDet takes ~25-70 ms of CPU per look, once a second
+    # while there is motion, which on vtest.avi is nearly always.
     people_detection: bool = False
     # Blacked out on the camera, in clips and live: a neighbour's window, for instance.
     privacy_zones: tuple[tuple[tuple[float, float], ...], ...] = ()
@@ -163,6 +173,20 @@ HOMES = [
         DemoCamera("porch", "Porch", "synthetic", talk=True),
     ),
 ]
+
+# The end-to-end household (docs/e2e.md): its camera seals every clip to its resident's
+# own key, which the server never holds. Apart from HOMES, whose three homes are the
+# legal story's street (the warrant, the community request, the coverage map's cell).
+E2E_HOME = DemoHome(
+    "quiet-house",
+    "Quiet House",
+    "16 Elm Street",
+    51.50750,
+    -0.12820,
+    PRIVATE,
+    DemoCamera("hallway", "Hallway", "synthetic"),
+)
+ALL_HOMES = [*HOMES, E2E_HOME]
 
 
 def box(west: float, south: float, east: float, north: float) -> dict[str, Any]:

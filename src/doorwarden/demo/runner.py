@@ -32,7 +32,16 @@ from doorwarden.agent.config.mqtt import MqttConfig
 from doorwarden.agent.delivery.identity import IDENTITY_FILE
 from doorwarden.config import Settings, SignupMode
 from doorwarden.demo.api import Api, ApiError
-from doorwarden.demo.cast import ACCOUNTS, DEMO_PASSWORD, HOMES, LOG_ORIGIN, DemoHome
+from doorwarden.demo.cast import (
+    ACCOUNTS,
+    ALL_HOMES,
+    DEMO_PASSWORD,
+    E2E_HOME,
+    E2E_PASSPHRASE,
+    HOMES,
+    LOG_ORIGIN,
+    DemoHome,
+)
 from doorwarden.demo.datadir import DataDir, DataDirError, check, find_vtest, wipe
 from doorwarden.demo.scenario import Outcome, Scenario, ScenarioError, Stage
 from doorwarden.demo.seed import Seeded, seed
@@ -191,7 +200,7 @@ class Demo:
         self.phase("imported the server", began)
         unpaired = frozenset(
             home.slug
-            for home in HOMES
+            for home in ALL_HOMES
             if not (self.data.agents / home.slug / "state" / IDENTITY_FILE).exists()
         )
         self.seeded = asyncio.run(
@@ -200,6 +209,7 @@ class Demo:
                 clip_store(settings),
                 password_cost=settings.password_cost,
                 pair=unpaired,
+                e2e_home=True,
             )
         )
         self.phase("migrated and seeded", began)
@@ -250,13 +260,13 @@ class Demo:
 
         assert self.seeded is not None  # noqa: S101 - start() seeds first
         self.vtest = find_vtest(self.options.footage, REPOSITORY)
-        for home in HOMES:
+        for home in ALL_HOMES:
             agent = DemoAgent(home, self.data.agents / home.slug)
             if not agent.paired_with(self.base_url):
                 code = self.seeded.pairing_codes.get(home.slug) or self._pairing_code(home)
                 agent.pair(self.base_url, code)
             self.agents[home.slug] = agent
-        for home in HOMES:
+        for home in ALL_HOMES:
             uses_vtest = home.camera.footage == "vtest" and self.vtest is not None
             footage = self.vtest if uses_vtest else None
             speaker = self.speaker if home.camera.talk else None
@@ -265,7 +275,8 @@ class Demo:
                 render_into=self.data.footage,
                 people=self.options.people,
                 talk=speaker.talk_config if speaker is not None else None,
-                mqtt=self._mqtt(home, self.data.agents / home.slug),
+                # Not the end-to-end home's: Home Assistant's view is the street's three.
+                mqtt=None if home is E2E_HOME else self._mqtt(home, self.data.agents / home.slug),
             )
 
     def _mqtt(self, home: DemoHome, root: Path) -> MqttConfig | None:
@@ -307,7 +318,7 @@ class Demo:
         for account in ACCOUNTS:
             self.say(f"  {account.email:<27} {account.role.value:<15} {account.what}")
         self.say("Cameras (one per home, on Elm Street; the public map is /transparency/coverage):")
-        for home in HOMES:
+        for home in ALL_HOMES:
             agent = self.agents[home.slug]
             household = self.seeded.households[home.slug]
             source = (
@@ -322,6 +333,12 @@ class Demo:
             self.say(
                 f"    live: {self.base_url}/households/{household}/cameras/{agent.device_id}/live"
             )
+            if home is E2E_HOME:
+                self.say(
+                    f"    end to end: sign in as {home.owner.email}, unlock the key on "
+                    f"{self.base_url}/account/keyring with the passphrase '{E2E_PASSPHRASE}'; "
+                    "this server cannot open these clips"
+                )
         if self.vtest is None:
             self.say(
                 "  note: vtest.avi was not found (../shared/data/vtest.avi, or Debian's "

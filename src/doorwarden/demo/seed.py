@@ -28,6 +28,8 @@ from doorwarden.demo.cast import (
     APPROVAL_REFERENCE,
     APPROVING_BODY,
     DEMO_PASSWORD,
+    E2E_HOME,
+    E2E_PASSPHRASE,
     HOMES,
     JURISDICTION_AREA,
     OFFICER,
@@ -37,6 +39,7 @@ from doorwarden.demo.cast import (
     DemoHome,
 )
 from doorwarden.demo.documents import text_pdf
+from doorwarden.demo.e2e_home import end_to_end
 from doorwarden.devices import service as devices
 from doorwarden.households import service as households
 from doorwarden.roles import Role
@@ -171,10 +174,12 @@ async def seed(
     password_cost: PasswordCost,
     pair: frozenset[str] = frozenset(),
     now: datetime | None = None,
+    e2e_home: bool = False,
 ) -> Seeded:
     """Migrate the database at `url`, then make whatever of the cast is missing, and a
     pairing code for each home in `pair` (the owner's, as the Cameras page makes it: it
-    saves signing in as each owner just to pair their camera)."""
+    saves signing in as each owner just to pair their camera). `e2e_home`: the
+    end-to-end household too (demo/e2e_home.py), as `doorwarden demo` runs it."""
     await upgrade_database(url)
     now = now or datetime.now(UTC)
     engine = create_engine(url)
@@ -195,8 +200,16 @@ async def seed(
             if await legal.officer_agency(db, officer.id) != agency.id:
                 raise RuntimeError(f"{OFFICER.email} is not an officer of {AGENCY_NAME}")
             homes = {home.slug: await _home(db, home, users, made) for home in HOMES}
+            seeded_homes = list(HOMES)
+            if e2e_home:
+                homes[E2E_HOME.slug] = await _home(db, E2E_HOME, users, made)
+                await end_to_end(
+                    db, homes[E2E_HOME.slug], users[E2E_HOME.owner.email],
+                    passphrase=E2E_PASSPHRASE, ctx=CTX, now=now, made=made,
+                )  # fmt: skip
+                seeded_homes.append(E2E_HOME)
             codes = {}
-            for home in HOMES:
+            for home in seeded_homes:
                 if home.slug in pair:
                     _, codes[home.slug] = await devices.create_pairing_code(
                         db,

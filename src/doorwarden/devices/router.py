@@ -27,9 +27,15 @@ from doorwarden.deps import (
     parse_or_422,
     read_bounded,
 )
-from doorwarden.devices import health, service
-from doorwarden.devices.keys import recipient_json, recipients, set_member_key
-from doorwarden.devices.models import Device, MemberKey
+from doorwarden.devices import health, member_push, service
+from doorwarden.devices.delivered_sets import note_delivered
+from doorwarden.devices.keys import (
+    recipient_json,
+    recipients,
+    set_member_key,
+    signed_member_set,
+)
+from doorwarden.devices.models import Device, Encryption, MemberKey
 from doorwarden.devices.schemas import (
     HEALTH_MAX_BYTES,
     DeviceOut,
@@ -45,6 +51,7 @@ from doorwarden.devices.schemas import (
     PlanIn,
     PlanOut,
     RecipientOut,
+    SignedMemberSetOut,
 )
 from doorwarden.devices.settings import push as settings_push
 from doorwarden.errors import NotFound
@@ -60,6 +67,9 @@ async def _state(
         db, settings.secret_key.get_secret_value(), device.household_id, now
     )
     plan = await service.plan_of(db, device.household_id)
+    if mode is Encryption.e2e:  # what this camera may seal to from now: clips/ingest.py
+        await note_delivered(db, device.id, keys, now)
+    document, signature = signed_member_set(signer.private, device, mode, keys, now)
     return DeviceStateOut(
         device_id=device.id,
         household_id=device.household_id,
@@ -69,6 +79,7 @@ async def _state(
         plan=PlanOut.model_validate(plan),
         last_sequence=device.last_sequence,
         settings_key=settings_push.settings_key(signer),
+        member_set=SignedMemberSetOut(document=document, signature=signature),
     )
 
 
@@ -251,11 +262,16 @@ async def register_member_key(
     db: SessionDep,
     ctx: ContextDep,
     clock: ClockDep,
+    live_hub: LiveHubDep,
 ) -> MemberKeyOut:
     """Your own X25519 public key (`doorwarden keys new` prints it): end-to-end clips of
-    your households are wrapped to it. The private key stays with you."""
+    your households are wrapped to it. The private key stays with you. Your households'
+    connected cameras are told to fetch their member set now (devices/member_push.py)."""
     row = await set_member_key(db, user=user, public_key=body.public_key, ctx=ctx, now=clock.now())
-    return MemberKeyOut.of(row.public_key, row.created_at)
+    out = MemberKeyOut.of(row.public_key, row.created_at)
+    await db.commit()  # committed before the cameras fetch the new set
+    await member_push.nudge(db, live_hub, await member_push.households_of(db, user.id))
+    return out
 
 
 @router.get("/api/v1/account/e2e-key", response_model=MemberKeyOut)

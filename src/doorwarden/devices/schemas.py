@@ -48,6 +48,15 @@ class PlanOut(BaseModel):
     encryption: Encryption = Encryption.standard
 
 
+class SignedMemberSetOut(BaseModel):
+    """crypto/member_set.py: the recipients above, signed with the settings key."""
+
+    document: str = Field(
+        description="Canonical JSON: device_id, household_id, mode, recipients, issued_at."
+    )
+    signature: str = Field(description="Ed25519 by the settings key (base64url).")
+
+
 class DeviceStateOut(BaseModel):
     """What a camera needs to know about itself (the token is never sent back)."""
 
@@ -61,6 +70,11 @@ class DeviceStateOut(BaseModel):
     settings_key: str = Field(
         description="The server's Ed25519 public key (base64url, raw 32 bytes): the camera "
         "applies only settings signed with it (docs/camera-settings.md)."
+    )
+    member_set: SignedMemberSetOut | None = Field(
+        default=None,
+        description="The mode and recipients, signed with the settings key: an agent in an "
+        "end-to-end household seals only to a set it verified (docs/e2e.md).",
     )
 
 

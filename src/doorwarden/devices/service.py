@@ -281,8 +281,8 @@ async def set_encryption(
     nobody could ever open the clips. Clips already stored keep their encryption."""
     if mode is Encryption.e2e and not await member_keys(db, household_id):
         raise InvalidInput(
-            "No member of this household has registered a key yet: create one with "
-            "`doorwarden keys new` and register it on your account first."
+            "No member of this household has an end-to-end key yet: make one on your key "
+            "page (/account/keyring) first, or nobody could open the new clips."
         )
     plan = await plan_of(db, household_id)
     before = str(plan.encryption or Encryption.standard)

@@ -31,8 +31,9 @@ from doorwarden.deps import (
     household_resource,
 )
 from doorwarden.devices import health, service
-from doorwarden.devices.models import Device, PlanKind
-from doorwarden.devices.schemas import HealthOut, PlanIn
+from doorwarden.devices.keys import members_without_key
+from doorwarden.devices.models import Device, Encryption, PlanKind
+from doorwarden.devices.schemas import EncryptionIn, HealthOut, PlanIn
 from doorwarden.errors import DomainError, InvalidInput, NotFound
 from doorwarden.households import service as households
 from doorwarden.live import service as live
@@ -46,7 +47,32 @@ DONE_MESSAGES = {
     "plan": "Plan saved. Cameras learn it on their next call to the server.",
     "removed": "Camera removed: it can no longer upload. Its clips stay.",
     "programme": "Saved where the camera came from. It grants the agency nothing.",
+    "e2e": "End-to-end is on: cameras seal new clips to the members' keys from their next clip on.",
+    "standard": "Standard encryption is on: new clips are readable by this server again.",
 }
+# The encryption page (docs/e2e.md, "What the server sees"): shown before a switch.
+SERVER_SEES = (
+    ("When each clip starts and ends, its duration", True,
+     "the timeline, retention and notification times need it"),
+    ("Which camera recorded it", True, "the camera signs each clip; the list groups by camera"),
+    ("Labels (motion, person, doorbell) and the motion score", True,
+     "events, notification text and filters are made from them"),
+    ("Sizes of clips and who watched what", True, "storage limits and your audit trail"),
+    ("Video frames and audio", False, "sealed on the camera to the members' keys"),
+    ("Thumbnails", False, "sealed with the clip: the server never makes or keeps a picture"),
+    ("Live view", False, "encrypted by the camera; the relay forwards what it cannot read"),
+    ("Your private keys", False, "made and kept in your browser; backups are encrypted first"),
+)  # fmt: skip
+TRADE_OFFS = (
+    "Notifications say what happened and when, without a picture.",
+    "No search of what is in the video on the server: find clips by time, camera and label.",
+    "Clips and live view open only in a browser that holds your key (unlock it with your "
+    "passkey or recovery passphrase, or approve a new device from one that has it).",
+    "If every member loses their key and its backups, the clips cannot be recovered by "
+    "anyone, this server included.",
+    "The server cannot hand over footage it cannot read: a request for it goes to you.",
+)
+
 # last_seen_at is refreshed at most once a minute (devices.service.authenticate), so a
 # camera in touch with the server is never more than a minute stale: allow two. It is
 # only as good as the agent's calls: a camera that has nothing to upload and sends no
@@ -325,3 +351,69 @@ async def set_programme(
             programme_error=exc.message,
         )
     return see_other(f"/households/{household_id}/cameras?done=programme#cameras")
+
+
+async def _encryption_page(
+    request: Request,
+    db: AsyncSession,
+    principal: Principal,
+    household_id: uuid.UUID,
+    *,
+    status_code: int = 200,
+    **extra: Any,
+) -> Response:
+    household = await households.get_household(db, household_id)
+    plan = await service.plan_of(db, household_id)
+    context = {
+        "household": household,
+        "e2e": plan.encryption is Encryption.e2e,
+        "server_sees": SERVER_SEES,
+        "trade_offs": TRADE_OFFS,
+        "without_key": await members_without_key(db, household_id),
+        "can_update": can(principal, Action.household_update, HouseholdResource(household_id)),
+        **extra,
+    }
+    return render(request, "households/encryption.html", context, status_code=status_code)
+
+
+@router.get("/households/{household_id}/encryption")
+async def encryption(
+    request: Request,
+    household_id: uuid.UUID,
+    principal: Annotated[Principal, authorize(Action.household_read, household_resource)],
+    db: SessionDep,
+    done: str | None = None,
+) -> Response:
+    """How this household's clips are encrypted, what the server still sees in
+    end-to-end mode, who has no key yet; the owner switches here."""
+    return await _encryption_page(
+        request, db, principal, household_id, done=DONE_MESSAGES.get(done or "")
+    )
+
+
+@router.post("/households/{household_id}/encryption")
+async def switch_encryption(
+    request: Request,
+    household_id: uuid.UUID,
+    principal: Annotated[Principal, authorize(Action.household_update, household_resource)],
+    user: UserDep,
+    db: SessionDep,
+    ctx: ContextDep,
+    mode: Annotated[str, Form(max_length=16)] = "",
+    confirm: Confirm = "",
+) -> Response:
+    """Switch only with the box ticked: the page lists what changes first."""
+    try:
+        body = EncryptionIn.model_validate({"mode": mode})
+        if confirm != "yes":
+            raise InvalidInput("Tick the box to confirm that you have read what changes.")
+        await service.set_encryption(
+            db, household_id=household_id, mode=body.mode, user=user, ctx=ctx
+        )
+    except (ValidationError, DomainError) as exc:
+        await discard(db, user)
+        status, message = failure(exc)
+        return await _encryption_page(
+            request, db, principal, household_id, status_code=status, error=message
+        )
+    return see_other(f"/households/{household_id}/encryption?done={body.mode.value}")

@@ -12,12 +12,14 @@ from doorwarden.audit import service as audit
 from doorwarden.audit.schemas import AuditEventOut
 from doorwarden.deps import (
     ContextDep,
+    LiveHubDep,
     SessionDep,
     UserDep,
     authorize,
     household_resource,
     member_resource,
 )
+from doorwarden.devices import member_push
 from doorwarden.devices import service as devices
 from doorwarden.errors import InvalidInput
 from doorwarden.households import service
@@ -127,18 +129,22 @@ async def add_member(
     user: UserDep,
     db: SessionDep,
     ctx: ContextDep,
+    live_hub: LiveHubDep,
 ) -> MemberOut:
     """Adds an existing resident account as a shared user."""
     member, added = await service.add_member(
         db, household_id=household_id, email=str(body.email), actor=user, ctx=ctx
     )
-    return MemberOut(
+    out = MemberOut(
         user_id=added.id,
         email=added.email,
         display_name=added.display_name,
         role=member.role,
         added_at=member.added_at,
     )
+    await db.commit()  # committed before the cameras fetch the new member set
+    await member_push.nudge(db, live_hub, [household_id])
+    return out
 
 
 @router.delete("/{household_id}/members/{user_id}", status_code=status.HTTP_204_NO_CONTENT)
@@ -149,8 +155,11 @@ async def remove_member(
     user: UserDep,
     db: SessionDep,
     ctx: ContextDep,
+    live_hub: LiveHubDep,
 ) -> None:
     await service.remove_member(db, household_id=household_id, user_id=user_id, actor=user, ctx=ctx)
+    await db.commit()  # committed before the cameras fetch the new member set
+    await member_push.nudge(db, live_hub, [household_id])
 
 
 @router.get("/{household_id}/audit-events", response_model=list[AuditEventOut])

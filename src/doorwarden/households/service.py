@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
+from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, select
@@ -13,9 +14,11 @@ from doorwarden.accounts.models import User
 from doorwarden.accounts.service import actor_of, find_user_by_email
 from doorwarden.audit.service import RequestContext, record
 from doorwarden.audit.tags import Tag
+from doorwarden.db import utcnow
 from doorwarden.errors import Conflict, InvalidInput, NotFound
 from doorwarden.geo import cell_of
 from doorwarden.households.addresses import address_key
+from doorwarden.households.membership_models import MembershipPeriod
 from doorwarden.households.models import Household, HouseholdMember
 from doorwarden.roles import HouseholdRole, Role
 
@@ -51,11 +54,17 @@ async def create_household(
     )
     db.add(household)
     await db.flush()
+    joined = utcnow()
     db.add(
         HouseholdMember(
-            household_id=household.id, user_id=owner.id, role=HouseholdRole.owner, added_by=owner.id
+            household_id=household.id,
+            user_id=owner.id,
+            role=HouseholdRole.owner,
+            added_by=owner.id,
+            added_at=joined,
         )
     )
+    _open_period(db, household.id, owner.id, joined)
     record(
         db,
         tag=Tag.household_create,
@@ -153,10 +162,18 @@ async def add_member(
     )
     if (count or 0) >= MAX_MEMBERS:
         raise Conflict(f"A household has at most {MAX_MEMBERS} members.")
+    joined = utcnow()
     member = HouseholdMember(
-        household_id=household_id, user_id=user.id, role=HouseholdRole.shared, added_by=actor.id
+        household_id=household_id,
+        user_id=user.id,
+        role=HouseholdRole.shared,
+        added_by=actor.id,
+        added_at=joined,
     )
     db.add(member)
+    # The new member's key (if any) is a recipient of the clips recorded from now on:
+    # cameras hear of it before they seal their next end-to-end clip (docs/e2e.md).
+    _open_period(db, household_id, user.id, joined)
     await db.flush()
     record(
         db,
@@ -185,6 +202,10 @@ async def remove_member(
     if member.role is HouseholdRole.owner:
         raise InvalidInput("The owner cannot be removed from the household.")
     await db.delete(member)
+    # From now on their key is no recipient of this household's end-to-end clips: cameras
+    # fetch the new member set before they seal (docs/e2e.md), and a clip recorded after
+    # this and still wrapped to their key is refused (clips/ingest.py).
+    await close_periods(db, household_id, user_id, utcnow())
     record(
         db,
         tag=Tag.household_member_remove,
@@ -194,3 +215,24 @@ async def remove_member(
         target_type="user",
         target_id=user_id,
     )
+
+
+def _open_period(
+    db: AsyncSession, household_id: uuid.UUID, user_id: uuid.UUID, at: datetime
+) -> None:
+    db.add(MembershipPeriod(household_id=household_id, user_id=user_id, joined_at=at))
+
+
+async def close_periods(
+    db: AsyncSession, household_id: uuid.UUID, user_id: uuid.UUID, at: datetime
+) -> None:
+    """The user's stay in the household ends `at` (membership_models.py)."""
+    open_periods = await db.scalars(
+        select(MembershipPeriod).where(
+            MembershipPeriod.household_id == household_id,
+            MembershipPeriod.user_id == user_id,
+            MembershipPeriod.left_at.is_(None),
+        )
+    )
+    for period in open_periods:
+        period.left_at = at

@@ -14,6 +14,7 @@ from doorwarden.accounts.models import User
 from doorwarden.audit import service as audit
 from doorwarden.deps import (
     ContextDep,
+    LiveHubDep,
     SessionDep,
     SettingsDep,
     SignerDep,
@@ -22,6 +23,7 @@ from doorwarden.deps import (
     household_resource,
     member_resource,
 )
+from doorwarden.devices import member_push
 from doorwarden.devices import service as devices
 from doorwarden.errors import DomainError, InvalidInput
 from doorwarden.households import service
@@ -216,6 +218,7 @@ async def add_member(
     user: UserDep,
     db: SessionDep,
     ctx: ContextDep,
+    live_hub: LiveHubDep,
     email: Annotated[str, Form(max_length=254)] = "",
 ) -> Response:
     try:
@@ -235,6 +238,8 @@ async def add_member(
             member_error=message,
             member_email=email,
         )
+    await db.commit()  # committed before the cameras fetch the new member set
+    await member_push.nudge(db, live_hub, [household_id])
     return see_other(f"/households/{household_id}?done=member-added#members")
 
 
@@ -247,6 +252,7 @@ async def remove_member(
     user: UserDep,
     db: SessionDep,
     ctx: ContextDep,
+    live_hub: LiveHubDep,
 ) -> Response:
     """An owner removes a shared user, or a shared user leaves."""
     try:
@@ -258,6 +264,8 @@ async def remove_member(
         return error_response(
             request, "error.html", {"status": exc.status_code, "message": exc.message}, exc
         )
+    await db.commit()  # committed before the cameras fetch the new member set
+    await member_push.nudge(db, live_hub, [household_id])
     if user_id == principal.user_id:
         if is_htmx(request):  # the page is no longer ours to show: go to the list
             return Response(status_code=200, headers={"HX-Redirect": "/households?done=left"})

@@ -10,7 +10,10 @@ web framework: the router feeds it what the sockets receive and drains what it q
   When it is full, the viewer's pending fragments are dropped and it resumes at the next
   keyframe (its picture jumps forward; the page seeks to the live edge). `fell_behind`
   counts these episodes; the capacity benchmark requires it to stay at 0.
-* Bytes are relayed as they came; the server never decodes video (DESIGN).
+* Bytes are relayed as they came; the server never decodes video (DESIGN). In an
+  end-to-end household they are ciphertext it cannot read (crypto/live.py): the init
+  message's "e2e" block is checked for shape and passed on, the payloads are forwarded
+  unchanged, and the keyframe kind the agent puts outside them keeps the GOP cache.
 """
 
 from __future__ import annotations
@@ -19,147 +22,26 @@ import asyncio
 import contextlib
 import json
 import uuid
-from collections import deque
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Literal
+from collections.abc import Awaitable, Callable, Mapping
 
 import structlog
 
+from doorwarden.bus import Bus
+from doorwarden.crypto.errors import MalformedError
+from doorwarden.crypto.live import check_block
+from doorwarden.live.channel import GOP_CACHE_BYTES, Channel, Out, State, Viewer
+from doorwarden.live.cluster import Cluster
+from doorwarden.live.remote import Agents, RemoteAgent
 from doorwarden.live.snapshots import SNAPSHOT, Snapshots
 from doorwarden.live.talk import Talks
 
 log = structlog.get_logger("doorwarden.live")
 
+# The channel's parts moved to live/channel.py; they are still this module's to import.
+__all__ = ["GOP_CACHE_BYTES", "AgentLink", "Channel", "LiveHub", "Out", "State", "Viewer"]
+
 INIT, KEYFRAME, FRAGMENT = 0, 1, 2  # first byte of an agent's binary message
-GOP_CACHE_BYTES = 16 * 1024 * 1024
 DEFAULT_CAMERA = ""  # a viewer that names no camera watches the agent's first one
-
-State = Literal["connecting", "streaming", "offline", "error"]
-
-
-@dataclass(frozen=True)
-class Out:
-    """One message for a viewer: text (JSON) or bytes (init segment or fragment)."""
-
-    data: str | bytes
-    fragment: bool = False
-    keyframe: bool = False
-
-
-class Viewer:
-    """One browser's queue. The router's sender task awaits `next()`."""
-
-    def __init__(self, user_id: uuid.UUID | None, max_fragments: int) -> None:
-        self.user_id = user_id
-        self.max_fragments = max_fragments
-        self.sent_bytes = 0
-        self.fell_behind = 0
-        self._pending: deque[Out] = deque()
-        self._fragments = 0
-        self._waiting_keyframe = True
-        self._ready = asyncio.Event()
-        self.closed = False
-
-    def push(self, out: Out) -> None:
-        if self.closed:
-            return
-        if out.fragment:
-            if self._fragments >= self.max_fragments:
-                self._drop_fragments()
-            if self._waiting_keyframe and not out.keyframe:
-                return
-            self._waiting_keyframe = False
-            self._fragments += 1
-        self._pending.append(out)
-        self._ready.set()
-
-    def restart(self) -> None:
-        """A new init segment follows: what was queued belongs to the old stream."""
-        self._pending = deque(o for o in self._pending if not o.fragment)
-        self._fragments = 0
-        self._waiting_keyframe = True
-
-    def _drop_fragments(self) -> None:
-        self.fell_behind += 1
-        self.restart()
-        log.warning("live.viewer_behind", user=str(self.user_id), episodes=self.fell_behind)
-
-    async def next(self) -> Out:
-        while not self._pending:
-            self._ready.clear()
-            await self._ready.wait()
-        out = self._pending.popleft()
-        if out.fragment:
-            self._fragments -= 1
-        return out
-
-    def close(self) -> None:
-        self.closed = True
-        self._pending.clear()
-        self._ready.set()
-
-
-@dataclass
-class Channel:
-    """One camera of one device, and whoever watches it."""
-
-    device_id: uuid.UUID
-    camera: str
-    viewers: set[Viewer] = field(default_factory=set)
-    state: State = "offline"
-    message: str | None = None
-    init: tuple[str, bytes] | None = None  # (init JSON for viewers, init segment)
-    gop: list[bytes] = field(default_factory=list)
-    gop_bytes: int = 0
-    stop_timer: asyncio.TimerHandle | None = None
-
-    def state_message(self) -> Out:
-        return Out(json.dumps({"type": "state", "state": self.state, "message": self.message}))
-
-    def set_state(self, state: State, message: str | None = None) -> None:
-        if (state, message) == (self.state, self.message):
-            return
-        self.state, self.message = state, message
-        self.broadcast(self.state_message())
-
-    def broadcast(self, out: Out) -> None:
-        for viewer in self.viewers:
-            viewer.push(out)
-
-    def welcome(self, viewer: Viewer) -> None:
-        """What a viewer joining now needs: the state, then the stream from a keyframe."""
-        viewer.push(self.state_message())
-        if self.init is not None:
-            viewer.push(Out(self.init[0]))
-            viewer.push(Out(self.init[1]))
-            for i, fragment in enumerate(self.gop):
-                viewer.push(Out(fragment, fragment=True, keyframe=i == 0))
-
-    def new_stream(self, init_json: str, segment: bytes) -> None:
-        self.init = (init_json, segment)
-        self.gop, self.gop_bytes = [], 0
-        for viewer in self.viewers:
-            viewer.restart()
-            viewer.push(Out(init_json))
-            viewer.push(Out(segment))
-        self.set_state("streaming")
-
-    def fragment(self, data: bytes, *, keyframe: bool) -> None:
-        if self.init is None:
-            return  # media before its init segment: nobody could decode it
-        if keyframe:
-            self.gop, self.gop_bytes = [], 0
-        if self.gop or keyframe:
-            self.gop.append(data)
-            self.gop_bytes += len(data)
-            if self.gop_bytes > GOP_CACHE_BYTES:  # a very long GOP: late viewers wait instead
-                self.gop, self.gop_bytes = [], 0
-        self.broadcast(Out(data, fragment=True, keyframe=keyframe))
-
-    def reset(self, state: State, message: str | None = None) -> None:
-        self.init, self.gop, self.gop_bytes = None, [], 0
-        self.set_state(state, message)
 
 
 Send = Callable[[str], Awaitable[None]]
@@ -193,11 +75,28 @@ class LiveHub:
     def __init__(self, *, linger_s: float, max_viewer_fragments: int) -> None:
         self.linger_s = linger_s
         self.max_viewer_fragments = max_viewer_fragments
-        self.agents: dict[uuid.UUID, AgentLink] = {}
+        self.local: dict[uuid.UUID, AgentLink] = {}  # agents connected to this process
         self.channels: dict[tuple[uuid.UUID, str], Channel] = {}
-        self.talks = Talks(self.agents)
+        self.cluster: Cluster | None = None  # with a bus: the other instances (cluster.py)
+        self.talks = Talks(self.local, elsewhere=lambda d: d in self.agents)
         self.snapshots = Snapshots()  # for the zone editor (devices/settings/snapshot.py)
         self.closed = False
+
+    @property
+    def agents(self) -> Mapping[uuid.UUID, AgentLink | RemoteAgent]:
+        """Every agent of the deployment this hub knows of: here, then elsewhere."""
+        return Agents(self.local, self.cluster.remote if self.cluster is not None else {})
+
+    async def use_bus(self, bus: Bus) -> None:
+        """Join the other instances on `bus` (main.py's lifespan)."""
+        self.cluster = Cluster(self, bus)
+        await self.cluster.start()
+
+    async def aclose(self) -> None:
+        """close(), then leave the other instances (they hear these agents go)."""
+        self.close()
+        if self.cluster is not None:
+            await self.cluster.close()
 
     def close(self) -> None:
         """The server is stopping: no linger timer may start work on a loop that is about
@@ -211,20 +110,17 @@ class LiveHub:
     # -- agents ------------------------------------------------------------------------
     async def attach(self, link: AgentLink, cameras: list[str]) -> AgentLink | None:
         """A hello from `link`; returns the link it replaces (to be closed), if any."""
-        previous = self.agents.get(link.device_id)
+        previous = self.local.get(link.device_id)
         if previous is not None and previous is not link:  # its talks went with it
             self.talks.agent_gone(
                 link.device_id, ended_by="agent-offline", message="The camera reconnected."
             )
         link.cameras = cameras
-        self.agents[link.device_id] = link
-        waiting = self.channels.pop((link.device_id, DEFAULT_CAMERA), None)
-        if waiting is not None and cameras:  # viewers who asked for "the camera"
-            channel = self._channel(link.device_id, cameras[0])
-            channel.viewers |= waiting.viewers
-        elif waiting is not None:
-            self.channels[(link.device_id, DEFAULT_CAMERA)] = waiting
-        for channel in self._channels_of(link.device_id):
+        self.local[link.device_id] = link
+        self.adopt_default(link.device_id, cameras)
+        if self.cluster is not None:
+            await self.cluster.attached(link)
+        for channel in self.channels_of(link.device_id):
             if channel.viewers:
                 await self._start(link, channel)
         return previous if previous is not link else None
@@ -235,31 +131,37 @@ class LiveHub:
         message: str = "The camera is offline.",
         ended_by: str = "agent-offline",  # for the audit of a talk this ends (live/talk.py)
     ) -> None:
-        if self.agents.get(link.device_id) is not link:
+        if self.local.get(link.device_id) is not link:
             return  # already replaced by a newer connection of the same agent
-        del self.agents[link.device_id]
+        del self.local[link.device_id]
+        if self.cluster is not None:
+            self.cluster.detached(link)
         self.talks.agent_gone(link.device_id, ended_by=ended_by, message=message)
         self.snapshots.agent_gone(link.device_id, message)
-        for channel in self._channels_of(link.device_id):
+        for channel in self.channels_of(link.device_id):
             channel.reset("offline", message)
             self._forget_if_idle(channel)
 
     async def tell(self, device_id: uuid.UUID, message: dict[str, object]) -> bool:
         """A control message for a connected agent (modes/push.py's mode); False when the
-        agent is not connected to this process."""
-        link = self.agents.get(device_id)
+        agent is not connected, here or (with a bus) at another instance."""
+        link = self.local.get(device_id)
         if link is None:
+            if self.cluster is not None and device_id in self.cluster.remote:
+                return await self.cluster.tell(device_id, message)
             return False
         await _send_quietly(link, message)
         return True
 
     async def disconnect(self, device_id: uuid.UUID) -> None:
         """Close a camera's connection (it was removed from its household)."""
-        link = self.agents.get(device_id)
+        link = self.local.get(device_id)
         if link is not None:
             self.detach(link, "The camera was removed from this household.", "camera-removed")
             with contextlib.suppress(Exception):
                 await link.close()
+        elif self.cluster is not None and device_id in self.cluster.remote:
+            await self.cluster.disconnect(device_id)
 
     def agent_text(self, link: AgentLink, message: dict[str, object]) -> None:
         kind, camera = message.get("type"), message.get("camera")
@@ -270,6 +172,11 @@ class LiveHub:
             if not isinstance(mime, str) or not mime.startswith("video/mp4"):
                 raise ValueError("init needs a video/mp4 mime type")
             info = {k: message.get(k) for k in ("mime", "width", "height", "audio")}
+            if "e2e" in message:  # sealed end to end: the viewers' pages need the block
+                try:
+                    info["e2e"] = check_block(message["e2e"])
+                except MalformedError as exc:
+                    raise ValueError(f"init: {exc}") from None
             link.pending_init = (camera, json.dumps({"type": "init", **info}))
         elif kind == "error":
             text = str(message.get("message", "The camera cannot stream."))[:300]
@@ -278,7 +185,9 @@ class LiveHub:
         elif kind == "talk_state":
             self.talks.agent_state(link, message)
         elif kind == "snapshot_error":
-            self.snapshots.agent_error(link.device_id, message)
+            cluster = self.cluster
+            if cluster is None or not cluster.forward_snapshot_error(link.device_id, message):
+                self.snapshots.agent_error(link.device_id, message)
         else:
             raise ValueError(f"unknown message type {kind!r}")
 
@@ -286,7 +195,10 @@ class LiveHub:
         if len(data) >= 2 and data[0] == SNAPSHOT:
             if data[1] >= len(link.cameras):
                 raise ValueError(f"unknown camera index {data[1]}")
-            self.snapshots.agent_reply(link.device_id, link.cameras[data[1]], data[2:])
+            camera = link.cameras[data[1]]
+            cluster = self.cluster
+            if cluster is None or not cluster.forward_snapshot(link.device_id, camera, data[2:]):
+                self.snapshots.agent_reply(link.device_id, camera, data[2:])
             return
         if len(data) < 2 or data[0] not in (INIT, KEYFRAME, FRAGMENT):
             raise ValueError("a media message starts with its kind and camera index")
@@ -306,25 +218,33 @@ class LiveHub:
 
     # -- viewers -----------------------------------------------------------------------
     async def join(self, device_id: uuid.UUID, camera: str, viewer: Viewer) -> Channel:
-        link = self.agents.get(device_id)
-        if link is not None:
-            camera = link.resolve(camera) or camera
+        link = self.local.get(device_id)
+        remote = self.cluster.remote.get(device_id) if self.cluster is not None else None
+        if (known := link or remote) is not None:
+            camera = known.resolve(camera) or camera
         channel = self._channel(device_id, camera)
         if channel.stop_timer is not None:
             channel.stop_timer.cancel()
             channel.stop_timer = None
         channel.viewers.add(viewer)
-        if link is None:
+        if link is None and remote is not None and channel.init is None:
+            channel.state, channel.message = "connecting", None
+        elif link is None and remote is None:
             channel.state, channel.message = "offline", "The camera is offline."
         elif channel.init is None and channel.state != "error":
             channel.state, channel.message = "connecting", None
         channel.welcome(viewer)
         if link is not None:
             await self._start(link, channel)
+        elif self.cluster is not None:
+            await self.cluster.reconcile(device_id)
         return channel
 
     def leave(self, channel: Channel, viewer: Viewer) -> None:
         viewer.close()
+        if viewer not in channel.viewers:  # moved when "the camera" got its name
+            channel = next((c for c in self.channels_of(channel.device_id)
+                            if viewer in c.viewers), channel)  # fmt: skip
         channel.viewers.discard(viewer)
         if channel.viewers:
             return
@@ -337,13 +257,54 @@ class LiveHub:
 
     async def _linger_over(self, channel: Channel) -> None:
         channel.stop_timer = None
-        if channel.viewers:
+        if channel.watched:
             return
-        link = self.agents.get(channel.device_id)
+        link = self.local.get(channel.device_id)
         if link is not None and channel.camera in link.streaming:
             link.streaming.discard(channel.camera)
             await _send_quietly(link, {"type": "stop", "camera": channel.camera})
         self._forget_if_idle(channel)
+        if self.cluster is not None:
+            await self.cluster.reconcile(channel.device_id)
+
+    # -- watchers at other instances (cluster.py) --------------------------------------
+    async def release(self, device_id: uuid.UUID, message: str, ended_by: str) -> None:
+        """Let this process's link to `device_id` go (it connected elsewhere since)."""
+        if (link := self.local.get(device_id)) is not None:
+            self.detach(link, message, ended_by)
+            with contextlib.suppress(Exception):
+                await link.close()
+
+    async def remote_watch(
+        self, device_id: uuid.UUID, camera: str, instance: str, until: float
+    ) -> Channel | None:
+        """Another instance watches `camera` of the agent here until loop time `until`."""
+        link = self.local.get(device_id)
+        if link is None or (camera := link.resolve(camera) or "") == "":
+            return None
+        channel = self._channel(link.device_id, camera)
+        if channel.stop_timer is not None:
+            channel.stop_timer.cancel()
+            channel.stop_timer = None
+        channel.remote[instance] = until
+        await self._start(link, channel)
+        return channel
+
+    async def remote_left(self, channel: Channel) -> None:
+        """The last other instance stopped watching (it lingered already): stop now."""
+        if not channel.watched and channel.stop_timer is None:
+            await self._linger_over(channel)
+
+    def adopt_default(self, device_id: uuid.UUID, cameras: list[str]) -> None:
+        """Viewers who asked for "the camera" watch the agent's first one, now known."""
+        waiting = self.channels.pop((device_id, DEFAULT_CAMERA), None)
+        if waiting is not None and cameras:
+            channel = self._channel(device_id, cameras[0])
+            channel.viewers |= waiting.viewers
+            if waiting.stop_timer is not None:
+                waiting.stop_timer.cancel()
+        elif waiting is not None:
+            self.channels[(device_id, DEFAULT_CAMERA)] = waiting
 
     # -- helpers -----------------------------------------------------------------------
     async def _start(self, link: AgentLink, channel: Channel) -> None:
@@ -356,14 +317,14 @@ class LiveHub:
             channel.reset("connecting")
             await _send_quietly(link, {"type": "start", "camera": camera})
 
-    def _channels_of(self, device_id: uuid.UUID) -> list[Channel]:
+    def channels_of(self, device_id: uuid.UUID) -> list[Channel]:
         return [c for (d, _), c in self.channels.items() if d == device_id]
 
     def _channel(self, device_id: uuid.UUID, camera: str) -> Channel:
         return self.channels.setdefault((device_id, camera), Channel(device_id, camera))
 
     def _forget_if_idle(self, channel: Channel) -> None:
-        if not channel.viewers and channel.stop_timer is None:
+        if not channel.watched and channel.stop_timer is None:
             self.channels.pop((channel.device_id, channel.camera), None)
 
 

@@ -54,6 +54,10 @@ MAX_TEXT = 4096
 # An agent's `settings_applied` carries every field as applied (polygons too): up to
 # 16 KiB from the agent, taken up to this much, and only that message.
 MAX_SETTINGS_TEXT = 64 * 1024
+# An end-to-end stream's `init` carries its session key wrapped to each member (at most
+# crypto/live.py MAX_RECIPIENTS, about 190 bytes each) and the camera's signature.
+MAX_INIT_TEXT = 16 * 1024
+LARGER_TEXT = {"settings_applied": MAX_SETTINGS_TEXT, "init": MAX_INIT_TEXT}
 # Close codes (4000-4999 are the application's own).
 CLOSE_POLICY = 1008  # a malformed message from an agent
 CLOSE_REPLACED = 4000  # the same camera connected again
@@ -195,7 +199,7 @@ def _json(text: str) -> dict[str, Any]:
         raise ValueError("a text message must be JSON") from exc
     if not isinstance(message, dict):
         raise ValueError("a text message must be a JSON object")
-    if len(text) > MAX_TEXT and message.get("type") != "settings_applied":
+    if len(text) > LARGER_TEXT.get(str(message.get("type")), MAX_TEXT):
         raise ValueError("text message too long")
     return message
 

@@ -24,6 +24,7 @@ from typing import Any, Literal, Protocol
 import structlog
 
 from doorwarden.audit.tags import Tag
+from doorwarden.live.background import Background
 
 
 class AgentLink(Protocol):
@@ -49,6 +50,12 @@ MESSAGE_COST = 64  # a message costs at least this much: a flood of tiny ones is
 OPEN_TIMEOUT_S = 10.0  # a camera that never says open (or failed) ends the talk
 LATE_AUDIO_S = 2.0  # audio in flight when a talk ended is dropped, not a violation
 AGENT_STATES = ("open", "failed", "closed")
+# Talk audio is not routed between server instances (live/cluster.py): what a talker on an
+# instance without the camera's agent hears, every time.
+REMOTE_TALK = (
+    "Talk is not available here: this camera is connected to another server of this "
+    "service. Live view works; talk needs the camera on the server you reached."
+)
 
 BrowserState = Literal["connecting", "open", "busy", "failed", "ended"]
 Say = Callable[[BrowserState, str | None], None]  # to the talker's browser
@@ -104,11 +111,18 @@ class TalkSession:
 class Talks:
     """Every talk of this server process (as live view: one process, docs/live-view.md)."""
 
-    def __init__(self, agents: Mapping[uuid.UUID, AgentLink]) -> None:
-        self.agents = agents  # the hub's connected agents, by device
+    def __init__(
+        self,
+        agents: Mapping[uuid.UUID, AgentLink],
+        *,
+        elsewhere: Callable[[uuid.UUID], bool] = lambda _device: False,
+    ) -> None:
+        self.agents = agents  # the agents connected to this process, by device
+        self.elsewhere = elsewhere  # whether another instance holds the device's agent
         self.by_camera: dict[tuple[uuid.UUID, str], TalkSession] = {}
         self.by_talker: dict[object, TalkSession] = {}
-        self._tasks: set[asyncio.Future[None]] = set()
+        # Audit writes and stops outlive the call that caused them.
+        self._background = Background("live.talk_task_failed")
 
     def held_by(self, talker: object) -> TalkSession | None:
         return self.by_talker.get(talker)
@@ -129,7 +143,7 @@ class Talks:
             return held
         link = self.agents.get(device_id)
         if link is None:
-            say("failed", "The camera is offline.")
+            say("failed", REMOTE_TALK if self.elsewhere(device_id) else "The camera is offline.")
             return None
         resolved = link.resolve(camera)
         if resolved is None:
@@ -266,16 +280,7 @@ class Talks:
         return True
 
     def _spawn(self, work: Awaitable[None]) -> None:
-        """Audit writes and stops outlive the call that caused them; keep a reference so
-        the loop does not collect them half-way, and log what fails."""
-        task = asyncio.ensure_future(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Future[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and (exc := task.exception()) is not None:
-            log.warning("live.talk_task_failed", error=repr(exc))
+        self._background.spawn(work)
 
 
 async def _tell(link: AgentLink, message: Mapping[str, object]) -> None:

@@ -109,6 +109,21 @@ class LocalClipStore:
                 _discard(tmp)
             self._writing.discard(tmp)
 
+    async def adopt(self, key: str, path: Path) -> int:
+        """Store the file at `path` under `key` without a second copy of its bytes: fsync
+        it, hard-link it under a temporary name in the key's directory, rename that over
+        the key, fsync the directory. `path` stays (the caller removes it once the object
+        is safely recorded). Where no link can be made (another filesystem, a filesystem
+        without hard links) the file is copied by `put`. Returns the object's size.
+
+        The object then shares its data with `path`: the caller must never modify the
+        file in place afterwards (staging.py replaces a shared file instead)."""
+        target = self._path(key)
+        try:
+            return await self._run("put", key, _link_in, path, target)
+        except _CannotLink:
+            return await self.put(key, _read_file(path))
+
     def _create_temp(self, directory: Path) -> tuple[Path, _TempFile]:
         _make_dirs(directory)
         path = directory / f"{TEMP_PREFIX}{secrets.token_hex(12)}"
@@ -241,6 +256,48 @@ class _TempFile:
                 # failed put the error that matters is already propagating.
                 with contextlib.suppress(OSError):
                     os.close(self._fd)
+
+
+class _CannotLink(Exception):
+    """This filesystem (pair) makes no hard link here: copy instead."""
+
+
+_NO_LINK = {errno.EXDEV, errno.EPERM, errno.EMLINK, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def _link_in(source: Path, target: Path) -> int:
+    fd = os.open(source, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file")
+        os.fsync(fd)  # durable before it is named as an object
+    finally:
+        os.close(fd)
+    _make_dirs(target.parent)
+    tmp = target.parent / f"{TEMP_PREFIX}{secrets.token_hex(12)}"
+    try:
+        os.link(source, tmp)
+    except OSError as exc:
+        if exc.errno in _NO_LINK:
+            raise _CannotLink from None
+        raise
+    try:
+        os.chmod(tmp, FILE_MODE)
+        _commit(tmp, target)
+    except BaseException:
+        _discard(tmp)
+        raise
+    return info.st_size
+
+
+async def _read_file(path: Path) -> AsyncIterator[bytes]:
+    fd = await asyncio.to_thread(os.open, path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        while block := await asyncio.to_thread(os.read, fd, DEFAULT_CHUNK_SIZE):
+            yield block
+    finally:
+        os.close(fd)
 
 
 def _commit(tmp: Path, target: Path) -> None:

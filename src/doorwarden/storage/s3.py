@@ -19,7 +19,8 @@ import asyncio
 import builtins
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import obstore
@@ -258,6 +259,22 @@ class S3ClipStore:
         metas = await self._call("list", prefix, listing.collect_async())
         return sorted(meta["path"] for meta in metas)
 
+    async def list_objects(self, prefix: str = "") -> builtins.list[ObjectInfo]:
+        """As `list`, with each object's size and last modification time (one listing:
+        upload staging reads its parts' sizes and ages from it)."""
+        trimmed = validate_prefix(prefix)
+        listing = obstore.list(self._store, prefix=trimmed or None)
+        metas = await self._call("list", prefix, listing.collect_async())
+        found = [ObjectInfo(m["path"], m["size"], m["last_modified"]) for m in metas]
+        return sorted(found, key=lambda info: info.key)
+
+    async def copy(self, source: str, key: str) -> None:
+        """Copy an object within the bucket, server-side (no bytes pass through here);
+        atomic as a PUT is. `ObjectNotFound` if `source` is missing."""
+        validate_key(source)
+        validate_key(key)
+        await self._call("copy", source, obstore.copy_async(self._store, source, key))
+
     async def _call(self, op: str, key: str, operation: Awaitable[_T]) -> _T:
         try:
             return await operation
@@ -272,6 +289,13 @@ class S3ClipStore:
         raise StorageError(
             f"S3 {op} of {key!r} in bucket {self.bucket!r} failed: {summary}"
         ) from None
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    key: str
+    size: int
+    modified: datetime
 
 
 class _EmptyTail(Exception):

@@ -14,7 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from doorwarden.accounts.models import User
-from doorwarden.crypto.keys import SigningKey, b64d, b64e
+from doorwarden.crypto.keys import RecipientKey, SigningKey, b64d, b64e
 from doorwarden.households.service import memberships
 from doorwarden.roles import Role
 from tests.factories import Factory, assert_error, make_client
@@ -254,6 +254,22 @@ async def test_a_snapshot_needs_the_camera_connected_here(home: Home) -> None:
     owner = await home.factory.signed_in(home.owner)
     snapshot = home.path().removesuffix("/settings") + "/snapshot"
     assert_error(await owner.post(snapshot), 409, "camera_offline")
+    await owner.aclose()
+
+
+async def test_an_end_to_end_household_gets_no_snapshot(home: Home) -> None:
+    owner = await home.factory.signed_in(home.owner)
+    key = await owner.put(
+        "/api/v1/account/e2e-key", json={"public_key": b64e(RecipientKey.generate().public)}
+    )
+    assert key.status_code == 200, key.text
+    switched = await owner.put(
+        f"/api/v1/households/{home.household}/encryption", json={"mode": "e2e"}
+    )
+    assert switched.status_code == 200, switched.text
+    snapshot = home.path().removesuffix("/settings") + "/snapshot"
+    refused = assert_error(await owner.post(snapshot), 409, "conflict")
+    assert "end-to-end" in str(refused["message"])
     await owner.aclose()
 
 

@@ -148,7 +148,8 @@ async def test_a_ring_flood_over_the_link_is_refused_and_counted(live: Live) -> 
 async def test_over_http_a_connected_agents_cameras_are_checked(live: Live) -> None:
     headers = {"authorization": f"Bearer {live.token}"}
     body = {k: v for k, v in ring(camera="garage").items() if k != "type"}
-    async with httpx.AsyncClient(base_url=live.url, headers=headers) as camera:
+    # A loaded CI machine once took longer than httpx's default 5 s to answer.
+    async with httpx.AsyncClient(base_url=live.url, headers=headers, timeout=30) as camera:
         # Not connected: any well-formed name is taken (the server stores no camera list).
         assert (await camera.post("/api/v1/device/events", json=body)).status_code == 201
         async with live.agent() as agent:

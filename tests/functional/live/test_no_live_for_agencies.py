@@ -119,6 +119,9 @@ async def test_every_live_and_streaming_endpoint_is_refused_to_staff_and_agencie
         async with httpx.AsyncClient(base_url=url, cookies=_jar(owner_cookie)) as owner:
             for method, path in http_paths:
                 response = await owner.request(method, target.fill(path))
+                if response.status_code == 409:  # the end-to-end routes, on a standard clip
+                    assert response.json()["error"]["code"] == "not_end_to_end", path
+                    continue
                 assert response.status_code == 200, (path, response.status_code)
         refusals = []
         for name, user in principals.items():

@@ -138,7 +138,7 @@ def test_a_source_override_runs_that_file_and_stop_keeps_the_clip_in_progress(
     has pedestrians from the start, so an event is in progress when the agent stops."""
     agent = file_config(VTEST, spool_dir=tmp_path / "spool", state_dir=tmp_path / "state")
     [camera] = agent.cameras
-    assert camera.name == "file" and camera.detect.kind is DetectorKind.hog
+    assert camera.name == "file" and camera.detect.kind is DetectorKind.nanodet
     assert camera.source == FileSource(kind="file", path=VTEST.resolve(), pace=False)
     app = AgentApp.from_config(agent)
     assert 78 < (app.length_s("file") or 0) < 80  # the progress bar's length

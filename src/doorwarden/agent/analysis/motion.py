@@ -16,16 +16,59 @@ Per analysed frame (`MotionDetector.update`):
    `FLICKER_TAU_S` of history has been seen) are discounted, as are pixels outside
    the motion zones or inside ignore areas;
 5. an opening drops speckle, a closing joins the parts of one body, and connected components
-   of at least ``min_area`` (scaled by sensitivity) are the candidate regions; a region only
-   counts if it overlaps a candidate of the previous analysis (it persists in place);
-6. the background is a running average with a time constant in seconds (so it behaves the
+   down to `SMALL_FRACTION` of ``min_area`` (scaled by sensitivity) are candidate regions,
+   each followed from analysis to analysis as a track (a region overlapping where one was
+   at the last analysis continues it; one whose centre jumped or whose area leapt, as
+   blobs of leaves do when they merge and split, starts a new track, except that a region
+   still at the image border it came in at may grow: more of a walker comes into view);
+6. a region of at least ``min_area`` counts once it has persisted in place: to start an
+   event, seen at ``start_frames + 1`` analyses in a row (3 at the default sensitivity,
+   2 at >= 0.75, 4 at <= 0.25) spanning ``start_frames`` analysis periods, or fewer
+   periods if it moved steadily (see Latency), followed as one track for as many analyses
+   and standing still (moved < `STALL_STEP` px) at no more than half of them: a walker
+   moves at every analysis, while a displaced clump of a tree in wind holds still between
+   gusts (tree.avi's frames come at ~2.3 a second, so one holds for two analyses) and its
+   track restarts as it regroups; to keep an event going, at 2 in a row;
+7. a smaller region (a far walker: vtest.avi's entry at frame 170 is ~0.1% of the image)
+   counts only after `SMALL_AGE` analyses in a row spanning at least `SMALL_SPAN_S`, in
+   which its centre moved steadily away from where it was first seen (at least
+   `SMALL_TRAVEL` px and `SMALL_TRAVEL_SIZE` of its size, with net displacement >=
+   `SMALL_STRAIGHTNESS` of the path) and stood still at most `SMALL_STALLS` times (a walker
+   moves at every analysis; a blob among leaves drifts in jumps and pauses), in quiet
+   surroundings (at most `QUIET_FLICKER` of the area around it toggled more than
+   `QUIET_TOGGLES` times recently, judged once `SETTLE_S` of history has been seen). Noise
+   and flicker of the same size blink, jitter in place or sit among swaying leaves, so they
+   never count: the small area is not trusted on its own, only with persistence and
+   coherent movement. A region first seen touching the image border came in from outside
+   the view, as a walker does and noise seldom does: what moves is measured, along the
+   axis it came in on, by its side facing away from the border (its leading edge; while
+   half in view a walker's centre moves at half its speed), it must move inwards, and it
+   counts after `ENTERING_AGE` analyses spanning `ENTERING_SPAN_S`;
+8. the background is a running average with a time constant in seconds (so it behaves the
    same at any analysis rate), updated more slowly under foreground so a person standing
    still is absorbed only after tens of seconds.
 
-Hysteresis: motion starts after `start_frames` consecutive positive analyses (2 at the
-default sensitivity, 1 at >= 0.75, 3 at <= 0.25) and ends after `END_FRAMES` (5, i.e. 1 s at
-5 analyses a second) consecutive negative ones. Changes that flicker for a single analysis
-never start an event.
+Latency: while no event runs and a region in quiet surroundings awaits confirmation,
+`should_analyse` takes the next frame after `BURST_GAP` of the period instead of a whole
+period (a burst). For a large region that lasts until it is confirmed: one confirmed on
+such early frames must also have moved steadily (a walker coming in does), by
+`SMALL_TRAVEL_SIZE` of its length along the way it moved (a walker going sideways: a
+quarter of its width, not of its height), measured by its leading edge if it came in at
+the border; otherwise it must have lasted as long as at the regular rate, so persistence
+in time, which tells swaying leaves apart, is not weakened; an event starts ~0.2 s after a
+walker is first seen instead of 0.4 s. A small region bursts when it is new or has moved
+steadily so far, so its `SMALL_AGE` analyses take ~0.4 s (`SMALL_SPAN_S`; 0.3 s coming in
+at the border) instead of 0.8 s at 5 analyses a second; the travel it must show is the
+same number of pixels, so a slow walker still waits until it has covered it. Small
+regions are the common kind of noise (rain, leaves), so their bursts are rationed: a
+credit of `BURST_CREDIT_MAX` early analyses refilled at `BURST_CREDIT_RATE` a second; when
+flicker has spent it, small regions are analysed at the regular rate (the latency before
+bursts, never more analyses). A still scene is analysed at exactly ``analysis_fps``; on
+the labelled set the rate rises ~3%.
+
+Hysteresis: an event ends after `END_FRAMES` (5, i.e. 1 s at 5 analyses a second)
+consecutive analyses without a counted region. Changes that flicker for a single
+analysis never start an event.
 """
 
 from __future__ import annotations
@@ -52,6 +95,24 @@ ILLUMINATION_JUMP = 0.12  # relative change of mean brightness between analyses
 ILLUMINATION_FRACTION = 0.6
 ILLUMINATION_HOLD_S = 1.0  # auto-exposure settles over several frames after a light change
 END_FRAMES = 5
+SMALL_FRACTION = 0.15  # regions down to this fraction of min_area are tracked as "small"
+SMALL_AGE = 5  # analyses in a row a small region must be seen (persistence)...
+SMALL_SPAN_S = 0.4  # ...spanning at least this long (they come faster in a burst)...
+SMALL_TRAVEL = 2.0  # ...over which its centre must move this far (analysis pixels)...
+SMALL_TRAVEL_SIZE = 0.25  # ...and this fraction of its larger side...
+SMALL_STRAIGHTNESS = 0.9  # ...along a coherent path: net displacement / path length...
+ENTERING_AGE = 4  # ...or, coming in at the image border, this many...
+ENTERING_SPAN_S = 0.3  # ...spanning this long
+SMALL_STALLS = 1  # ...standing still (moved < STALL_STEP px) at most this often
+STALL_STEP = 0.5
+QUIET_FLICKER = 0.05  # a region is "quiet" when this little of its surroundings...
+QUIET_TOGGLES = 3.5  # ...toggled more than this many times recently (decayed count)...
+QUIET_REACH = 0.5  # ...within this fraction of its size around it...
+SETTLE_S = 4.0  # ...judged only once this much flicker history has been seen
+BURST_GAP = 0.4  # a region awaiting confirmation is re-checked after this fraction of a period
+BURST_STEP = 0.5  # a small region bursts when new or once it moved this far (analysis px)...
+BURST_CREDIT_RATE = 1.0  # ...rationed: at most this many early analyses a second in the long run
+BURST_CREDIT_MAX = 6.0  # ...saved up to this many (confirming a walker takes 4 or 5)
 _MAX_DT_S = 2.0  # after a gap (reconnect) the models must not jump to fully adapted
 
 
@@ -67,6 +128,133 @@ def luma(frame: av.VideoFrame) -> np.ndarray:
         return buf.reshape(plane.height, plane.line_size)[:, : plane.width]
     out: np.ndarray = frame.reformat(format="gray").to_ndarray()
     return out
+
+
+@dataclass
+class _Track:
+    """A candidate region followed across analyses."""
+
+    box: tuple[int, int, int, int]  # x0, y0, x1, y1 (analysis pixels)
+    cx: float
+    cy: float
+    age: int = 1  # analyses in a row it has been seen
+    x0: float = 0.0  # where it was first seen (`_Track.spot`)
+    y0: float = 0.0
+    path: float = 0.0  # summed displacement of its spot
+    area: int = 0
+    big: int = 0  # analyses in a row it has been at least min_area
+    size: int = 0  # its larger side (analysis pixels)
+    big_since: float = 0.0  # when its run of large sightings began (s)
+    since: float = 0.0  # when it was first seen (s)
+    stalls: int = 0  # analyses at which its spot stood still
+    edges: tuple[int, int] = (0, 0)  # per axis: -1/+1 entered at the low/high border, else 0
+    sx: float = 0.0  # its spot now
+    sy: float = 0.0
+    extent: tuple[int, int] = (0, 0)  # its width and height (analysis pixels)
+
+    @staticmethod
+    def spot(
+        raw: tuple[int, int, int, int], cx: float, cy: float, edges: tuple[int, int]
+    ) -> tuple[float, float]:
+        """The point whose movement is measured: the centre, except along an axis where the
+        region came in at the image border, where it is the side facing away from the
+        border (its leading edge: while half in view, a walker's centre moves at half its
+        speed and the side at the border stays put)."""
+        x0, y0, x1, y1 = raw
+        if edges == (0, 0):
+            return cx, cy
+        # Only the axes it came in along: across them its centre wanders while more of
+        # the body comes into view.
+        return (
+            0.0 if edges[0] == 0 else float(x1 if edges[0] < 0 else x0),
+            0.0 if edges[1] == 0 else float(y1 if edges[1] < 0 else y0),
+        )
+
+    def follow(
+        self,
+        box: tuple[int, int, int, int],
+        raw: tuple[int, int, int, int],
+        cx: float,
+        cy: float,
+        area: int,
+        size: int,
+        now: float,
+        edges: tuple[int, int],
+    ) -> _Track:
+        """This track seen again as the region `box`; a new track when it jumped."""
+        sx, sy = self.spot(raw, cx, cy, self.edges)
+        step = math.hypot(sx - self.sx, sy - self.sy)
+        moved = math.hypot(cx - self.cx, cy - self.cy)
+        # Blobs of leaves merge and split, so their centres jump and their areas leap:
+        # such a region starts over instead of inheriting the persistence. A region
+        # coming in at the border it came in at grows as more of it enters: that is no leap.
+        entering = self.edges != (0, 0) and (
+            (self.edges[0] != 0 and edges[0] == self.edges[0])
+            or (self.edges[1] != 0 and edges[1] == self.edges[1])
+        )
+        ratio = area / max(1, self.area)
+        jumped = moved > 0.5 * size + 2
+        if jumped or not 0.5 <= ratio <= (math.inf if entering else 2):
+            # `big` goes on: a large region persists in place even while its parts regroup.
+            sx, sy = self.spot(raw, cx, cy, edges)
+            return _Track(
+                box,
+                cx,
+                cy,
+                1,
+                sx,
+                sy,
+                area=area,
+                big=self.big,
+                size=size,
+                big_since=self.big_since,
+                since=now,
+                edges=edges,
+                sx=sx,
+                sy=sy,
+                extent=(raw[2] - raw[0], raw[3] - raw[1]),
+            )
+        return _Track(
+            box,
+            cx,
+            cy,
+            self.age + 1,
+            self.x0,
+            self.y0,
+            self.path + step,
+            area,
+            self.big,
+            size,
+            self.big_since,
+            self.since,
+            self.stalls + (max(step, moved) < STALL_STEP),  # an edge moves in whole pixels
+            self.edges,
+            sx,
+            sy,
+            (raw[2] - raw[0], raw[3] - raw[1]),
+        )
+
+    def coherent(self, along: bool = False) -> bool:
+        """Moved far enough along a steady path (flicker and noise jitter in place).
+
+        Far enough is a quarter of its larger side, or with `along` of its length along
+        the way it moved (a walker going sideways: a quarter of its width, not its height).
+        """
+        dx, dy = self.sx - self.x0, self.sy - self.y0
+        if dx * self.edges[0] > 0 or dy * self.edges[1] > 0:
+            return False  # came in at the border and went back out
+        net = math.hypot(dx, dy)
+        length: float = self.size
+        if along:
+            w, h = self.extent
+            length = min(length, (abs(dx) * w + abs(dy) * h) / max(net, 1e-6))
+        travel = max(SMALL_TRAVEL, SMALL_TRAVEL_SIZE * length)
+        return net >= travel and net >= SMALL_STRAIGHTNESS * self.path
+
+    def heading(self) -> bool:
+        """Moving along a steady path so far, though maybe not far yet."""
+        net = math.hypot(self.sx - self.x0, self.sy - self.y0)
+        return net >= BURST_STEP and net >= SMALL_STRAIGHTNESS * self.path
 
 
 @dataclass
@@ -128,11 +316,15 @@ class MotionDetector:
         self._watched = 0.0  # seconds of toggle history the flicker counts hold
         self._ones = np.ones((self.ah, self.aw), np.float32)
         self._prev_changed = np.zeros((self.ah, self.aw), np.uint8)
-        self._prev_regions: list[tuple[int, int, int, int]] = []
+        self._tracks: list[_Track] = []
+        self._restless: np.ndarray | None = None  # pixels that toggled > QUIET_TOGGLES
+        self.small_area_px = max(4.0, self.min_area_px * SMALL_FRACTION)
+        self.start_big = self.start_frames + 1  # analyses a large region must persist
+        self._burst = False  # a region awaits confirmation: analyse the next frame early
+        self._credit = BURST_CREDIT_MAX  # early analyses left for small regions
         self._last_t: float | None = None
         self._next_t: float | None = None
         self._hold_until = -math.inf
-        self._positives = 0
         self._negatives = 0
         self.motion = False
 
@@ -141,10 +333,21 @@ class MotionDetector:
 
         Due times advance by exactly one period, so a stream whose rate is not a multiple of
         the analysis rate still averages ``analysis_fps``; after a gap they jump ahead
-        instead of bursting.
+        instead of bursting. The one exception: a region in quiet surroundings awaiting
+        confirmation at the last analysis (and no event running; see Latency in the module
+        docstring) makes the first frame `BURST_GAP` of a period later due.
         """
         period = 1.0 / self.config.analysis_fps
         if self._next_t is None:
+            self._next_t = t + period
+            return True
+        if (
+            self._burst
+            and self._last_t is not None
+            and t >= self._last_t + BURST_GAP * period - 1e-3
+        ):
+            # A large region appeared at the last analysis: confirm it now, not a period later.
+            self._burst = False
             self._next_t = t + period
             return True
         if t < self._next_t - 1e-3:
@@ -158,7 +361,8 @@ class MotionDetector:
         self._bg = small
         self._bg_mean = float(cv2.mean(small, self._valid)[0]) or 1.0
         self._prev_changed[:] = 0
-        self._prev_regions = []
+        self._tracks = []
+        self._burst = False
         self._hold_until = hold_until
 
     def update(self, y: np.ndarray, t: float) -> MotionResult:
@@ -197,28 +401,14 @@ class MotionDetector:
         self._prev_changed = changed
         # Dilated: a leaf that flickers here also sways over its neighbours.
         self._watched += min(max(dt, 0.0), _MAX_DT_S)
+        self._credit = min(BURST_CREDIT_MAX, self._credit + BURST_CREDIT_RATE * max(dt, 0.0))
         flickery = cv2.dilate(_above(self._flicker, self._flicker_limit()), self._open)
         steady: np.ndarray = cv2.subtract(changed, flickery)
         steady = cv2.morphologyEx(steady, cv2.MORPH_OPEN, self._open)
         steady = cv2.morphologyEx(steady, cv2.MORPH_CLOSE, self._close)
-        _, _, stats, _ = cv2.connectedComponentsWithStats(steady, connectivity=8)
-        regions: list[tuple[int, int, int, int]] = []
-        boxes: list[tuple[int, int, int, int]] = []
-        area = 0
-        m = self._margin
-        for x, y0, w, h, a in stats[1:].tolist():
-            if a < self.min_area_px:
-                continue
-            regions.append((x - m, y0 - m, x + w + m, y0 + h + m))
-            # Persistence: the region must overlap where a region was at the last analysis.
-            if not any(
-                x < x1 and px < x + w and y0 < y1 and py < y0 + h
-                for px, py, x1, y1 in self._prev_regions
-            ):
-                continue
-            area += a
-            boxes.append(self._to_source(x, y0, w, h))
-        self._prev_regions = regions
+        _, _, stats, centroids = cv2.connectedComponentsWithStats(steady, connectivity=8)
+        self._restless = None
+        area, boxes, start = self._track(stats[1:].tolist(), centroids[1:].tolist())
 
         # The background learns slowly under foreground, so a loiterer is absorbed late.
         # It learns the raw frame, not the normalised one: normalising against the model and
@@ -228,7 +418,127 @@ class MotionDetector:
         )
         cv2.accumulateWeighted(small, self._bg, _alpha(dt, FOREGROUND_TAU_S), changed)
         self._bg_mean = float(cv2.mean(self._bg, self._valid)[0]) or 1.0
-        return self._decide(bool(boxes), area / max(1, self._valid_px), boxes)
+        return self._decide(bool(boxes), area / max(1, self._valid_px), boxes, start=start)
+
+    def _track(
+        self, stats: list[list[int]], centroids: list[list[float]]
+    ) -> tuple[int, list[tuple[int, int, int, int]], bool]:
+        """Follow candidate regions (steps 5-7 of the module docstring).
+
+        Returns the counted area, the counted regions' boxes (source pixels) and whether
+        one of them may start an event.
+        """
+        m = self._margin
+        tracks: list[_Track] = []
+        area = 0
+        boxes: list[tuple[int, int, int, int]] = []
+        start = pending = small = False
+        settled = self._watched >= SETTLE_S  # flicker is known only after a while
+        now = self._last_t or 0.0
+        period = 1.0 / self.config.analysis_fps
+        for (x, y0, w, h, a), (cx, cy) in zip(stats, centroids, strict=True):
+            if a < self.small_area_px:
+                continue
+            grown = (x - m, y0 - m, x + w + m, y0 + h + m)
+            raw = (x, y0, x + w, y0 + h)
+            edges = (
+                -1 if x <= 0 else (1 if x + w >= self.aw else 0),
+                -1 if y0 <= 0 else (1 if y0 + h >= self.ah else 0),
+            )
+            prev = [
+                p
+                for p in self._tracks
+                if x < p.box[2] and p.box[0] < x + w and y0 < p.box[3] and p.box[1] < y0 + h
+            ]
+            if prev:
+                near = min(prev, key=lambda p: (p.cx - cx) ** 2 + (p.cy - cy) ** 2)
+                track = near.follow(grown, raw, cx, cy, a, max(w, h), now, edges)
+                # Any large region here persists (the longest run of them).
+                longest = max(prev, key=lambda p: p.big)
+                track.big, track.big_since = longest.big, longest.big_since
+            else:
+                sx, sy = _Track.spot(raw, cx, cy, edges)
+                track = _Track(
+                    grown,
+                    cx,
+                    cy,
+                    1,
+                    sx,
+                    sy,
+                    area=a,
+                    size=max(w, h),
+                    since=now,
+                    edges=edges,
+                    sx=sx,
+                    sy=sy,
+                    extent=(w, h),
+                )
+            tracks.append(track)
+            if a >= self.min_area_px:
+                if track.big == 0:
+                    track.big_since = now
+                track.big += 1
+                persists = track.big >= 2
+                # Analysed early (a burst), a region must also have moved steadily to start
+                # an event; otherwise it must have lasted as long as at the regular rate.
+                # Either way it must have been one track as long and moved at half its
+                # analyses or more: a clump of leaves holds still between gusts (step 6).
+                confirmed = (
+                    track.big >= self.start_big
+                    and (
+                        now - track.big_since >= self.start_frames * period - 1e-3
+                        or track.coherent(along=True)
+                    )
+                    and track.age >= self.start_big
+                    and 2 * track.stalls <= track.age - 1
+                )
+                start |= confirmed
+                if not confirmed and not pending:
+                    # Confirm a new region early, unless leaves flicker around it.
+                    pending = self._quiet(x, y0, w, h)
+            else:
+                track.big = 0
+                persists = (
+                    settled
+                    and track.age >= (SMALL_AGE if track.edges == (0, 0) else ENTERING_AGE)
+                    and now - track.since
+                    >= (SMALL_SPAN_S if track.edges == (0, 0) else ENTERING_SPAN_S) - 1e-3
+                    and track.stalls <= SMALL_STALLS
+                    and track.coherent()
+                    and self._quiet(x, y0, w, h)
+                )
+                start |= persists
+                if (
+                    not (persists or small)
+                    and settled
+                    and self._credit >= 1
+                    and track.stalls <= SMALL_STALLS
+                    and (track.age == 1 or track.heading())
+                ):
+                    # New, or moving steadily so far: a walker coming in, or noise.
+                    small = self._quiet(x, y0, w, h)
+            if persists:
+                area += a
+                boxes.append(self._to_source(x, y0, w, h))
+        self._tracks = tracks
+        self._burst = (pending or small) and not self.motion
+        if self._burst and not pending:
+            self._credit -= 1
+        return area, boxes, start
+
+    def _quiet(self, x: int, y: int, w: int, h: int) -> bool:
+        """Hardly anything toggles around the region (`QUIET_REACH` of its size around
+        it): a region among swaying leaves is a gap or a shadow between them, not a walker.
+
+        The level is below the flicker limit: leaves that toggle a few times, too few to be
+        discounted as flicker, still make their surroundings restless; a walker in an open
+        street leaves only pixels it passed (two toggles: arrive, leave)."""
+        gx = max(self._margin, round(QUIET_REACH * w))
+        gy = max(self._margin, round(QUIET_REACH * h))
+        if self._restless is None:
+            self._restless = _above(self._flicker, QUIET_TOGGLES)
+        roi = self._restless[max(0, y - gy) : y + h + gy, max(0, x - gx) : x + w + gx]
+        return cv2.countNonZero(roi) <= QUIET_FLICKER * roi.size
 
     def _flicker_limit(self) -> float:
         """Toggle count above which a pixel is flickery, for the history seen so far.
@@ -268,19 +578,19 @@ class MotionDetector:
         boxes: list[tuple[int, int, int, int]],
         *,
         illumination: bool = False,
+        start: bool = False,
     ) -> MotionResult:
         if illumination:
             # Blind while the background re-seeds: an ongoing event neither ends nor a new
             # one starts because of the light change itself.
             return MotionResult(self.motion, 0.0, [])
         if positive:
-            self._positives += 1
+            # An event starts on a confirmed region; one running goes on while any persists.
             self._negatives = 0
-            if self._positives >= self.start_frames:
-                self.motion = True
+            self.motion = self.motion or start
+            self._burst = self._burst and not self.motion
         else:
             self._negatives += 1
-            self._positives = 0
             if self._negatives >= END_FRAMES:
                 self.motion = False
         return MotionResult(self.motion, score, boxes)

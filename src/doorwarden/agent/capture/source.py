@@ -35,6 +35,10 @@ class VideoSource:
         self._stop = threading.Event()
         self._pacer = Pacer(self._stop) if pace else None
         self._clock = Clock(0.0)
+        # Whether the camera's thread may take samples decoded ahead on a thread of their
+        # own (read_ahead.py: an unpaced file that does not loop). A consumer that switches
+        # the decoder as it goes (a sub-stream's main stream) turns it off before reading.
+        self.reads_ahead = False
 
     def samples(self) -> Iterator[Sample]:
         raise NotImplementedError

@@ -28,10 +28,11 @@ from av.container import InputContainer
 from av.video.stream import VideoStream
 
 from doorwarden.agent.capture.audio import AudioTrack, open_audio
+from doorwarden.agent.capture.hwaccel import Decoder, open_decoder
 from doorwarden.agent.capture.media import AudioPacket, Sample, SourceError, StreamInfo
 from doorwarden.agent.capture.rtsp import Backoff, connect, ffmpeg_reason, redact_text, redact_url
 from doorwarden.agent.capture.source import VideoSource, frame_time
-from doorwarden.agent.config.models import FileSource, RtspSource, SourceConfig
+from doorwarden.agent.config.models import DecodeConfig, FileSource, RtspSource, SourceConfig
 from doorwarden.agent.config.models import V4l2Source as V4l2Config
 
 log = structlog.get_logger("doorwarden.agent.capture.sources")
@@ -60,6 +61,10 @@ class _ContainerSource(VideoSource):
     _container: InputContainer | None = None
     _stream: VideoStream
     _audio: AudioTrack | None = None
+    _decoder: Decoder | None = None
+    # The camera's `decode` setting; None (software) once hardware failed or was absent,
+    # so a reconnect neither retries it nor repeats the log line (capture/hwaccel.py).
+    _decode_cfg: DecodeConfig | None = None
 
     def _attach(self, container: InputContainer, what: str) -> None:
         if not container.streams.video:
@@ -75,6 +80,11 @@ class _ContainerSource(VideoSource):
                 container, camera=self.camera, what=what, warn=not self._audio_warned
             )
             self._audio_warned = self._audio is None
+        if self._decoder is not None and self._decoder.failed:
+            self._decode_cfg = None
+        self._decoder = open_decoder(self._stream, self._decode_cfg, camera=self.camera)
+        if self._decoder.accel is None:
+            self._decode_cfg = None
         self.info = _stream_info(self._stream, self._audio)
         if self.info.fps > 0:
             self._clock.step = 1.0 / self.info.fps
@@ -82,7 +92,8 @@ class _ContainerSource(VideoSource):
     def _read(self, what: str) -> Iterator[Sample]:
         """Demux to the end; read errors propagate, decode errors skip the packet."""
         assert self._container is not None  # noqa: S101 - set by _attach
-        stream, bad, audio = self._stream, 0, self._audio
+        assert self._decoder is not None  # noqa: S101 - set by _attach
+        stream, bad, audio, decoder = self._stream, 0, self._audio, self._decoder
         pending: list[AudioPacket] = []
         streams = (stream,) if audio is None else (stream, audio.stream)
         for packet in self._container.demux(*streams):
@@ -94,7 +105,7 @@ class _ContainerSource(VideoSource):
                     pending += audio.push(packet, at)
                 continue
             if packet.size == 0:  # demuxer's end-of-stream marker: drain the decoder
-                frames = stream.decode(None)
+                frames = decoder.decode(None)
                 if frames and self._clock.last is not None:
                     times = self._frame_times(frames, self._clock.last)
                     yield Sample(None, frames, self._clock.last, False, pending, times)
@@ -104,7 +115,7 @@ class _ContainerSource(VideoSource):
                 packet.dts if packet.dts is not None else packet.pts, packet.time_base
             )
             try:
-                frames = stream.decode(packet)
+                frames = decoder.decode(packet)
                 bad = 0
             except av.FFmpegError as exc:
                 bad += 1
@@ -138,9 +149,18 @@ class _ContainerSource(VideoSource):
 
 
 class FileVideoSource(_ContainerSource):
-    def __init__(self, cfg: FileSource, *, camera: str | None = None, audio: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: FileSource,
+        *,
+        camera: str | None = None,
+        audio: bool = False,
+        decode: DecodeConfig | None = None,
+    ) -> None:
         super().__init__(camera=camera, pace=cfg.pace, audio=audio)
+        self._decode_cfg = decode
         self.path, self.loop = cfg.path, cfg.loop
+        self.reads_ahead = not cfg.pace and not cfg.loop  # read_ahead.py says why only then
         self._what = f"video file {cfg.path}"
         if not cfg.path.is_file():
             raise SourceError(f"{self._what} does not exist or is not a file")
@@ -186,6 +206,8 @@ class FileVideoSource(_ContainerSource):
         assert self._container is not None  # noqa: S101 - open until close()
         try:
             self._container.seek(0)  # also flushes the decoder we drained at the end
+            if self._decoder is not None:
+                self._decoder.flush()  # a hardware one is not the container's
         except _READ_ERRORS:
             self._container.close()
             self._attach(av.open(str(self.path)), self._what)
@@ -193,8 +215,16 @@ class FileVideoSource(_ContainerSource):
 
 
 class V4l2VideoSource(_ContainerSource):
-    def __init__(self, cfg: V4l2Config, *, camera: str | None = None, audio: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: V4l2Config,
+        *,
+        camera: str | None = None,
+        audio: bool = False,
+        decode: DecodeConfig | None = None,
+    ) -> None:
         super().__init__(camera=camera, audio=audio)
+        self._decode_cfg = decode
         self._what = f"V4L2 device {cfg.device}"
         options: dict[str, str] = {}
         if cfg.width and cfg.height:
@@ -223,8 +253,16 @@ class RtspVideoSource(_ContainerSource):
     URL is reported at start-up; after that the source only ends when stopped.
     """
 
-    def __init__(self, cfg: RtspSource, *, camera: str | None = None, audio: bool = False) -> None:
+    def __init__(
+        self,
+        cfg: RtspSource,
+        *,
+        camera: str | None = None,
+        audio: bool = False,
+        decode: DecodeConfig | None = None,
+    ) -> None:
         super().__init__(camera=camera, audio=audio)
+        self._decode_cfg = decode
         self.cfg = cfg
         self.url = redact_url(cfg.url)  # the only spelling of the URL that may be logged
         self._attach(connect(cfg.url, cfg.timeout_s), self.url)
@@ -277,20 +315,25 @@ class RtspVideoSource(_ContainerSource):
 
 
 def open_source(
-    cfg: SourceConfig, *, camera: str | None = None, audio: bool = False
+    cfg: SourceConfig,
+    *,
+    camera: str | None = None,
+    audio: bool = False,
+    decode: DecodeConfig | None = None,
 ) -> VideoSource:
     """Open the source `cfg` describes; SourceError (with a clear message) when it can't be.
 
     `camera` names the camera in log lines. `audio`: the camera's `audio` setting; its
     samples then carry the camera's audio as AAC, when the source has any (else a warning,
-    and video only).
+    and video only). `decode`: the camera's `decode` setting (hardware decode, opt-in;
+    capture/hwaccel.py); synthetic scenes are rendered, not decoded, and ignore it.
     """
     if isinstance(cfg, FileSource):
-        return FileVideoSource(cfg, camera=camera, audio=audio)
+        return FileVideoSource(cfg, camera=camera, audio=audio, decode=decode)
     if isinstance(cfg, RtspSource):
-        return RtspVideoSource(cfg, camera=camera, audio=audio)
+        return RtspVideoSource(cfg, camera=camera, audio=audio, decode=decode)
     if isinstance(cfg, V4l2Config):
-        return V4l2VideoSource(cfg, camera=camera, audio=audio)
+        return V4l2VideoSource(cfg, camera=camera, audio=audio, decode=decode)
     # Deferred: scene rendering is test/benchmark code a camera agent never loads.
     from doorwarden.agent.capture.synthetic import SyntheticVideoSource  # noqa: PLC0415
 

@@ -37,7 +37,7 @@ cameras:
       pre_roll_s: 3
       post_roll_s: 5
     detect:
-      kind: hog
+      kind: nanodet               # the default: the bundled model (hog, onnx, none)
       alert: person_only
     ring:                         # the doorbell's button (`agent ring front-door` always works)
       gpio:

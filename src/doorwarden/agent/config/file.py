@@ -29,6 +29,9 @@ from pydantic import BaseModel, ValidationError
 from doorwarden.agent.config.models import AgentConfig, CameraConfig, FileSource
 
 KeyPath = tuple[str | int, ...]
+# analysis/nanodet.py's MODEL_PATH, named here without importing numpy, OpenCV and
+# onnxruntime (a test holds the two equal).
+BUNDLED_MODEL = Path(__file__).resolve().parents[1] / "analysis/models/nanodet-coco-416.onnx"
 Positions = dict[KeyPath, tuple[int, int]]  # 1-based line, column
 
 
@@ -307,7 +310,7 @@ def load_agent_config(path: Path) -> AgentConfig:
     data, positions = parse(text, path)
     config = _validate(data, positions, path)
     base = path.resolve().parent
-    return config.model_copy(
+    resolved = config.model_copy(
         update={
             "spool_dir": _resolve(config.spool_dir, base),
             "state_dir": _resolve(config.state_dir, base),
@@ -315,3 +318,49 @@ def load_agent_config(path: Path) -> AgentConfig:
             "mqtt": config.mqtt.resolved(base) if config.mqtt is not None else None,
         }
     )
+    _check_models(resolved, positions, path)
+    return resolved
+
+
+def _check_models(config: AgentConfig, positions: Positions, file: Path) -> None:
+    """Open each user-supplied ONNX model and run it once, so a file that is not a model,
+    has the wrong input shape or outputs that do not match `labels` is reported here, at
+    its line, and not at the camera's first motion (`run` loads the file first too).
+    Only `kind: onnx` loads anything (onnxruntime and the model): the bundled NanoDet is
+    checked by the tests, and here only its presence (a broken install), so loading a
+    file stays quick."""
+    checked: set[tuple[Path, tuple[str, ...]]] = set()
+    for index, camera in enumerate(config.cameras):
+        detect = camera.detect
+        key: KeyPath = ("cameras", index, "detect", "model_path")
+        if detect.kind.value == "nanodet":
+            if not BUNDLED_MODEL.is_file():
+                key = (*key[:-1], "kind")
+                line, column = _position(key, positions)
+                raise ConfigFileError(
+                    file, f"the bundled NanoDet model is missing ({BUNDLED_MODEL}): reinstall "
+                    "doorwarden, or choose another detector", line=line, column=column,
+                    key=format_key(key),
+                )  # fmt: skip
+            continue
+        # A model that is not there yet (a configuration written before the model was
+        # copied, the documented example) is reported when the agent starts.
+        if detect.kind.value != "onnx" or detect.model_path is None:
+            continue
+        if not detect.model_path.is_file():
+            continue
+        seen = (detect.model_path, tuple(detect.labels))
+        if seen in checked:
+            continue
+        checked.add(seen)
+        # Lazy: onnxruntime and numpy load only when a configuration names a model.
+        from doorwarden.agent.analysis.detect import check_detector  # noqa: PLC0415
+        from doorwarden.agent.analysis.detection import DetectorError  # noqa: PLC0415
+
+        try:
+            check_detector(detect)
+        except DetectorError as exc:
+            line, column = _position(key, positions)
+            raise ConfigFileError(
+                file, str(exc), line=line, column=column, key=format_key(key)
+            ) from exc

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from doorwarden.agent.config.mqtt import MqttConfig
 from doorwarden.agent.config.onvif import OnvifConfig
 from doorwarden.agent.config.ring import RingConfig
+from doorwarden.agent.config.substream import check_substream
 from doorwarden.agent.config.talk import TalkConfig
 
 Point = tuple[Annotated[float, Field(ge=0, le=1)], Annotated[float, Field(ge=0, le=1)]]
@@ -115,6 +116,30 @@ SourceConfig = Annotated[
 ]
 
 
+HwAccel = Literal["off", "auto", "vaapi", "v4l2m2m", "videotoolbox", "cuda", "qsv"]
+
+
+class DecodeConfig(Strict):
+    """How the camera's video is decoded (capture/hwaccel.py). Hardware decode is opt-in:
+    a failure to open it, or mid-stream, falls back to software with one log line."""
+
+    hwaccel: HwAccel = Field(
+        "off",
+        title="Hardware decode",
+        description="off: software (FFmpeg's threads); auto: the first of vaapi, v4l2m2m, "
+        "videotoolbox, cuda, qsv that opens; or one of them by name (vaapi: Intel/AMD, "
+        "v4l2m2m: Raspberry Pi, videotoolbox: macOS, cuda: NVIDIA, qsv: Intel Quick Sync). "
+        "When it cannot be used the camera decodes in software and says so in the log.",
+    )
+    device: str | None = Field(
+        None,
+        title="Decode device",
+        description="The accelerator's device, e.g. /dev/dri/renderD128 (vaapi), "
+        "/dev/video10 (v4l2m2m) or 0 (cuda); null: its default.",
+        max_length=200,
+    )
+
+
 class MotionConfig(Strict):
     analysis_fps: float = Field(
         5.0,
@@ -205,15 +230,18 @@ class RecordConfig(Strict):
 
 class DetectorKind(StrEnum):
     none = "none"
+    nanodet = "nanodet"
     hog = "hog"
     onnx = "onnx"
 
 
 class DetectConfig(Strict):
     kind: DetectorKind = Field(
-        DetectorKind.hog,
+        DetectorKind.nanodet,
         title="Detector",
-        description="hog: OpenCV's people detector (bundled); onnx: a model file; none.",
+        description="nanodet: the bundled NanoDet COCO model (people); hog: OpenCV's "
+        "people detector (bundled, weaker on small or partly hidden people); onnx: a "
+        "YOLO-style model file of your own; none.",
     )
     model_path: Path | None = Field(
         None, title="ONNX model", description="Path to the model (onnx only)."
@@ -252,6 +280,22 @@ class CameraConfig(Strict):
         pattern=r"^[a-z0-9][a-z0-9-]{0,62}$",
     )
     source: SourceConfig = Field(title="Source", description="Where the video comes from.")
+    decode: DecodeConfig = Field(
+        default_factory=DecodeConfig,
+        title="Decoding",
+        description="Software or hardware decode of this camera's streams.",
+    )
+    substream: SourceConfig | None = Field(
+        None,
+        title="Sub-stream",
+        description="The camera's lower-resolution stream (its ONVIF sub profile), e.g. "
+        "640x360: motion and person detection, thumbnails and snapshots come from it, "
+        "clips and live view are the main stream's packets, so the main stream is not "
+        "decoded at all unless privacy zones need it re-encoded. Same family as source "
+        "(rtsp/v4l2 with rtsp/v4l2; file/synthetic with the same scene). When it is down, "
+        "detection falls back to the main stream until it returns (docs/substreams.md). "
+        "null: everything from source.",
+    )
     motion: MotionConfig = Field(
         default_factory=MotionConfig, title="Motion detection", description="Motion settings."
     )
@@ -295,6 +339,12 @@ class CameraConfig(Strict):
         "trigger recordings beside the agent's own motion detection (docs/onvif.md; "
         "needs `onvif-zeep-async`). null: no ONVIF.",
     )
+
+    @model_validator(mode="after")
+    def _substream(self) -> CameraConfig:
+        if self.substream is not None:
+            check_substream(self.source, self.substream)  # config/substream.py
+        return self
 
 
 GIB = 1024**3

@@ -69,17 +69,28 @@ class DeviceIdentity:
     # The server's Ed25519 key for camera settings (docs/camera-settings.md): learnt at
     # pairing, or once from GET /api/v1/device by an older pairing, then kept (pinned).
     settings_key: bytes | None = None
+    # When the server issued the signed member set these recipients came from
+    # (members.py): a set issued earlier is a replay and is refused.
+    member_set_issued_at: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "server": self.server,
-            "device_id": self.device_id,
-            "household_id": self.household_id,
-            "token": self.token,
-            "mode": self.mode,
-            "recipients": [{"key_id": k, "public_key": b64e(p)} for k, p in self.recipients],
-            "plan": {"kind": self.plan.kind, "retention_days": self.plan.retention_days},
-        } | ({"settings_key": b64e(self.settings_key)} if self.settings_key else {})
+        return (
+            {
+                "server": self.server,
+                "device_id": self.device_id,
+                "household_id": self.household_id,
+                "token": self.token,
+                "mode": self.mode,
+                "recipients": [{"key_id": k, "public_key": b64e(p)} for k, p in self.recipients],
+                "plan": {"kind": self.plan.kind, "retention_days": self.plan.retention_days},
+            }
+            | ({"settings_key": b64e(self.settings_key)} if self.settings_key else {})
+            | (
+                {"member_set_issued_at": self.member_set_issued_at}
+                if self.member_set_issued_at
+                else {}
+            )
+        )
 
     @classmethod
     def from_json(cls, data: object) -> DeviceIdentity:
@@ -114,6 +125,9 @@ class DeviceIdentity:
                 )
             except MalformedError as exc:
                 raise ValueError(f"settings_key: {exc}") from None
+        issued = body.get("member_set_issued_at")
+        if issued is not None and not isinstance(issued, str):
+            raise ValueError("member_set_issued_at: not a string")
         return cls(
             server=_str(body, "server"),
             device_id=_str(body, "device_id"),
@@ -123,6 +137,7 @@ class DeviceIdentity:
             recipients=recipients,
             plan=Plan(cast(PlanKind, kind), days),
             settings_key=settings_key,
+            member_set_issued_at=issued,
         )
 
 

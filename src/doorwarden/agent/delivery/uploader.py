@@ -28,9 +28,11 @@ deleted because the server refused it: a held or deferred clip stays in the spoo
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import threading
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -39,6 +41,7 @@ import structlog
 
 from doorwarden import __version__
 from doorwarden.agent.delivery.identity import DeviceIdentity, IdentityStore
+from doorwarden.agent.delivery.members import MemberSetRefused, checked_state
 from doorwarden.agent.delivery.outcomes import Outcome, OutcomeKind, classify, retry_after
 from doorwarden.agent.delivery.sealer import SealedSpool
 from doorwarden.agent.delivery.upload_status import STATUS_FILE, UploadStatus
@@ -125,6 +128,9 @@ class Uploader:
         self.part_bytes = part_bytes
         self.store = store
         self.stop = stop or threading.Event()
+        # When refresh() last verified the server's signed member set (time.monotonic);
+        # None: not in this process. The worker refreshes before sealing when it is old.
+        self.members_checked_at: float | None = None
 
     # -- the device's own state ------------------------------------------------------------
 
@@ -136,19 +142,30 @@ class Uploader:
             raise ServerRefused(self._classify(response, None))
         try:
             body = response.json()
-            updated = DeviceIdentity.from_json(
-                {
-                    **self.identity.to_json(),
-                    "mode": body.get("mode", "standard"),
-                    "recipients": body["recipients"],
-                    "plan": body["plan"],
-                }
+            checked = checked_state(
+                body,
+                device_id=self.identity.device_id,
+                pinned=self.identity.settings_key,
+                held_issued_at=self.identity.member_set_issued_at,
             )
+            updated = DeviceIdentity.from_json(
+                {**self.identity.to_json(), **checked.fields, "plan": body["plan"]}
+            )
+        except MemberSetRefused as exc:
+            # Nothing of this answer is used: the camera keeps sealing to the set it holds.
+            log.error("upload.member_set_refused", error=str(exc))
+            raise ServerRefused(
+                Outcome(OutcomeKind.retry, status=200, code="bad_member_set", message=str(exc))
+            ) from None
         except (ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ServerRefused(
                 Outcome(OutcomeKind.retry, status=200, code="bad_answer", message=str(exc))
             ) from None
-        if updated != self.identity:
+        self.members_checked_at = time.monotonic()
+        # Every answer's set is issued anew: only a change of something else is news
+        # (and a write to device.json); the newer issue time is kept in memory either way.
+        issued = self.identity.member_set_issued_at
+        if dataclasses.replace(updated, member_set_issued_at=issued) != self.identity:
             log.info(
                 "upload.identity_refreshed",
                 plan=updated.plan.kind,
@@ -157,7 +174,7 @@ class Uploader:
             )
             if self.store is not None:
                 self.store.save(updated)
-            self.identity = updated
+        self.identity = updated
         return updated
 
     # -- one clip ------------------------------------------------------------------------

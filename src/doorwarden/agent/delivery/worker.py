@@ -80,6 +80,11 @@ from doorwarden.fileio import is_disk_full
 
 log = structlog.get_logger("doorwarden.agent.delivery.worker")
 
+# An end-to-end camera verifies the server's signed member set before it seals, unless
+# it did so this recently (docs/e2e.md, "Rotation"): clips last several seconds, so the
+# set a clip is sealed to was fetched after the clip began, and a member removed before
+# it began is not among its recipients. A burst of clips makes one request.
+MEMBER_SET_MAX_AGE_S = 5.0
 LIVE_ONLY_MESSAGE = "This household's plan stores no recordings (live view only)."
 RINGS_ONLY_EFFECT = (
     "only doorbell clips (labelled ring) are sealed and uploaded; the others stay in the "
@@ -114,6 +119,7 @@ class Delivery:
         recheck_s: float = 300.0,
         heartbeat_s: float = 60.0,
         room: SpoolRoom | None = None,
+        member_set_max_age_s: float = MEMBER_SET_MAX_AGE_S,
     ) -> None:
         identity = identity or store.load()
         if identity is None:
@@ -124,6 +130,7 @@ class Delivery:
         self.poll_s = poll_s
         self.recheck_s = recheck_s
         self.heartbeat_s = heartbeat_s
+        self.member_set_max_age_s = member_set_max_age_s
         self._heartbeat_at = time.monotonic() + heartbeat_s
         self.sealed = SealedSpool(
             spool.directory, identity, store.signing_key(), max_bytes=upload.max_spool_bytes
@@ -136,6 +143,7 @@ class Delivery:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._draining = threading.Event()
+        self._members_due = threading.Event()  # the server said the member set changed
         self.uploader = Uploader(
             identity, self.sealed, self.client, upload.part_bytes, store=store, stop=self._stop
         )
@@ -178,6 +186,14 @@ class Delivery:
 
     def notify(self, *_: object) -> None:
         """A clip was committed to the plain spool: seal and send it soon."""
+        self._wake.set()
+
+    def members_changed(self, *_: object) -> None:
+        """The server's `member_set` message (devices/member_push.py): fetch the signed
+        member set at the next pass, whatever its age, so that live sessions (which use
+        the set this loop holds: agent/live/seal_live.py) follow a removal promptly too.
+        The message itself changes nothing: only the set fetched and verified does."""
+        self._members_due.set()
         self._wake.set()
 
     def stop(self, timeout_s: float = 10.0) -> bool:
@@ -278,6 +294,9 @@ class Delivery:
             self._recheck()
         else:
             heartbeat = self._heartbeat()
+        if self._members_due.is_set() and self.blocked is None:
+            self._members_due.clear()
+            self._refresh_members(None)
         rings_only = self.rings_only
         if self._sealing and (self.blocked is None or rings_only):
             progress = self._seal()
@@ -346,6 +365,8 @@ class Delivery:
         """Seal what the cameras committed; True if something was sealed."""
         try:
             plain = self.rings if self.rings_only else self.spool
+            if not self._members_current(plain):
+                return False
             try:
                 sealed = self.sealed.seal_pending(plain)
             except OSError as exc:
@@ -369,6 +390,48 @@ class Delivery:
             self.room.wrote()
         self._forget_gone()
         return bool(sealed)
+
+    def _members_current(self, plain: Spool) -> bool:
+        """Before sealing end-to-end clips: the member set, fetched and verified if the
+        one held is older than `member_set_max_age_s`. A server that cannot be reached
+        (or answers a set that does not verify) leaves the set held: the clips are sealed
+        to it, never lost, and that is logged. False if the server has just refused this
+        device or its plan changed to live-only (nothing is sealed in this pass)."""
+        if self.identity.mode != "e2e" or not plain.entries():
+            return True
+        checked = self.uploader.members_checked_at
+        age = None if checked is None else time.monotonic() - checked
+        if age is not None and age <= self.member_set_max_age_s:
+            return True
+        return self._refresh_members(age)
+
+    def _refresh_members(self, age: float | None) -> bool:
+        """GET /api/v1/device, its signed member set adopted; False if the server has
+        just refused this device or its plan is live-only now."""
+        try:
+            identity = self.uploader.refresh()
+        except ServerRefused as refused:
+            if refused.outcome.kind in (OutcomeKind.stopped, OutcomeKind.live_only):
+                self._block(refused.outcome)
+                return False  # the next pass seals what the new state allows
+            self._stale_members(refused.outcome.code, age)
+            return True
+        except httpx.RequestError as exc:
+            self._reachable = False
+            self._stale_members(str(exc) or type(exc).__name__, age)
+            return True
+        self._reachable = True
+        self._adopt(identity)
+        return True
+
+    def _stale_members(self, error: str, age: float | None) -> None:
+        log.warning(
+            "delivery.member_set_stale",
+            error=error,
+            age_s=None if age is None else round(age, 1),
+            recipients=[k for k, _ in self.identity.recipients],
+            effect="sealing to the last member set this camera verified",
+        )
 
     def _forget_gone(self) -> None:
         """Held or deferred clips evicted since (for room or the limit): the room keeps

@@ -16,6 +16,12 @@ wrong): retrying cannot help, so the link stops, saying so as the uploader does.
 means the server wants TLS; the same. The device token is a bearer secret, so plain ws://
 is refused to a host that is not this machine unless the operator allowed plain http at
 pairing (`insecure_http`, as `agent pair --insecure-http`).
+
+In an end-to-end household (the device state's mode is "e2e") each stream is sealed
+under a fresh session key wrapped to the members' keys (crypto/live.py): the init message
+gains a signed "e2e" block and every payload is ciphertext. Without the device key or a
+member key to seal to, the camera says so to its viewers and sends no video: an e2e
+household's video never leaves the agent in clear.
 """
 
 from __future__ import annotations
@@ -41,8 +47,10 @@ from doorwarden.agent.capture.rtsp import Backoff
 from doorwarden.agent.delivery.identity import DeviceIdentity
 from doorwarden.agent.delivery.pairing import PairingError, server_url
 from doorwarden.agent.delivery.uploader import Outcome, OutcomeKind, error_of
+from doorwarden.agent.live.seal_live import E2EUnavailable, StreamSeals
 from doorwarden.agent.live.send_queue import SendQueue
 from doorwarden.agent.live.tap import Emit, Fragment, InitSegment, LiveError, LiveOutput, LiveTap
+from doorwarden.crypto.keys import SigningKey
 
 log = structlog.get_logger("doorwarden.agent.live.link")
 
@@ -51,6 +59,11 @@ PROTOCOL_VERSION = 1
 INIT, KEYFRAME, DELTA = 0x00, 0x01, 0x02  # the first byte of each binary message
 REVOKED_MESSAGE = "This camera was removed from its household; pair it again."
 MAX_CAMERAS = 64  # as the server accepts in a hello (the camera index is one byte)
+SNAPSHOT = b"\x20"  # a zone editor's picture (docs/live-view.md)
+NO_SNAPSHOT = (
+    "This household is end-to-end encrypted: the camera sends no pictures to the server. "
+    "Draw the zones on a frame of a clip or of live view instead."
+)
 
 
 class LiveLinkError(Exception):
@@ -95,12 +108,18 @@ class LiveLink:
         stable_s: float = 30.0,
         stall_s: float = 30.0,
         ssl_context: ssl.SSLContext | None = None,
+        signing_key: SigningKey | None = None,
+        identity_of: Callable[[], DeviceIdentity] | None = None,
     ) -> None:
         if len(cameras) > MAX_CAMERAS or len(set(cameras)) != len(cameras):
             raise LiveLinkError(f"live view takes at most {MAX_CAMERAS} uniquely named cameras")
         self.url = live_url(identity.server, insecure_http=insecure_http)
         self.server = identity.server
         self._token = identity.token
+        # The mode and member keys as they are when a stream starts (the delivery's
+        # refreshed identity, agent/app.py), and the device key that signs each session.
+        self.seals = StreamSeals(identity_of or (lambda: identity), signing_key)
+        self._restart: set[int] = set()  # streams to restart with a new init (seal_live.py)
         self.cameras = list(cameras)
         self.queue = SendQueue(self.cameras, queue_bytes)
         masks = masks or {}
@@ -176,7 +195,11 @@ class LiveLink:
 
     def send_binary(self, data: bytes) -> bool:
         """Send a binary message now, as `send_text` (a snapshot, 0x20): not queued behind
-        video, False when there is no connection."""
+        video, False when there is no connection, or when it is a picture and the
+        household is end-to-end (the server must not see one)."""
+        if data[:1] == SNAPSHOT and self.seals.sealing:
+            log.warning("live.snapshot_withheld", reason="end-to-end household")
+            return False
         with self._lock:
             ws = self._greeted if self._ws is not None else None
         if ws is None:
@@ -206,9 +229,21 @@ class LiveLink:
             return
         try:
             tap.feed(sample, source.info)
+            if self._restart:
+                self._restart_changed(camera, tap)
         except Exception:  # a bug in live view must not stop the camera's recording
             log.exception("live.feed_failed", camera=camera)
             tap.stop()
+
+    def _restart_changed(self, camera: str, tap: LiveTap) -> None:
+        """The household's mode or member keys changed under a running stream: a new
+        init (sealed for the new set, or not), from the keyframe just muxed."""
+        index = self.cameras.index(camera)
+        if index in self._restart:
+            self._restart.discard(index)
+            if tap.running:
+                log.info("live.rekeyed", camera=camera, reason="mode or member keys changed")
+                tap.start()
 
     def _emitter(self, index: int) -> Emit:
         name = self.cameras[index]
@@ -217,15 +252,29 @@ class LiveLink:
         def emit(output: LiveOutput) -> None:
             if isinstance(output, Fragment):
                 kind = KEYFRAME if output.keyframe else DELTA
-                self.queue.put_fragment(index, bytes([kind]) + head + output.data, output.keyframe)
+                if output.keyframe and self.seals.changed(index):
+                    self._restart.add(index)  # after the tap's call: feed() restarts it
+                    return
+                data = self.seals.fragment(index, kind, output.data)
+                if data is not None:  # None: an e2e stream that cannot be sealed
+                    self.queue.put_fragment(index, bytes([kind]) + head + data, output.keyframe)
             elif isinstance(output, InitSegment):
-                message = {
+                message: dict[str, object] = {
                     "type": "init", "camera": name, "mime": output.mime,
                     "width": output.width, "height": output.height, "audio": output.audio,
                 }  # fmt: skip
-                self.queue.put_control(
-                    index, json.dumps(message), bytes([INIT]) + head + output.data
-                )
+                data = output.data
+                try:
+                    sealer = self.seals.new_stream(index)  # a fresh session key, if e2e
+                except E2EUnavailable as exc:
+                    log.error("live.e2e_unavailable", camera=name, reason=str(exc))
+                    error = {"type": "error", "camera": name, "message": str(exc)}
+                    self.queue.put_control(index, json.dumps(error))
+                    return
+                if sealer is not None:
+                    message["e2e"] = sealer.block
+                    data = sealer.seal(INIT, data)
+                self.queue.put_control(index, json.dumps(message), bytes([INIT]) + head + data)
             elif isinstance(output, LiveError):
                 message = {"type": "error", "camera": name, "message": output.message}
                 self.queue.put_control(index, json.dumps(message))
@@ -350,6 +399,9 @@ class LiveLink:
         except (ValueError, KeyError, TypeError, AttributeError):
             log.warning("live.bad_message", message=message[:200])
             return
+        if kind == "snapshot" and self.seals.sealing:
+            self._no_snapshot(ws, body)  # a plaintext picture must not reach the server
+            return
         handler = self.handlers.get(kind) if isinstance(kind, str) else None
         if handler is not None:
             try:
@@ -375,6 +427,12 @@ class LiveLink:
             log.info("live.stop", camera=camera, dropped=self.queue.dropped[index])
             tap.stop()
             self.queue.discard(index)
+
+    def _no_snapshot(self, ws: ClientConnection, body: dict[str, object]) -> None:
+        answer = {"type": "snapshot_error", "camera": body.get("camera"), "id": body.get("id"),
+                  "message": NO_SNAPSHOT}  # fmt: skip
+        with contextlib.suppress(ConnectionClosed, OSError):
+            ws.send(json.dumps(answer))
 
     def _send_loop(self, ws: ClientConnection) -> None:
         while self._ws is ws:

@@ -213,6 +213,7 @@ class MqttBridge:
             log.exception("mqtt.bridge_failed")
         finally:
             self.connected.clear()
+            _finish_tasks(loop)
             loop.close()
 
     async def _main(self) -> None:
@@ -413,3 +414,15 @@ class MqttBridge:
         task = asyncio.create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+
+def _finish_tasks(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel and await what is left on the bridge's loop before it closes (as asyncio.run
+    does): stopped in the middle of a CONNECT, aiomqtt leaves its own task behind, and the
+    client's socket would later call into a closed loop."""
+    tasks = [t for t in asyncio.all_tasks(loop) if not t.done()]
+    for task in tasks:
+        task.cancel()
+    if tasks:
+        loop.run_until_complete(asyncio.gather(*tasks, return_exceptions=True))
+    loop.run_until_complete(loop.shutdown_asyncgens())

@@ -1,7 +1,9 @@
 """A configuration stub from what discovery found (`doorwarden agent discover --write
 FILE`): one camera per ONVIF device whose profiles were read, its source the main
-stream's RTSP URI, the sub-stream as a commented line, and an `onvif:` section for its
-events with the password referenced by `password_file`, never inlined there.
+stream's RTSP URI, its `substream` the sub profile's when it has one (detection runs on
+that lighter stream, clips are the main stream's: docs/substreams.md), and an `onvif:`
+section for its events with the password referenced by `password_file`, never inlined
+there.
 
 The RTSP URL must carry the credentials (an rtsp source has no password_file), so the
 stub is written with mode 0600. The text is validated as an AgentConfig (through the
@@ -110,10 +112,13 @@ def render(
             f"      # main stream: {main.describe()}",
             f"      url: {_q(with_credentials(main.uri, username, password))}",
         ]
-        if sub is not None and sub.uri is not None:
+        if sub is not None and sub.uri is not None and sub.uri != main.uri:
             out += [
+                "    substream:                   # detection runs on it, clips are the main"
+                " stream's (docs/substreams.md)",
+                "      kind: rtsp",
                 f"      # sub-stream: {sub.describe()} (lighter, for a small box)",
-                f"      # url: {_q(with_credentials(sub.uri, username, password))}",
+                f"      url: {_q(with_credentials(sub.uri, username, password))}",
             ]
         out += [
             "    onvif:                       # its events trigger recordings (docs/onvif.md)",

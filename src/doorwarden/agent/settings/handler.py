@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import structlog
 
-from doorwarden.agent.analysis.detect import DetectorError
+from doorwarden.agent.analysis.detection import DetectorError
 from doorwarden.agent.analysis.privacy import PrivacyMask
 from doorwarden.agent.live.tap import LiveTap
 from doorwarden.agent.observe import Observers

@@ -7,7 +7,7 @@ field for:
 * `detection.enabled` (default on): off, motion starts no clip on this camera; a doorbell
   press still records (the pipeline's switch, like the household mode's `record`);
 * `detect.person` (default: whether the file names a detector): off, the detector is not
-  run (`detect.kind: none`); on for a camera whose file has none, OpenCV's bundled HOG;
+  run (`detect.kind: none`); on for a camera whose file has none, the bundled NanoDet;
 * `notify.labels`: applied by the server; the agent only reports it.
 
 The result is validated as a whole `CameraConfig`, so a combination that the file alone
@@ -87,7 +87,7 @@ def merge(
     if person is False:
         data["detect"] = {**data["detect"], "kind": "none", "model_path": None}
     elif person is True and base.detect.kind.value == "none":
-        data["detect"] = {**data["detect"], "kind": "hog"}
+        data["detect"] = {**data["detect"], "kind": "nanodet"}
     try:
         config = CameraConfig.model_validate(data)
     except ValidationError as exc:

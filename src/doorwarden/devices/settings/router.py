@@ -28,6 +28,7 @@ from doorwarden.deps import (
     parse_or_422,
     read_bounded,
 )
+from doorwarden.devices.models import Encryption, HouseholdPlan
 from doorwarden.devices.settings import push, service, snapshot
 from doorwarden.devices.settings.models import CAMERA_NAME_MAX, CameraSettingsRow
 from doorwarden.devices.settings.schemas import (
@@ -38,6 +39,7 @@ from doorwarden.devices.settings.schemas import (
     SettingsIn,
     SettingsOut,
 )
+from doorwarden.errors import Conflict
 from doorwarden.live.relay import LiveHub
 from doorwarden.policy import Action, Principal
 
@@ -176,6 +178,11 @@ async def take_snapshot(
     zone editor: audited, never stored. 409 camera_offline when its agent is not connected
     to this server, 504 snapshot_timeout after 5 s."""
     await service.device_of(db, household_id=household_id, device_id=device_id)
+    plan = await db.get(HouseholdPlan, household_id)
+    if plan is not None and plan.encryption is Encryption.e2e:  # the agent refuses too
+        raise Conflict(
+            "This household is end-to-end encrypted: its cameras send the server no pictures."
+        )
     # No transaction stays open while the camera answers (on SQLite it would hold the
     # write lock for up to 5 s): the audit event is written in a new one.
     await db.commit()

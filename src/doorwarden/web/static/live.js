@@ -11,11 +11,28 @@
 // the video must opt out of AirPlay (disableRemotePlayback) or offer another source.
 // A live stream cannot wait, so it keeps appending; endstreaming trims what is behind.
 // Where neither exists the page says so instead of showing a black box.
+//
+// End-to-end households (docs/live-view.md): an init with an "e2e" block loads
+// /static/e2e/live.js, which checks the camera's signature and unwraps the session key with
+// the member's key on this device; each payload is decrypted, in order, before it is
+// appended. No key here, or a payload that does not open: the status line says so (with a
+// link to the key page) and the stream stops; nothing undecrypted reaches the player.
 (function () {
   "use strict";
 
+  var LOCKED = "This household is end-to-end encrypted: unlock your key on this device to watch.";
+  var e2eModule = null;
+
+  function loadE2E() {
+    if (!e2eModule) e2eModule = import("/static/e2e/live.js");
+    return e2eModule;
+  }
+
   var NO_MSE = "This browser cannot play live video: it has neither Media Source " +
     "Extensions nor Managed Media Source. On an iPhone or iPad, update to iOS 17.1 or later.";
+
+  var PLAIN_REFUSED = "This household is end-to-end encrypted, but this stream arrived " +
+    "unencrypted, so it is not shown. Waiting for the camera's sealed stream…";
 
   function mediaSourceClass() {
     if (window.MediaSource) return { Type: window.MediaSource, managed: false };
@@ -41,6 +58,8 @@
     var queue = [];
     var retryMs = 1000;
     var gotMedia = false;
+    var current = null; // the stream playing: {sealed, chain, session, failed}
+    var halted = false; // an e2e stream that cannot be shown: no reconnecting either
 
     function show(text, state) {
       statusLine.textContent = text;
@@ -48,7 +67,9 @@
     }
 
     function onState(message) {
-      if (message.state === "streaming") show("Live", "streaming");
+      if (halted || (current && current.refused)) return;
+      var sealed = current && current.session ? " · end-to-end encrypted" : "";
+      if (message.state === "streaming") show("Live" + sealed, "streaming");
       else if (message.state === "connecting") show("Connecting to the camera…", "connecting");
       else if (message.state === "offline") show(message.message || "The camera is offline. Waiting for it…", "offline");
       else show(message.message || "The camera cannot stream right now.", "error");
@@ -66,6 +87,15 @@
       }
       queue = [];
       buffer = null;
+      if (!message.e2e && root.dataset.e2eRequired === "1") {
+        // The household is end-to-end: a plain stream is not the camera's sealed one (or
+        // the camera has not heard of the switch yet; it restarts sealed within a GOP).
+        current = { refused: true };
+        root.dataset.e2e = "plain-refused";
+        show(PLAIN_REFUSED, "error");
+        return;
+      }
+      current = message.e2e ? openSealed(message) : { sealed: false };
       mediaSource = new kind.Type();
       var source = mediaSource;
       if (kind.managed) {
@@ -90,6 +120,56 @@
         muteButton.textContent = "Unmute";
         muteButton.setAttribute("aria-pressed", "false");
       }
+    }
+
+    function openSealed(message) {
+      var stream = { sealed: true, failed: false, session: null };
+      root.dataset.e2e = "opening";
+      stream.chain = loadE2E().then(function (mod) {
+        return mod.openSession(message.e2e, {
+          keyUrl: root.dataset.stream + "/key", userId: document.body.dataset.userId || "",
+        });
+      }).then(function (session) {
+        stream.session = session;
+        if (stream !== current) return;
+        root.dataset.e2e = "verified";
+        if (root.dataset.state === "streaming") show("Live · end-to-end encrypted", "streaming");
+      });
+      stream.chain.catch(function (err) { sealedFailed(stream, err); });
+      return stream;
+    }
+
+    function receiveSealed(stream, data) {
+      stream.chain = stream.chain.then(function () {
+        return stream.session.open(data);
+      }).then(function (plain) {
+        if (stream !== current || stream.failed) return;
+        queue.push(plain);
+        pump();
+      });
+      stream.chain.catch(function (err) { sealedFailed(stream, err); });
+    }
+
+    function sealedFailed(stream, err) {
+      if (stream.failed || stream !== current || stopped) return;
+      stream.failed = true;
+      halted = true;
+      queue = [];
+      if (socket) socket.close(1000); // the camera need not stream for a page that cannot show it
+      var code = (err && err.code) || "error";
+      root.dataset.e2e = code;
+      if (code === "LiveLocked") {
+        show(LOCKED, "locked");
+        var link = document.createElement("a");
+        link.textContent = "Unlock or create your key";
+        statusLine.appendChild(document.createTextNode(" "));
+        statusLine.appendChild(link);
+        loadE2E().then(function (mod) { return mod.keyPage(root.dataset.stream + "/key"); })
+          .then(function (page) { link.href = document.body.dataset.keyPage || page || "/account"; });
+        return;
+      }
+      var why = err && err.message ? err.message : String(err);
+      show("This live video failed its end-to-end check and is not shown (" + why + "). Reload to try again.", "error");
     }
 
     function pump() {
@@ -138,20 +218,25 @@
       root.liveSocket = socket; root.dispatchEvent(new CustomEvent("doorwarden:socket"));
       socket.onopen = function () { retryMs = 1000; };
       socket.onmessage = function (event) {
-        if (stopped) return;
+        if (stopped || halted) return;
         if (typeof event.data === "string") {
           var message = JSON.parse(event.data);
           if (message.type === "state") onState(message);
           else if (message.type === "init") onInit(message);
           return;
         }
+        if (current && current.refused) return; // never shown: see onInit
         gotMedia = true;
+        if (current && current.sealed) {
+          receiveSealed(current, event.data);
+          return;
+        }
         queue.push(event.data);
         pump();
       };
       socket.onclose = function (event) {
         socket = null;
-        if (stopped) return;
+        if (stopped || halted) return;
         if (event.code === 4403) {
           show("You can no longer watch this camera.", "error");
           return;
@@ -179,6 +264,7 @@
       mediaSource = null;
       buffer = null;
       queue = [];
+      current = null;
       video.removeAttribute("src");
       video.load();
       root.dataset.state = "stopped";

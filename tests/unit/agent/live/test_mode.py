@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from doorwarden.agent.analysis.detect import Detection, RgbFrame
+from doorwarden.agent.analysis.detection import Detection, RgbFrame
 from doorwarden.agent.app import AgentApp
 from doorwarden.agent.capture.sources import open_source
 from doorwarden.agent.live.mode import MODE_FILE, CameraSwitches, ModeState

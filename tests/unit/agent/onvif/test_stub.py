@@ -50,7 +50,9 @@ def test_the_stub_is_a_valid_configuration(tmp_path: Path) -> None:
     assert cam.name == "front-door"
     assert cam.source.kind == "rtsp"
     assert cam.source.url == "rtsp://admin:s3cr%3At%40%2Fx@127.0.0.1:554/Streaming/Channels/101"
-    assert '# url: "rtsp://admin:s3cr%3At%40%2Fx@127.0.0.1:554/Streaming/Channels/102"' in text
+    # The sub profile is the camera's substream: detection runs on it.
+    assert cam.substream is not None and cam.substream.kind == "rtsp"
+    assert cam.substream.url == "rtsp://admin:s3cr%3At%40%2Fx@127.0.0.1:554/Streaming/Channels/102"
     assert "sub-stream: SubStream 640x360 H264 15 fps" in text
     assert cam.onvif is not None
     assert cam.onvif.password is None and cam.onvif.password_file == secret

@@ -78,9 +78,9 @@ def test_a_reset_brings_back_the_file_value_of_each_field() -> None:
     assert reset.config.record.pre_roll_s == 2
 
 
-def test_person_labelling_on_for_a_camera_whose_file_has_no_detector_uses_hog() -> None:
+def test_person_labelling_on_for_a_camera_whose_file_has_no_detector_uses_nanodet() -> None:
     eff = merge(base(detect={"kind": "none"}), {"detect.person": True})
-    assert eff.config.detect.kind.value == "hog"
+    assert eff.config.detect.kind.value == "nanodet"
     assert merge(base(detect={"kind": "none"}), {}).values["detect.person"] is False
 
 
