@@ -25,7 +25,7 @@ from doorwarden.db import create_engine, upgrade_database
 PG_URL_ENV = "DOORWARDEN_TEST_DATABASE_URL"
 IN_CI = os.environ.get("CI") == "true"
 
-pytest_plugins = ["tests.factories"]
+pytest_plugins = ["tests.factories", "tests.watchdog"]
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
