@@ -5,7 +5,8 @@ these steps, each durable before the next (each file: temporary name, fsync, ren
 for the manifest a hard link, which never replaces an existing one — then directory
 fsync; `identity.write_atomic`):
 
-1. `N.clip.dws`, the MP4 encrypted as it is read from disk, 1 MiB at a time;
+1. `N.clip.dws`, the MP4 encrypted as it is read from disk, 1 MiB at a time (in e2e
+   mode its fragmented remux, `_plaintext`);
 2. `N.thumb.dws`, the sealed thumbnail, when the entry has one;
 3. `N.source`, the plain entry's id;
 4. `N.manifest.json`, signed, naming the hash of manifest N-1: the COMMIT POINT — a
@@ -53,6 +54,7 @@ it. Unset, it does nothing.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -66,6 +68,7 @@ from typing import Any
 import structlog
 
 from doorwarden.agent.delivery.identity import TMP_PREFIX, DeviceIdentity, write_atomic
+from doorwarden.agent.recording.fragment import write_fragmented
 from doorwarden.agent.recording.spool import SEALED_DIR, Spool, SpoolEntry, fsync_dir
 from doorwarden.crypto.errors import MalformedError
 from doorwarden.crypto.keys import SigningKey
@@ -200,8 +203,10 @@ class SealedSpool:
             log.error("spool.seal_invalid", entry=entry.id, error=str(exc))
             return None
         signed: SignedManifest | None = None
+        plaintext = entry.clip
         try:
-            seal = self._write_parts(paths, entry)
+            plaintext = self._plaintext(paths, entry)
+            seal = self._write_parts(paths, entry, plaintext)
             signed = sign(seal.manifest(facts), self.key)
             write_atomic(
                 paths.manifest,
@@ -227,19 +232,40 @@ class SealedSpool:
             if not paths.manifest.exists():
                 self._discard_uncommitted(paths)
             raise
+        finally:
+            if plaintext != entry.clip:
+                plaintext.unlink(missing_ok=True)
         self._crash.reached("manifest")
         self._committed(paths.sequence, signed.manifest.digest, entry, spool)
-        if entry.metadata.get("sha256") not in (None, signed.manifest.sha256):
-            # The MP4 changed since the recorder hashed it (disk fault, tampering).
-            log.warning("spool.clip_changed", entry=entry.id, sequence=paths.sequence)
+        if plaintext == entry.clip:
+            _check_unchanged(entry, signed.manifest.sha256, paths.sequence)
         return paths.sequence
 
-    def _write_parts(self, paths: SealedPaths, entry: SpoolEntry) -> ClipSeal:
+    def _plaintext(self, paths: SealedPaths, entry: SpoolEntry) -> Path:
+        """The MP4 to seal. End-to-end: the clip remuxed as fragmented MP4, so that a
+        member's browser plays it while it downloads and decrypts (recording/fragment.py),
+        in a temporary file beside the sealed clip (removed after sealing; `recover()`
+        clears one a crash left). The server never reads an end-to-end clip, so only the
+        camera can do this. A clip FFmpeg cannot remux is sealed as recorded: it still
+        plays, after the whole of it has been checked. Standard mode: the clip itself."""
+        if self.identity.mode != "e2e":
+            return entry.clip
+        _check_unchanged(entry, _sha256(entry.clip), paths.sequence)  # the remux's differs
+        target = paths.clip.with_name(f"{TMP_PREFIX}{paths.clip.name}.fmp4")
+        try:
+            write_fragmented(entry.clip, target)
+        except Exception as exc:  # noqa: BLE001 - any failure: seal the clip as recorded
+            target.unlink(missing_ok=True)
+            log.warning("spool.fragment_failed", entry=entry.id, error=str(exc))
+            return entry.clip
+        return target
+
+    def _write_parts(self, paths: SealedPaths, entry: SpoolEntry, plaintext: Path) -> ClipSeal:
         """Steps 1-3: the sealed clip, the sealed thumbnail, the source; each durable."""
         seal = ClipSeal([public for _, public in self.identity.recipients], mode=self.identity.mode)
         write_atomic(
             paths.clip,
-            self._first_then(seal.encrypt(read_blocks(entry.clip)), "clip_partial"),
+            self._first_then(seal.encrypt(read_blocks(plaintext)), "clip_partial"),
             before_rename=lambda: self._crash.reached("clip_written"),
         )
         self._crash.reached("clip")
@@ -428,6 +454,19 @@ class SealedSpool:
         for path in (paths.clip, paths.thumbnail, paths.source):
             with contextlib.suppress(OSError):  # else recover() removes it at the next start
                 path.unlink(missing_ok=True)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    for block in read_blocks(path):
+        digest.update(block)
+    return digest.hexdigest()
+
+
+def _check_unchanged(entry: SpoolEntry, sha256: str, sequence: int) -> None:
+    """Say so if the MP4 changed since the recorder hashed it (disk fault, tampering)."""
+    if entry.metadata.get("sha256") not in (None, sha256):
+        log.warning("spool.clip_changed", entry=entry.id, sequence=sequence)
 
 
 def _facts(meta: Mapping[str, Any], head: ChainHead) -> ClipFacts:

@@ -81,6 +81,10 @@ class Rig:
 
 @pytest.fixture
 def rig(tmp_path: Path) -> Rig:
+    return new_rig(tmp_path)
+
+
+def new_rig(tmp_path: Path) -> Rig:
     household = RecipientKey.generate()
     store = IdentityStore(tmp_path / "state")
     store.signing_key()
@@ -97,14 +101,17 @@ def rig(tmp_path: Path) -> Rig:
     return Rig(tmp_path / "state", tmp_path / "spool", household, store, identity)
 
 
-def add_clips(spool: Spool, sizes: list[int], *, thumbs: bool = True) -> list[str]:
-    """Commit plain entries like the recorder's; the SHA-256 of each clip's bytes."""
+def add_clips(
+    spool: Spool, sizes: list[int], *, thumbs: bool = True, data: bytes | None = None
+) -> list[str]:
+    """Commit plain entries like the recorder's, of random bytes (or of `data`); the
+    SHA-256 of each clip's bytes."""
     digests = []
     start = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
     for n, size in enumerate(sizes):
-        data = os.urandom(size)
+        clip = os.urandom(size) if data is None else data
         path = spool.tmp_path()
-        path.write_bytes(data)
+        path.write_bytes(clip)
         begin = start + timedelta(minutes=n)
         spool.commit(
             path,
@@ -119,10 +126,10 @@ def add_clips(spool: Spool, sizes: list[int], *, thumbs: bool = True) -> list[st
                 "codec": "h264",
                 "width": 768,
                 "height": 576,
-                "sha256": hashlib.sha256(data).hexdigest(),
+                "sha256": hashlib.sha256(clip).hexdigest(),
             },
         )
-        digests.append(hashlib.sha256(data).hexdigest())
+        digests.append(hashlib.sha256(clip).hexdigest())
     return digests
 
 
