@@ -503,6 +503,9 @@ def test_the_end_to_end_home_records_clips_only_its_resident_opens(
         expect(status).to_have_attribute("data-state", re.compile("verified|warning"),
                                          timeout=60_000)  # fmt: skip
         expect(status).to_contain_text(re.compile("decrypted on this device", re.IGNORECASE))
+        # Streamed while it was checked: the demo's camera sealed it as fragmented MP4.
+        player = context_page.locator("#e2e-player")
+        expect(player).to_have_attribute("data-playback", "stream")
         context_page.wait_for_function(
             "() => { const v = document.getElementById('clip-video');"
             " return v && v.readyState >= 2 && v.duration > 0; }",

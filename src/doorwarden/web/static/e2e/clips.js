@@ -8,8 +8,15 @@
 // AES-GCM tag names the chunk that was altered — and last the hashes and sizes the camera
 // signed, of the ciphertext and of the MP4. Only then is a video element made, its source a
 // Blob of the verified MP4, so nothing unverified is ever played or offered for download.
+//
+// A clip the camera sealed as fragmented MP4 is played while it downloads instead
+// (clipstream.js, after the same signature, chain and key checks): every chunk is still
+// authenticated by its tag before it reaches the player, the status says "checking" until
+// every chunk and both whole-clip hashes have matched, and only then "verified" and the
+// download. The player says which way it plays: data-playback="stream" or "whole".
 
 import * as P from "./primitives.js";
+import { clipVideo, streamClip } from "./clipstream.js";
 import { currentUserId, loadMembers, pinCamera } from "./keystore.js";
 
 const GENESIS = "0".repeat(64);
@@ -195,7 +202,7 @@ async function run(root) {
   const status = root.querySelector("#e2e-status");
   const downloadRow = root.querySelector("#e2e-download-row");
   const download = root.querySelector("#e2e-download"); // absent without clip:download
-  const look = { working: "callout", verified: "alert alert-ok", warning: "alert notices", refused: "alert alert-error" };
+  const look = { working: "callout", checking: "callout", verified: "alert alert-ok", warning: "alert notices", refused: "alert alert-error" };
   const say = (state, text) => {
     status.dataset.state = state;
     status.className = look[state];
@@ -225,24 +232,38 @@ async function run(root) {
         thumbNote = " Its thumbnail did not verify and is not shown.";
       }
     }
-    const blob = await openClip(facts, manifest, key, (text) => say("working", text));
-    const url = URL.createObjectURL(blob);
-    const video = document.createElement("video");
-    video.id = "clip-video";
-    video.controls = true;
-    video.playsInline = true;
-    video.preload = "metadata";
-    if (poster) video.poster = poster;
-    video.src = url;
-    const player = document.createElement("div");
-    player.className = "player";
-    player.append(video);
-    status.after(player);
+    const camera = facts.device.name;
+    const checked = chain.intact ? "signature and chain verified" : `signature verified, but ${chain.detail}`;
+    let player = null;
+    const mount = (video) => {
+      player = document.createElement("div");
+      player.className = "player";
+      player.append(video);
+      status.after(player);
+      root.dataset.playback = "stream";
+      return () => player.remove();
+    };
+    say("working", "Downloading the sealed clip…");
+    const streamed = await streamClip({
+      facts, manifest, key, poster, mount,
+      progress: (done, total) => say("checking", `Playing while checking: ${checked}, ${done} of ${total} chunks checked.`),
+    });
+    let url;
+    if (streamed) {
+      url = URL.createObjectURL(new Blob([streamed], { type: "video/mp4" }));
+    } else {
+      // Not fragmented, or no Media Source here: the whole clip, checked, then played.
+      const blob = await openClip(facts, manifest, key, (text) => say("working", text));
+      url = URL.createObjectURL(blob);
+      const video = clipVideo(poster, "metadata");
+      video.src = url;
+      mount(video);
+      root.dataset.playback = "whole";
+    }
     if (download) {
       download.href = url;
       downloadRow.hidden = false;
     }
-    const camera = facts.device.name;
     if (chain.intact) {
       say("verified", `Verified: signed by ${camera}, chain intact (${chain.detail}). Decrypted on this device.${thumbNote}`);
     } else {
