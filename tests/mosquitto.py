@@ -13,8 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
 import threading
 import time
 import uuid
@@ -26,7 +24,7 @@ from paho.mqtt.client import Client, MQTTMessage
 from paho.mqtt.enums import CallbackAPIVersion
 
 from tests.live_server import free_port
-from tests.services import need, reachable
+from tests.services import ServiceProcess, need, reachable
 
 HOST, PORT = "127.0.0.1", 1883
 BINARY = shutil.which("mosquitto") or (
@@ -38,18 +36,17 @@ def _need(reason: str) -> None:
     need("MQTT", reason)
 
 
-class Mosquitto:
+class Mosquitto(ServiceProcess):
     """One mosquitto process on 127.0.0.1:`port`; `extra` lines go in its configuration."""
+
+    name = "mosquitto"
 
     def __init__(self, directory: Path, *, port: int | None = None, extra: str = "") -> None:
         if BINARY is None:
             _need("mosquitto is not installed (Debian: apt install mosquitto)")
         self.binary = str(BINARY)
-        self.directory = directory
-        self.host = HOST
-        self.port = port or free_port()
+        super().__init__(directory, port or free_port())
         self.config = directory / "mosquitto.conf"
-        directory.mkdir(parents=True, exist_ok=True)
         self.config.write_text(
             f"listener {self.port} {HOST}\n"
             "persistence false\n"
@@ -60,41 +57,9 @@ class Mosquitto:
             # As root it would switch to the mosquitto user, who cannot read the test's
             # private temporary files (password file, certificates).
         )
-        self.process: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout_s: float = 10.0) -> None:
-        log = (self.directory / "mosquitto.log").open("ab")
-        self.process = subprocess.Popen(
-            [self.binary, "-c", str(self.config)], stdout=log, stderr=log
-        )
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while not reachable(self.host, self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"mosquitto did not start: {self.log()[-2000:]}")
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        """Gone at once, as a crashed or unplugged broker (no goodbye to the clients)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self.process = None
-
-    def log(self) -> str:
-        with contextlib.suppress(OSError):
-            return (self.directory / "mosquitto.log").read_text(errors="replace")
-        return ""
+    def command(self) -> list[str]:
+        return [self.binary, "-c", str(self.config)]
 
 
 @contextlib.contextmanager

@@ -16,15 +16,12 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import signal
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 from tests.live_server import free_port
-from tests.services import need, reachable
+from tests.services import ServiceProcess, need, reachable
 
 HOST, PORT = "127.0.0.1", 4222
 BINARY = shutil.which("nats-server") or (
@@ -46,61 +43,23 @@ def unused_url() -> str:
     return f"nats://{HOST}:{free_port()}"
 
 
-class NatsServer:
+class NatsServer(ServiceProcess):
     """One nats-server process on 127.0.0.1:`port`, its log in `directory`."""
+
+    name = "nats-server"
 
     def __init__(self, directory: Path, port: int | None = None) -> None:
         if BINARY is None:
             _need("nats-server is not installed (Debian: apt install nats-server)")
         self.binary = str(BINARY)
-        self.directory = directory
-        self.host = HOST
-        self.port = port or free_port()
-        directory.mkdir(parents=True, exist_ok=True)
-        self.process: subprocess.Popen[bytes] | None = None
+        super().__init__(directory, port or free_port())
 
     @property
     def url(self) -> str:
         return f"nats://{self.host}:{self.port}"
 
-    def start(self, timeout_s: float = 10.0) -> None:
-        log = (self.directory / "nats-server.log").open("ab")
-        self.process = subprocess.Popen(
-            [self.binary, "-a", self.host, "-p", str(self.port)], stdout=log, stderr=log
-        )
-        log.close()
-        deadline = time.monotonic() + timeout_s
-        while not reachable(self.host, self.port):
-            if self.process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"nats-server did not start: {self.log()[-2000:]}")
-            time.sleep(0.02)
-
-    def kill(self) -> None:
-        """Gone at once, as a crashed server (no goodbye to the clients)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait(10)
-        self.process = None
-
-    def restart(self, timeout_s: float = 10.0) -> None:
-        """Killed, then started again on the same port (clients reconnect by themselves)."""
-        self.kill()
-        self.start(timeout_s)
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self.process = None
-
-    def log(self) -> str:
-        with contextlib.suppress(OSError):
-            return (self.directory / "nats-server.log").read_text(errors="replace")
-        return ""
+    def command(self) -> list[str]:
+        return [self.binary, "-a", self.host, "-p", str(self.port)]
 
 
 @contextlib.contextmanager
